@@ -1,0 +1,58 @@
+// Lint gate. Besides style, it enforces the layer order of docs/architecture.md: a module may
+// import only from its own layer and the layers below it.
+import tseslint from 'typescript-eslint'
+
+const base = ['errors', 'util', 'native']
+const layers = {
+  errors: [],
+  util: ['errors'],
+  native: ['errors', 'util'],
+  format: [...base],
+  io: [...base],
+  dlm: [...base],
+  fuse: [...base],
+  lvm: [...base, 'format', 'io', 'dlm'],
+  mirror: [...base, 'format', 'io', 'lvm'],
+  replication: [...base, 'format', 'io', 'lvm', 'mirror'],
+  engine: [...base, 'format', 'io', 'lvm', 'mirror', 'replication', 'dlm', 'fuse'],
+  cli: [...base, 'format', 'io', 'lvm', 'mirror', 'replication', 'dlm', 'fuse', 'engine'],
+}
+const all = Object.keys(layers)
+
+const layerRules = all.map((layer) => {
+  const forbidden = all.filter((other) => other !== layer && !layers[layer].includes(other))
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: forbidden.map((other) => ({
+          group: [`**/${other}/*`, `**/${other}/**`, `../${other}`, `../../${other}`],
+          message: `layer "${layer}" may not import from "${other}" (see docs/architecture.md)`,
+        })),
+      }],
+    },
+  }
+})
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'prebuilds/**', '.tap/**', 'lvmfs-demo/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/only-throw-error': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'max-len': ['error', { code: 110, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true }],
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/engine/**'],
+    rules: { 'no-console': 'error' },
+  },
+  ...layerRules,
+)
