@@ -1,5 +1,11 @@
+// Addon entry point: registers each native module's exports.
 #include <napi.h>
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+#include "blockdev.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  lvmfs::InitBlockdev(env, exports);
+  return exports;
+}
 
 NODE_API_MODULE(lvmfs, Init)
