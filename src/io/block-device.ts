@@ -1,0 +1,39 @@
+/**
+ * One interface over everything a PV can live on: regular files, loop devices, real block
+ * devices, RAM (tests) and the fault-injecting wrapper (tests).
+ *
+ * Contract:
+ *  - `read` fills the whole buffer or throws (a short read past the end is an error, never a
+ *    silent zero fill); `write` writes the whole buffer or throws.
+ *  - A write is durable only after `sync()` resolves (fdatasync on files and devices).
+ *  - Errors are typed: ENGINE_IO with `context.path`, `offsetBytes`, `lengthBytes`, and the
+ *    system error as `cause`.
+ *  - After `close()` every call throws; `close()` twice is harmless.
+ */
+export interface BlockDevice {
+  /** The path it was opened by (display and diagnostics). */
+  readonly path: string
+  /** 'file' for regular files, 'block' for block devices (loop or real), 'memory' in tests. */
+  readonly kind: 'file' | 'block' | 'memory'
+  readonly sizeBytes: number
+  /** Logical sector size: the unit in which torn writes can happen and O_DIRECT aligns. */
+  readonly sectorBytes: number
+  /** The OS file descriptor, for the native data path; -1 when there is none (memory). */
+  readonly fd: number
+  read(buffer: Uint8Array, offsetBytes: number): Promise<void>
+  write(buffer: Uint8Array, offsetBytes: number): Promise<void>
+  /** Makes every completed write durable (fdatasync). */
+  sync(): Promise<void>
+  /** Deallocates a range (punch hole / BLKDISCARD); reads of it then return zeros. */
+  discard(offsetBytes: number, lengthBytes: number): Promise<void>
+  close(): Promise<void>
+}
+
+export interface OpenOptions {
+  /** Open read-only (for scans such as `pvs`/`vgs`); writes throw. */
+  readonly readOnly?: boolean
+  /** Take the exclusive claim (O_EXCL on block devices, a lock file for regular files). */
+  readonly exclusive?: boolean
+  /** O_DIRECT (buffers must then be sector aligned; use nativeAddon().alignedBuffer). */
+  readonly direct?: boolean
+}
