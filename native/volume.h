@@ -1,0 +1,68 @@
+// A volume the native data path serves without entering JavaScript: equal-sized extents, each
+// with 1..3 physical copies on backing fds. TypeScript builds the map (src/native/volume-map.ts)
+// and replaces it whole when policy changes (a copy goes stale, the volume grows).
+#pragma once
+#include <stdint.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace lvmfs {
+
+constexpr int kMaxCopies = 3;
+enum ReadPolicy { kReadPrimary = 0, kReadFirstFresh = 1, kReadRoundRobin = 2 };
+enum WriteSchedule { kWriteParallel = 0, kWriteSequential = 1 };
+
+struct CopyTarget {
+  int fd = -1;           // as given by TypeScript; may be O_DIRECT
+  int bufferedFd = -1;   // same file without O_DIRECT (owned by the map) for unaligned I/O
+  bool direct = false;
+  uint64_t offsetBytes = 0;
+  bool stale = false;
+};
+
+struct Extent {
+  CopyTarget copies[kMaxCopies];
+  int count = 0;
+};
+
+// Immutable once published; readers hold a shared_ptr for the duration of one request.
+struct VolumeMap {
+  uint64_t sizeBytes = 0;
+  uint64_t extentBytes = 0;
+  uint64_t gateBytes = 0;
+  int readPolicy = kReadPrimary;
+  int writeSchedule = kWriteParallel;
+  bool readOnly = false;
+  std::vector<Extent> extents;
+  std::vector<int> distinctFds;  // for FSYNC
+  std::vector<int> ownedFds;     // buffered fds opened for this map
+  // One bit per gate region; a set bit lets writes into the region run natively.
+  std::unique_ptr<std::atomic<uint64_t>[]> gateWords;
+  size_t gateWordCount = 0;
+  ~VolumeMap();
+};
+
+// Per-volume state that outlives map replacement: the in-flight write generations used to
+// drain writes admitted before a gate was closed (an RCU-style grace period).
+struct Volume {
+  std::mutex mutex;
+  std::shared_ptr<VolumeMap> map;
+  std::atomic<int> generation{0};
+  std::atomic<int64_t> inflight[2];
+  std::atomic<uint32_t> roundRobin{0};
+  Volume() { inflight[0] = 0; inflight[1] = 0; }
+  std::shared_ptr<VolumeMap> Current() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return map;
+  }
+};
+
+bool GateOpen(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes);
+void SetGate(VolumeMap& map, uint64_t region, bool open);
+// Derives buffered fds for O_DIRECT copies and the distinct fd list.
+void FinishMap(VolumeMap& map);
+
+}  // namespace lvmfs
