@@ -1,0 +1,6 @@
+export type { BlockDevice, OpenOptions } from './block-device.js'
+export { openFileDevice, statDeviceEntry, type DeviceEntryKind } from './file-device.js'
+export { MemoryDevice } from './memory-device.js'
+export { FaultyDevice, CrashController, type CrashMode } from './faulty-device.js'
+export { resolveDeviceList, DEVICES_FILE } from './device-list.js'
+export { lockDirectory } from './device-lock.js'
