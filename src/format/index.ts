@@ -1,0 +1,8 @@
+export * from './layout.js'
+export * from './bytes.js'
+export { crc32c } from './crc.js'
+export * from './pv-label.js'
+export * from './vgda.js'
+export * from './vgsa.js'
+export * from './descriptor-body.js'
+export type * from './descriptor-types.js'
