@@ -372,7 +372,8 @@ void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<Volume>&,
   uint64_t done = 0;
   uint32_t segmentIndex = 0;
   meta->firstExtent = length ? static_cast<uint32_t>(offset / map->extentBytes) : 0;
-  for (auto& row : meta->copyErrors) std::fill(std::begin(row), std::end(row), 0);
+  // 1 marks a copy the extent does not have; 0 written; negative errno failed or skipped.
+  for (auto& row : meta->copyErrors) std::fill(std::begin(row), std::end(row), 1);
   while (done < length) {
     uint64_t position = offset + done;
     uint64_t extentIndex = position / map->extentBytes;
