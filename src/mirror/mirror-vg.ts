@@ -1,0 +1,271 @@
+/**
+ * The mirror engine of one varied-on VG: the state shared by the in-process LV engine, the
+ * native data path policy, resync and scrub.
+ *
+ * Invariants:
+ *  - a copy is read only when fresh (PV active, PP not stale);
+ *  - a write to an LP is acknowledged only after every copy that missed it (failed, or on a
+ *    missing PV) is marked stale in the VGSA, committed to a majority;
+ *  - the last fresh copy of an LP is never marked stale (LVM_INVLPRED): the I/O fails instead;
+ *  - write-through targets (copies being resynced) are written but never read, and their
+ *    failures never fail an application write.
+ */
+import type { LvDescriptor, StaleChange, VolumeGroup } from '../lvm/index.js'
+import type { VolumeMap } from '../native/volume-map.js'
+import { LvmfsError } from '../errors/index.js'
+import { assert } from '../util/assert.js'
+import { freshCopies, isCopyFresh, lvSizeBytes, readPolicyOf, writeScheduleOf } from './layout.js'
+import { MwcLog, ltgBytesOf } from './mwc.js'
+import { RegionLocks } from './region-locks.js'
+import { Serial } from './serial.js'
+
+export type CopyErrorDecision = 'stale-and-continue' | 'fail'
+
+export interface MirrorLogger {
+  info(object: Record<string, unknown>, message: string): void
+  warn(object: Record<string, unknown>, message: string): void
+}
+
+export interface MirrorVgOptions {
+  /** Upper bound of the LTG (MWC region, lock region, resync chunk) size; default 4 MiB. */
+  readonly ltgBytesMax?: number
+  readonly mwcCacheLtgs?: number
+  /** I/O errors on one PV (this session) after which the PV is marked MISSING; default 3. */
+  readonly errorsBeforeMissing?: number
+  readonly logger?: MirrorLogger
+}
+
+export interface MirrorCounters {
+  copyErrors: number
+  staleMarked: number
+  pvsMarkedMissing: number
+}
+
+const silentLogger: MirrorLogger = { info: () => {}, warn: () => {} }
+
+export class MirrorVg {
+  readonly vg: VolumeGroup
+  readonly mwc: MwcLog
+  readonly ltgBytes: number
+  readonly logger: MirrorLogger
+  readonly counters: MirrorCounters = { copyErrors: 0, staleMarked: 0, pvsMarkedMissing: 0 }
+  readonly #errorsBeforeMissing: number
+  readonly #locks = new Map<number, RegionLocks>()
+  readonly #writeThrough = new Map<string, Set<number>>()
+  readonly #forcedPending = new Map<number, Uint8Array>()
+  readonly #pvErrors = new Map<number, number>()
+  readonly #failures = new Serial()
+  readonly #flags = new Serial()
+
+  constructor(vg: VolumeGroup, options: MirrorVgOptions = {}) {
+    this.vg = vg
+    this.logger = options.logger ?? silentLogger
+    this.ltgBytes = ltgBytesOf(vg.ppSizeBytes, options.ltgBytesMax)
+    this.#errorsBeforeMissing = options.errorsBeforeMissing ?? 3
+    this.mwc = new MwcLog(vg, this.ltgBytes, {
+      ...(options.mwcCacheLtgs === undefined ? {} : { cacheLtgs: options.mwcCacheLtgs }),
+      onPvFailure: (pvIndex, error) => this.#pvFailed(pvIndex, error, 'MWC log write'),
+    })
+  }
+
+  assertOnline(): void {
+    if (this.vg.state !== 'online') {
+      throw new LvmfsError(this.vg.state === 'forcedoff' ? 'LVM_FORCEOFF' : 'LVM_OFFLINE',
+        `volume group "${this.vg.name}" is not online`, { context: { state: this.vg.state } })
+    }
+  }
+
+  lv(name: string): LvDescriptor {
+    const lv = this.vg.lvByName(name)
+    if (lv === undefined) {
+      throw new LvmfsError('ENGINE_NOT_FOUND', `logical volume "${name}" not found in "${this.vg.name}"`)
+    }
+    return lv
+  }
+
+  /** The current descriptor of an LV (it may have been extended since a handle was taken). */
+  current(lv: LvDescriptor): LvDescriptor {
+    const now = this.vg.lvById(lv.lvId)
+    if (now === undefined) throw new LvmfsError('ENGINE_NOT_FOUND', `logical volume "${lv.name}" was removed`)
+    return now
+  }
+
+  locksOf(lvId: number): RegionLocks {
+    let locks = this.#locks.get(lvId)
+    if (locks === undefined) {
+      locks = new RegionLocks()
+      this.#locks.set(lvId, locks)
+    }
+    return locks
+  }
+
+  regionsPerLp(): number {
+    return this.vg.ppSizeBytes / this.ltgBytes
+  }
+
+  // --- write-through targets (online resync) -------------------------------------------------
+
+  addWriteThrough(lvId: number, lp: number, copies: readonly number[]): void {
+    const key = `${lvId}:${lp}`
+    const set = this.#writeThrough.get(key) ?? new Set<number>()
+    for (const copy of copies) set.add(copy)
+    this.#writeThrough.set(key, set)
+  }
+
+  removeWriteThrough(lvId: number, lp: number, copies: readonly number[]): void {
+    const key = `${lvId}:${lp}`
+    const set = this.#writeThrough.get(key)
+    if (set === undefined) return
+    for (const copy of copies) set.delete(copy)
+    if (set.size === 0) this.#writeThrough.delete(key)
+  }
+
+  writeThroughOf(lvId: number, lp: number): ReadonlySet<number> {
+    return this.#writeThrough.get(`${lvId}:${lp}`) ?? new Set()
+  }
+
+  // --- forced resync pending (passive MWC after a crash) --------------------------------------
+
+  markForcedPending(lv: LvDescriptor): void {
+    const regions = lv.lps.length * this.regionsPerLp()
+    this.#forcedPending.set(lv.lvId, new Uint8Array(regions))
+  }
+
+  isRegionPending(lvId: number, region: number): boolean {
+    const bits = this.#forcedPending.get(lvId)
+    return bits !== undefined && region < bits.length && bits[region] === 0
+  }
+
+  noteRegionSynced(lvId: number, region: number): void {
+    const bits = this.#forcedPending.get(lvId)
+    if (bits !== undefined && region < bits.length) bits[region] = 1
+  }
+
+  forcedPending(lvId: number): boolean {
+    return this.#forcedPending.has(lvId)
+  }
+
+  clearForcedPending(lvId: number): void {
+    this.#forcedPending.delete(lvId)
+  }
+
+  // --- status changes ------------------------------------------------------------------------
+
+  /** Sets the passive-MWC / off dirty flag before the first write of a session. */
+  async ensureLvDirty(lv: LvDescriptor): Promise<void> {
+    if (this.vg.status.dirtyLvs.includes(lv.lvId)) return
+    await this.#flags.run(async () => {
+      if (!this.vg.status.dirtyLvs.includes(lv.lvId)) await this.vg.setLvDirty(lv.lvId, true)
+    })
+  }
+
+  async clearLvDirty(lv: LvDescriptor): Promise<void> {
+    await this.#flags.run(async () => {
+      if (this.vg.status.dirtyLvs.includes(lv.lvId)) await this.vg.setLvDirty(lv.lvId, false)
+    })
+  }
+
+  /** Marks stale the copies of `lp` on PVs that are not active, unless that would leave the LP
+   * with no fresh copy (then the write fails on its own). Needed before acknowledging a write,
+   * so a PV that comes back resyncs exactly the LPs written while it was gone. */
+  async markAbsentCopiesStale(lv: LvDescriptor, lp: number): Promise<void> {
+    const copies = lv.lps[lp]
+    assert(copies !== undefined, `LP ${lp} out of range`)
+    const absent = copies.filter((copy) =>
+      this.vg.pvState(copy.pvIndex) !== 'active' && !this.vg.isStale(copy.pvIndex, copy.pp))
+    if (absent.length === 0 || freshCopies(this.vg, lv, lp).length === 0) return
+    await this.#failures.run(async () => {
+      const still = absent.filter((copy) => !this.vg.isStale(copy.pvIndex, copy.pp))
+      if (still.length > 0) await this.#markStale(still)
+    })
+  }
+
+  async #markStale(changes: readonly StaleChange[]): Promise<void> {
+    await this.vg.markStale(changes)
+    this.counters.staleMarked += changes.length
+    this.logger.warn({ changes }, 'marked partitions stale')
+  }
+
+  async #pvFailed(pvIndex: number, error: unknown, what: string): Promise<void> {
+    if (this.vg.pvState(pvIndex) !== 'active') return
+    this.logger.warn({ pvIndex, error: String(error) }, `${what} failed; marking PV missing`)
+    await this.vg.setPvState(pvIndex, 'missing')
+    this.counters.pvsMarkedMissing += 1
+  }
+
+  /**
+   * Policy for a failed copy I/O (the native data path's copy-error event and the in-process
+   * engine): counts the error against the PV (MISSING after `errorsBeforeMissing`), marks the
+   * copy stale when another fresh copy remains, and otherwise answers 'fail' (EIO).
+   * Write-through targets are already stale: their failures never fail the request.
+   */
+  async onCopyError(lv: LvDescriptor, lp: number, copyIndex: number, errno: number,
+    isWrite: boolean): Promise<CopyErrorDecision> {
+    return await this.#failures.run(async () => {
+      const copy = lv.lps[lp]?.[copyIndex]
+      assert(copy !== undefined, `copy ${copyIndex} of LP ${lp} does not exist`)
+      this.counters.copyErrors += 1
+      this.logger.warn({ lv: lv.name, lp, copyIndex, errno, isWrite }, 'copy I/O failed')
+      const others = freshCopies(this.vg, lv, lp).filter((index) => index !== copyIndex)
+      const wasFresh = isCopyFresh(this.vg, copy)
+      if (others.length === 0 && wasFresh) return 'fail'
+      if (wasFresh) await this.#markStale([copy])
+      const errors = (this.#pvErrors.get(copy.pvIndex) ?? 0) + 1
+      this.#pvErrors.set(copy.pvIndex, errors)
+      if (errors >= this.#errorsBeforeMissing) await this.#pvFailed(copy.pvIndex, errno, 'repeated I/O')
+      return others.length === 0 ? 'fail' : 'stale-and-continue'
+    })
+  }
+
+  // --- native data path policy ------------------------------------------------------------------
+
+  /**
+   * Gate callback: before a native write enters region `regionIndex` (LTG-sized) of an LV, mark
+   * absent copies stale, set the passive dirty flag, wait out resync/scrub of the region and
+   * record the LTG in the MWC log. The LTG stays pinned (the daemon releases it with
+   * `afterWriteRegion` when it closes the gate).
+   */
+  async beforeWriteRegion(lv: LvDescriptor, regionIndex: number): Promise<void> {
+    this.assertOnline()
+    const lp = Math.floor(regionIndex / this.regionsPerLp())
+    if (lp >= lv.lps.length) throw new LvmfsError('MIRROR_BAD_RANGE', `region ${regionIndex} beyond LV ${lv.name}`)
+    await this.markAbsentCopiesStale(lv, lp)
+    if (lv.mwc !== 'active' && lv.copies > 1) await this.ensureLvDirty(lv)
+    const release = await this.locksOf(lv.lvId).shared(regionIndex, regionIndex)
+    release()
+    if (lv.mwc === 'active' && lv.copies > 1) await this.mwc.pin(lv, [regionIndex])
+  }
+
+  afterWriteRegion(lv: LvDescriptor, regionIndex: number): void {
+    if (lv.mwc === 'active' && lv.copies > 1) this.mwc.unpin(lv, [regionIndex])
+  }
+
+  /** The plan the native data path executes for `lv` (rebuild it on every VG change). */
+  buildVolumeMap(lv: LvDescriptor, fdOf: (pvIndex: number) => number = (pvIndex) =>
+    this.vg.device(pvIndex)?.fd ?? -1): VolumeMap {
+    return buildVolumeMap(this.vg, lv, { gateBytes: lv.copies > 1 ? this.ltgBytes : 0, fdOf })
+  }
+}
+
+/** Builds the VolumeMap of an LV from the VG's current descriptor and status. A copy is stale in
+ * the map when its PP is stale or its PV is not active (the native path never touches it). */
+export function buildVolumeMap(vg: VolumeGroup, lv: LvDescriptor, options: {
+  gateBytes?: number, readOnly?: boolean, fdOf?: (pvIndex: number) => number,
+} = {}): VolumeMap {
+  const fdOf = options.fdOf ?? ((pvIndex: number) => vg.device(pvIndex)?.fd ?? -1)
+  const extents = lv.lps.map((copies) => ({
+    copies: copies.map((copy) => {
+      const stale = !isCopyFresh(vg, copy)
+      return { fd: stale ? -1 : fdOf(copy.pvIndex), offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
+    }),
+  }))
+  return {
+    sizeBytes: lvSizeBytes(lv, vg.ppSizeBytes),
+    extentBytes: vg.ppSizeBytes,
+    extents,
+    readPolicy: readPolicyOf(lv.schedule),
+    writeSchedule: writeScheduleOf(lv.schedule),
+    gateBytes: options.gateBytes ?? (lv.copies > 1 ? ltgBytesOf(vg.ppSizeBytes) : 0),
+    readOnly: options.readOnly ?? false,
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * Active mirror write consistency: the in-memory LTG cache and the per-PV log writers.
+ *
+ * Protocol (AIX active MWC, DRBD activity log):
+ *  - Before a mirrored write touches a logical track group (LTG) that is not in the cache, the
+ *    LTG is added and a record listing it is written durably (O_DSYNC-like: write + sync) to
+ *    every PV that holds a copy of the LTG's LP. Only then does the data write start.
+ *  - Records are full snapshots (cache entries with a copy on that PV, plus every resync
+ *    cursor) stamped with a VG-wide seq, written round-robin over the slots of the PV's MWC
+ *    area, so a torn record leaves the previous one valid.
+ *  - Cleaning is lazy: an LTG leaves the cache only when room is needed and no write holds it;
+ *    the PVs of evicted LTGs are synced before the record that drops them is written, so a
+ *    power loss cannot leave an unlogged inconsistent LTG.
+ *  - Look-ahead: a write to LTG n, once n is recorded, starts recording n+1 in the background
+ *    when there is room, so sequential writers never wait for the log (a superset in the log
+ *    only costs recovery time).
+ *
+ * Invariants: an LTG with pins > 0 is in every record written after its pin to the PVs of its
+ * copies; seq only grows; a PV's writer never overwrites the slot holding its newest record.
+ */
+import type { BlockDevice } from '../io/block-device.js'
+import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
+import {
+  MWC_MAX_CURSORS, MWC_MAX_ENTRIES, MWC_RECORD_BYTES, encodeMwcRecord, newestMwcRecord,
+  type MwcEntry, type MwcRecord, type ResyncCursor,
+} from '../format/mwc-log.js'
+import { assert } from '../util/assert.js'
+
+export const DEFAULT_MWC_CACHE_LTGS = 62
+export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024
+
+export interface MwcOptions {
+  /** Cache size in LTGs (AIX: 62). */
+  readonly cacheLtgs?: number
+  /** Called when a PV's log cannot be written; the engine marks the PV missing. */
+  readonly onPvFailure?: (pvIndex: number, error: unknown) => Promise<void>
+}
+
+interface CacheEntry {
+  readonly lvId: number
+  readonly ltgIndex: number
+  readonly pvs: ReadonlySet<number>
+  pins: number
+  lastUseTick: number
+  /** Resolves once a record holding this entry is durable on every PV in `pvs`. */
+  recorded: Promise<void> | undefined
+}
+
+interface PvWriter {
+  slotCount: number
+  nextSlot: number
+  wantedGeneration: number
+  durableGeneration: number
+  inflight: Promise<void> | undefined
+}
+
+/** What the newest records on the PVs say after a crash. */
+export interface MwcRecoveryInput {
+  readonly entries: readonly MwcEntry[]
+  readonly cursors: readonly ResyncCursor[]
+}
+
+function entryKey(lvId: number, ltgIndex: number): string {
+  return `${lvId}:${ltgIndex}`
+}
+
+export function ltgBytesOf(ppSizeBytes: number, ltgBytesMax = DEFAULT_LTG_BYTES_MAX): number {
+  const ltgBytes = Math.min(ppSizeBytes, ltgBytesMax)
+  assert(ppSizeBytes % ltgBytes === 0, 'LTG size must divide the PP size')
+  return ltgBytes
+}
+
+export class MwcLog {
+  readonly #vg: VolumeGroup
+  readonly #cacheLtgs: number
+  readonly #onPvFailure: (pvIndex: number, error: unknown) => Promise<void>
+  readonly #cache = new Map<string, CacheEntry>()
+  readonly #writers = new Map<number, PvWriter>()
+  readonly #cursors = new Map<string, ResyncCursor>()
+  readonly #roomWaiters: Array<() => void> = []
+  readonly ltgBytes: number
+  #seq = 0
+  #tick = 0
+  #recordsWritten = 0
+
+  constructor(vg: VolumeGroup, ltgBytes: number, options: MwcOptions = {}) {
+    this.#vg = vg
+    this.ltgBytes = ltgBytes
+    this.#cacheLtgs = options.cacheLtgs ?? DEFAULT_MWC_CACHE_LTGS
+    assert(this.#cacheLtgs >= 1 && this.#cacheLtgs <= MWC_MAX_ENTRIES, 'MWC cache size out of range')
+    this.#onPvFailure = options.onPvFailure ?? (async () => {})
+  }
+
+  get recordsWritten(): number {
+    return this.#recordsWritten
+  }
+
+  get cachedLtgs(): number {
+    return this.#cache.size
+  }
+
+  #place(pvIndex: number): { vgId: string, pvId: string } {
+    const pv = this.#vg.descriptor.pvs[pvIndex]
+    assert(pv !== undefined, `PV index ${pvIndex} out of range`)
+    return { vgId: this.#vg.vgId, pvId: pv.pvId }
+  }
+
+  #slotCount(pvIndex: number): number {
+    const area = this.#vg.mwcArea(pvIndex)
+    const slots = Math.floor(area.sizeBytes / MWC_RECORD_BYTES)
+    assert(slots >= 2, `MWC area of PV ${pvIndex} holds fewer than two records`)
+    return slots
+  }
+
+  /** Reads the newest record of every active PV; sets seq and slot rotation past them. */
+  async readRecovery(): Promise<MwcRecoveryInput> {
+    const entries = new Map<string, MwcEntry>()
+    let newest: MwcRecord | undefined
+    for (let pvIndex = 0; pvIndex < this.#vg.descriptor.pvs.length; pvIndex++) {
+      const device = this.#vg.device(pvIndex)
+      if (device === undefined || this.#vg.pvState(pvIndex) !== 'active') continue
+      const slotCount = this.#slotCount(pvIndex)
+      const area = Buffer.alloc(slotCount * MWC_RECORD_BYTES)
+      await device.read(area, this.#vg.mwcArea(pvIndex).offsetBytes)
+      const slots: Buffer[] = []
+      for (let slot = 0; slot < slotCount; slot++) {
+        slots.push(area.subarray(slot * MWC_RECORD_BYTES, (slot + 1) * MWC_RECORD_BYTES))
+      }
+      const found = newestMwcRecord(slots, this.#place(pvIndex))
+      const writer = this.#writer(pvIndex)
+      if (found === null) continue
+      writer.nextSlot = (found.slotIndex + 1) % slotCount
+      this.#seq = Math.max(this.#seq, found.record.seq)
+      for (const entry of found.record.entries) entries.set(entryKey(entry.lvId, entry.ltgIndex), entry)
+      if (newest === undefined || found.record.seq > newest.seq) newest = found.record
+    }
+    return { entries: [...entries.values()], cursors: newest?.cursors ?? [] }
+  }
+
+  #writer(pvIndex: number): PvWriter {
+    let writer = this.#writers.get(pvIndex)
+    if (writer === undefined) {
+      writer = { slotCount: this.#slotCount(pvIndex), nextSlot: 0, wantedGeneration: 0,
+        durableGeneration: 0, inflight: undefined }
+      this.#writers.set(pvIndex, writer)
+    }
+    return writer
+  }
+
+  #snapshot(pvIndex: number): MwcRecord {
+    const entries: MwcEntry[] = []
+    for (const entry of this.#cache.values()) {
+      if (entry.pvs.has(pvIndex)) entries.push({ lvId: entry.lvId, ltgIndex: entry.ltgIndex })
+    }
+    const cursors = [...this.#cursors.values()]
+    assert(cursors.length <= MWC_MAX_CURSORS, 'too many concurrent resyncs for the MWC record')
+    this.#seq += 1
+    return { seq: this.#seq, entries, cursors }
+  }
+
+  async #writeRecord(pvIndex: number, device: BlockDevice, writer: PvWriter): Promise<void> {
+    const slotIndex = writer.nextSlot
+    const record = this.#snapshot(pvIndex)
+    const bytes = encodeMwcRecord(record, { ...this.#place(pvIndex), slotIndex })
+    await device.write(bytes, this.#vg.mwcArea(pvIndex).offsetBytes + slotIndex * MWC_RECORD_BYTES)
+    await device.sync()
+    writer.nextSlot = (slotIndex + 1) % writer.slotCount
+    this.#recordsWritten += 1
+  }
+
+  /**
+   * Group commit on one PV: resolves once a record whose snapshot was taken after this call
+   * started is durable. Concurrent callers share record writes.
+   */
+  async commitPv(pvIndex: number): Promise<void> {
+    const device = this.#vg.device(pvIndex)
+    if (device === undefined || this.#vg.pvState(pvIndex) !== 'active') return
+    const writer = this.#writer(pvIndex)
+    const target = ++writer.wantedGeneration
+    while (writer.durableGeneration < target) {
+      if (writer.inflight !== undefined) {
+        await writer.inflight.catch(() => {})
+        continue
+      }
+      const generation = writer.wantedGeneration
+      writer.inflight = this.#writeRecord(pvIndex, device, writer).then(() => {
+        writer.durableGeneration = Math.max(writer.durableGeneration, generation)
+      }).finally(() => {
+        writer.inflight = undefined
+      })
+      try {
+        await writer.inflight
+      } catch (error) {
+        await this.#onPvFailure(pvIndex, error)
+        return
+      }
+    }
+  }
+
+  #pvsOf(lv: LvDescriptor, ltgIndex: number): Set<number> {
+    const lp = Math.floor((ltgIndex * this.ltgBytes) / this.#vg.ppSizeBytes)
+    const copies = lv.lps[lp]
+    assert(copies !== undefined, `LTG ${ltgIndex} beyond LV ${lv.name}`)
+    return new Set(copies.map((copy) => copy.pvIndex))
+  }
+
+  async #commitPvs(pvs: Iterable<number>): Promise<void> {
+    await Promise.all([...pvs].map((pvIndex) => this.commitPv(pvIndex)))
+  }
+
+  /** Makes room for one more LTG: syncs the PVs of the oldest idle LTGs, then drops them. */
+  async #makeRoom(): Promise<void> {
+    while (this.#cache.size >= this.#cacheLtgs) {
+      const idle = [...this.#cache.values()].filter((entry) => entry.pins === 0)
+      if (idle.length === 0) {
+        await new Promise<void>((wake) => this.#roomWaiters.push(wake))
+        continue
+      }
+      idle.sort((a, b) => a.lastUseTick - b.lastUseTick)
+      const victims = idle.slice(0, Math.max(1, Math.floor(this.#cacheLtgs / 4)))
+      const pvs = new Set<number>()
+      for (const victim of victims) for (const pvIndex of victim.pvs) pvs.add(pvIndex)
+      // The victims' data must be durable before a record stops listing them.
+      await Promise.all([...pvs].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
+      for (const victim of victims) {
+        if (victim.pins === 0) this.#cache.delete(entryKey(victim.lvId, victim.ltgIndex))
+      }
+    }
+  }
+
+  /** Pins the LTGs a write touches; resolves when every one is durably logged. */
+  async pin(lv: LvDescriptor, ltgIndexes: readonly number[]): Promise<void> {
+    const waits: Array<Promise<void>> = []
+    for (const ltgIndex of ltgIndexes) {
+      let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+      if (entry === undefined) {
+        await this.#makeRoom()
+        entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+      }
+      if (entry === undefined) {
+        const pvs = this.#pvsOf(lv, ltgIndex)
+        entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, recorded: undefined }
+        this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
+        entry.recorded = this.#commitPvs(pvs)
+      }
+      entry.pins += 1
+      entry.lastUseTick = ++this.#tick
+      waits.push(entry.recorded!)
+    }
+    await Promise.all(waits)
+    const last = ltgIndexes[ltgIndexes.length - 1]
+    if (last !== undefined) this.#lookAhead(lv, last + 1)
+  }
+
+  #lookAhead(lv: LvDescriptor, ltgIndex: number): void {
+    if (ltgIndex * this.ltgBytes >= lv.lps.length * this.#vg.ppSizeBytes) return
+    if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#cache.size >= this.#cacheLtgs) return
+    const pvs = this.#pvsOf(lv, ltgIndex)
+    const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: ++this.#tick,
+      recorded: undefined }
+    this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
+    entry.recorded = this.#commitPvs(pvs)
+    entry.recorded.catch(() => {})
+  }
+
+  unpin(lv: LvDescriptor, ltgIndexes: readonly number[]): void {
+    for (const ltgIndex of ltgIndexes) {
+      const entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+      assert(entry !== undefined && entry.pins > 0, `LTG ${ltgIndex} of LV ${lv.name} unpinned but not pinned`)
+      entry.pins -= 1
+    }
+    while (this.#roomWaiters.length > 0) this.#roomWaiters.shift()!()
+  }
+
+  /** Sets (or with offset undefined, removes) the resync cursor of one LP and makes it durable
+   * on every active PV. */
+  async setCursor(lvId: number, lp: number, cursor: ResyncCursor | undefined): Promise<void> {
+    const key = `${lvId}:${lp}`
+    if (cursor === undefined) this.#cursors.delete(key)
+    else this.#cursors.set(key, cursor)
+    await this.#commitPvs(this.#activePvs())
+  }
+
+  cursors(): ResyncCursor[] {
+    return [...this.#cursors.values()]
+  }
+
+  /** Re-adopts a cursor found at vary-on (written again with the next record; no I/O here). */
+  restoreCursor(cursor: ResyncCursor): void {
+    this.#cursors.set(`${cursor.lvId}:${cursor.lp}`, cursor)
+  }
+
+  /** Writes a record with no LTG entries to every active PV (after MWC recovery; at close). */
+  async writeClean(): Promise<void> {
+    assert([...this.#cache.values()].every((entry) => entry.pins === 0), 'clean record with pinned LTGs')
+    await Promise.all(this.#activePvs().map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
+    this.#cache.clear()
+    await this.#commitPvs(this.#activePvs())
+  }
+
+  #activePvs(): number[] {
+    const pvs: number[] = []
+    for (let pvIndex = 0; pvIndex < this.#vg.descriptor.pvs.length; pvIndex++) {
+      if (this.#vg.pvState(pvIndex) === 'active') pvs.push(pvIndex)
+    }
+    return pvs
+  }
+}

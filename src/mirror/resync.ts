@@ -1,0 +1,341 @@
+/**
+ * Resync (lvm_resynclp, lvm_resynclv, lvm_resyncpv, syncvg), online and resumable.
+ *
+ * resynclp(lv, lp, force), as the reference:
+ *  - the VG must be online (LVM_OFFLINE);
+ *  - a good copy is chosen: the first copy in schedule order that is fresh (not stale, PV
+ *    active); none → LVM_NOTSYNCED (never copy from a stale copy);
+ *  - force false: it is propagated only to the stale copies; force true: to every other copy
+ *    on an active PV (copies on absent PVs are marked stale so they resync when they return).
+ *
+ * Online safety: the LP is copied one LTG region at a time under the region's exclusive lock,
+ * so no application write to that region runs between reading the source and writing the
+ * targets. Stale targets are registered as write-through targets for the whole run: writes to
+ * regions already copied reach them too, so a copied region never goes back to older data.
+ *
+ * Durability and resume: stale bits are cleared only after the targets are synced. Every
+ * `checkpointEveryRegions` regions the targets are synced and a cursor (LP, targets, offset) is
+ * written to the MWC log of every active PV; after a crash, vary-on reloads the cursors, keeps
+ * their targets write-through, and the next resync of that LP starts at the cursor. So a resumed
+ * run re-copies at most the remaining bytes plus one checkpoint interval.
+ */
+import type { LvDescriptor } from '../lvm/index.js'
+import type { ResyncCursor } from '../format/mwc-log.js'
+import { LvmfsError, errnoOf } from '../errors/index.js'
+import { assert } from '../util/assert.js'
+import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
+import type { MirrorVg } from './mirror-vg.js'
+import { copyRange, syncCopies } from './region-copy.js'
+
+export interface ResyncProgress {
+  /** LP bytes finished (each LP region counts once, whatever the number of targets). */
+  readonly doneBytes: number
+  readonly totalBytes: number
+  /** Bytes written to target copies (regions × targets): what T7 counts. */
+  readonly copiedBytes: number
+  readonly lv: string | undefined
+  readonly lp: number | undefined
+}
+
+export interface ResyncOptions {
+  /** Upper bound of the copy rate; unlimited when absent. */
+  readonly rateBytesPerSecond?: number
+  /** Regions (LTGs) copied between two durable checkpoints; default 16. */
+  readonly checkpointEveryRegions?: number
+  readonly onProgress?: (progress: ResyncProgress) => void
+  readonly signal?: AbortSignal
+}
+
+export interface LpResyncResult {
+  readonly lv: string
+  readonly lp: number
+  /** Copy index the data came from; undefined when nothing needed copying. */
+  readonly source: number | undefined
+  readonly targets: readonly number[]
+  readonly copiedBytes: number
+  /** Offset in the LP the run started at (> 0 when resumed from a checkpoint). */
+  readonly resumedFromBytes: number
+}
+
+export interface ResyncReport {
+  readonly lps: readonly LpResyncResult[]
+  readonly copiedBytes: number
+  /** LPs that could not be synced (no good copy, or every target failed), with the reason. */
+  readonly failed: ReadonlyArray<{ lv: string, lp: number, code: string }>
+}
+
+class RateLimiter {
+  #nextAtMs = 0
+  constructor(readonly bytesPerSecond: number | undefined) {}
+
+  async take(bytes: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.bytesPerSecond === undefined) return
+    const now = performance.now()
+    const waitMs = Math.max(0, this.#nextAtMs - now)
+    this.#nextAtMs = Math.max(now, this.#nextAtMs) + (bytes / this.bytesPerSecond) * 1000
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs))
+    signal?.throwIfAborted()
+  }
+}
+
+export class Resyncer {
+  readonly #mirror: MirrorVg
+  readonly #options: ResyncOptions
+  readonly #rate: RateLimiter
+  readonly #running = new Set<string>()
+  readonly #cursors = new Map<string, ResyncCursor>()
+  #buffer: Buffer | undefined
+  #progress = { doneBytes: 0, totalBytes: 0, copiedBytes: 0, lv: undefined as string | undefined,
+    lp: undefined as number | undefined }
+
+  constructor(mirror: MirrorVg, options: ResyncOptions = {}) {
+    this.#mirror = mirror
+    this.#options = options
+    this.#rate = new RateLimiter(options.rateBytesPerSecond)
+    assert(options.rateBytesPerSecond === undefined || options.rateBytesPerSecond > 0, 'rate must be positive')
+  }
+
+  progress(): ResyncProgress {
+    return { ...this.#progress }
+  }
+
+  /** Cursors found in the MWC log at vary-on: their targets stay write-through until resumed. */
+  adoptCursor(cursor: ResyncCursor): void {
+    const lv = this.#mirror.vg.lvById(cursor.lvId)
+    if (lv === undefined || cursor.lp >= lv.lps.length) return
+    this.#cursors.set(`${cursor.lvId}:${cursor.lp}`, cursor)
+    this.#mirror.addWriteThrough(cursor.lvId, cursor.lp, this.#staleTargets(lv, cursor.lp, cursor.targetMask))
+  }
+
+  #staleTargets(lv: LvDescriptor, lp: number, mask: number): number[] {
+    const copies = lv.lps[lp]!
+    const targets: number[] = []
+    copies.forEach((copy, index) => {
+      if ((mask & (1 << index)) !== 0 && this.#mirror.vg.isStale(copy.pvIndex, copy.pp)) targets.push(index)
+    })
+    return targets
+  }
+
+  #emit(lv: string, lp: number): void {
+    this.#progress.lv = lv
+    this.#progress.lp = lp
+    this.#options.onProgress?.(this.progress())
+  }
+
+  /** Targets of one LP resync (see the file comment); marks absent copies stale when forced. */
+  async #targets(lv: LvDescriptor, lp: number, source: number, force: boolean): Promise<number[]> {
+    const vg = this.#mirror.vg
+    const copies = lv.lps[lp]!
+    if (force) await this.#mirror.markAbsentCopiesStale(lv, lp)
+    const targets: number[] = []
+    copies.forEach((copy, index) => {
+      if (index === source || vg.pvState(copy.pvIndex) !== 'active') return
+      if (force || vg.isStale(copy.pvIndex, copy.pp)) targets.push(index)
+    })
+    return targets
+  }
+
+  /** Bytes a resync of this LP would copy now (for progress totals). */
+  #pendingBytes(lv: LvDescriptor, lp: number, force: boolean): number {
+    const vg = this.#mirror.vg
+    const copies = lv.lps[lp]!
+    if (copies.length < 2) return 0
+    const needs = force || copies.some((copy) => vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp))
+    if (!needs) return 0
+    const cursor = this.#cursors.get(`${lv.lvId}:${lp}`)
+    return vg.ppSizeBytes - (cursor?.force === force ? cursor.offsetInLpBytes : 0)
+  }
+
+  async resynclp(lvName: string, lp: number, force: boolean): Promise<LpResyncResult> {
+    this.#mirror.assertOnline()
+    const lv = this.#mirror.lv(lvName)
+    if (!Number.isInteger(lp) || lp < 0 || lp >= lv.lps.length) {
+      throw new LvmfsError('MIRROR_BAD_RANGE', `LP ${lp} out of range for LV "${lvName}"`,
+        { detail: `The LV has LPs 0 to ${lv.lps.length - 1}.`, context: { lp, lpCount: lv.lps.length } })
+    }
+    if (this.#progress.totalBytes === 0) this.#progress.totalBytes = this.#pendingBytes(lv, lp, force)
+    return await this.#resyncLp(lv, lp, force)
+  }
+
+  async #resyncLp(lv: LvDescriptor, lp: number, force: boolean): Promise<LpResyncResult> {
+    const key = `${lv.lvId}:${lp}`
+    if (this.#running.has(key)) {
+      throw new LvmfsError('LVM_INRESYNC', `LP ${lp} of LV "${lv.name}" is already being resynced`)
+    }
+    this.#running.add(key)
+    try {
+      return await this.#copyLp(lv, lp, force)
+    } finally {
+      this.#running.delete(key)
+    }
+  }
+
+  async #copyLp(lv: LvDescriptor, lp: number, force: boolean): Promise<LpResyncResult> {
+    const mirror = this.#mirror
+    const vg = mirror.vg
+    const source = sourceCopy(vg, lv, lp)
+    if (source === undefined) {
+      throw new LvmfsError('LVM_NOTSYNCED', `LP ${lp} of LV "${lv.name}" has no good copy to resync from`,
+        { detail: 'Every copy is stale or on a PV that is not active.', context: { lv: lv.name, lp },
+          hint: 'Bring back the PV holding the last good copy and vary the VG on again.' })
+    }
+    let targets = await this.#targets(lv, lp, source, force)
+    const key = `${lv.lvId}:${lp}`
+    const cursor = this.#cursors.get(key)
+    const resume = cursor !== undefined && cursor.force === force && cursor.targetMask === copyMask(targets)
+    const startBytes = resume ? cursor.offsetInLpBytes : 0
+    if (targets.length === 0) {
+      await this.#dropCursor(lv, lp)
+      return { lv: lv.name, lp, source: undefined, targets: [], copiedBytes: 0, resumedFromBytes: 0 }
+    }
+    const staleTargets = targets.filter((index) => !isCopyFresh(vg, lv.lps[lp]![index]!))
+    mirror.addWriteThrough(lv.lvId, lp, staleTargets)
+    let copiedBytes = 0
+    try {
+      const regionsPerLp = mirror.regionsPerLp()
+      let sinceCheckpoint = 0
+      for (let offset = startBytes; offset < vg.ppSizeBytes; offset += mirror.ltgBytes) {
+        this.#options.signal?.throwIfAborted()
+        await this.#rate.take(mirror.ltgBytes, this.#options.signal)
+        const region = lp * regionsPerLp + offset / mirror.ltgBytes
+        const outcome = await this.#copyRegion(lv, lp, region, offset, source, targets)
+        copiedBytes += outcome.copiedBytes
+        targets = targets.filter((index) => !outcome.failedTargets.includes(index))
+        if (targets.length === 0) {
+          throw new LvmfsError('LVM_NOTSYNCED', `every target copy of LP ${lp} of LV "${lv.name}" failed`)
+        }
+        this.#progress.doneBytes += mirror.ltgBytes
+        this.#progress.copiedBytes += outcome.copiedBytes
+        this.#emit(lv.name, lp)
+        sinceCheckpoint += 1
+        const next = offset + mirror.ltgBytes
+        if (sinceCheckpoint >= (this.#options.checkpointEveryRegions ?? 16) && next < vg.ppSizeBytes) {
+          sinceCheckpoint = 0
+          await this.#checkpoint(lv, lp, force, targets, next)
+        }
+      }
+      await this.#finish(lv, lp, targets)
+      await this.#dropCursor(lv, lp)
+      return { lv: lv.name, lp, source, targets, copiedBytes, resumedFromBytes: startBytes }
+    } finally {
+      mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
+    }
+  }
+
+  async #copyRegion(lv: LvDescriptor, lp: number, region: number, offset: number, source: number,
+    targets: readonly number[]): Promise<{ copiedBytes: number, failedTargets: number[] }> {
+    const mirror = this.#mirror
+    this.#buffer ??= Buffer.alloc(mirror.ltgBytes)
+    const release = await mirror.locksOf(lv.lvId).exclusive(region)
+    let outcome: { copiedBytes: number, failedTargets: number[] }
+    try {
+      outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes: offset, lengthBytes: mirror.ltgBytes,
+        source, targets }, this.#buffer)
+      mirror.noteRegionSynced(lv.lvId, region)
+    } catch (error) {
+      await mirror.onCopyError(lv, lp, source, errnoOf(error), false)
+      throw new LvmfsError('LVM_NOTSYNCED', `reading the source copy ${source} of LP ${lp} of LV "${lv.name}" failed`,
+        { cause: error, hint: 'The source was marked stale; run the resync again to use another copy.' })
+    } finally {
+      release()
+    }
+    for (const target of outcome.failedTargets) {
+      await mirror.onCopyError(lv, lp, target, errnoOf(undefined), true)
+    }
+    return outcome
+  }
+
+  async #checkpoint(lv: LvDescriptor, lp: number, force: boolean, targets: readonly number[],
+    offsetInLpBytes: number): Promise<void> {
+    const failed = await syncCopies(this.#mirror.vg, lv, lp, targets)
+    if (failed.length > 0) {
+      throw new LvmfsError('LVM_NOTSYNCED', `syncing the targets of LP ${lp} of LV "${lv.name}" failed`)
+    }
+    const cursor: ResyncCursor = { lvId: lv.lvId, lp, force, targetMask: copyMask(targets), offsetInLpBytes }
+    this.#cursors.set(`${lv.lvId}:${lp}`, cursor)
+    await this.#mirror.mwc.setCursor(lv.lvId, lp, cursor)
+  }
+
+  async #dropCursor(lv: LvDescriptor, lp: number): Promise<void> {
+    const key = `${lv.lvId}:${lp}`
+    if (!this.#cursors.has(key)) return
+    this.#cursors.delete(key)
+    await this.#mirror.mwc.setCursor(lv.lvId, lp, undefined)
+  }
+
+  /** Targets durable first, then their stale bits cleared (majority commit). */
+  async #finish(lv: LvDescriptor, lp: number, targets: readonly number[]): Promise<void> {
+    const vg = this.#mirror.vg
+    const failed = await syncCopies(vg, lv, lp, targets)
+    const durable = targets.filter((index) => !failed.includes(index))
+    if (durable.length === 0) throw new LvmfsError('LVM_NOTSYNCED', `syncing LP ${lp} of LV "${lv.name}" failed`)
+    const changes = durable.map((index) => lv.lps[lp]![index]!).filter((copy) => vg.isStale(copy.pvIndex, copy.pp))
+    if (changes.length > 0) await vg.clearStale(changes)
+  }
+
+  /** LPs of an LV that a resync would touch: every LP when forced, else those with a stale
+   * copy on an active PV (or a copy on an absent PV that is not yet marked stale: no). */
+  #lpsToSync(lv: LvDescriptor, force: boolean): number[] {
+    const lps: number[] = []
+    for (let lp = 0; lp < lv.lps.length; lp++) if (this.#pendingBytes(lv, lp, force) > 0) lps.push(lp)
+    return lps
+  }
+
+  async resynclv(lvName: string, force: boolean): Promise<ResyncReport> {
+    this.#mirror.assertOnline()
+    const lv = this.#mirror.lv(lvName)
+    const lps = this.#lpsToSync(lv, force)
+    this.#progress.totalBytes += lps.reduce((sum, lp) => sum + this.#pendingBytes(lv, lp, force), 0)
+    const report = await this.#runLps(lps.map((lp) => ({ lv, lp })), force)
+    if (force && report.failed.length === 0 && this.#mirror.forcedPending(lv.lvId)) {
+      this.#mirror.clearForcedPending(lv.lvId)
+    }
+    return report
+  }
+
+  /** Resyncs every LP with a stale copy on PV `pvIndex` (whole LPs, so other PVs may be written). */
+  async resyncpv(pvIndex: number): Promise<ResyncReport> {
+    this.#mirror.assertOnline()
+    const vg = this.#mirror.vg
+    if (!Number.isInteger(pvIndex) || pvIndex < 0 || pvIndex >= vg.descriptor.pvs.length) {
+      throw new LvmfsError('MIRROR_BAD_RANGE', `PV index ${pvIndex} out of range`)
+    }
+    const work: Array<{ lv: LvDescriptor, lp: number }> = []
+    for (const lv of vg.descriptor.lvs) {
+      lv.lps.forEach((copies, lp) => {
+        if (copies.some((copy) => copy.pvIndex === pvIndex && vg.isStale(copy.pvIndex, copy.pp))) work.push({ lv, lp })
+      })
+    }
+    this.#progress.totalBytes += work.reduce((sum, item) => sum + this.#pendingBytes(item.lv, item.lp, false), 0)
+    return await this.#runLps(work, false)
+  }
+
+  /** syncvg: every LP of every LV with a stale copy on an active PV. */
+  async syncvg(): Promise<ResyncReport> {
+    this.#mirror.assertOnline()
+    const work: Array<{ lv: LvDescriptor, lp: number }> = []
+    for (const lv of this.#mirror.vg.descriptor.lvs) {
+      for (const lp of this.#lpsToSync(lv, false)) work.push({ lv, lp })
+    }
+    this.#progress.totalBytes += work.reduce((sum, item) => sum + this.#pendingBytes(item.lv, item.lp, false), 0)
+    return await this.#runLps(work, false)
+  }
+
+  async #runLps(work: ReadonlyArray<{ lv: LvDescriptor, lp: number }>, force: boolean): Promise<ResyncReport> {
+    const lps: LpResyncResult[] = []
+    const failed: Array<{ lv: string, lp: number, code: string }> = []
+    let copiedBytes = 0
+    for (const { lv, lp } of work) {
+      try {
+        const result = await this.#resyncLp(this.#mirror.current(lv), lp, force)
+        lps.push(result)
+        copiedBytes += result.copiedBytes
+      } catch (error) {
+        if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) throw error
+        failed.push({ lv: lv.name, lp, code: error.code })
+        this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
+      }
+    }
+    return { lps, copiedBytes, failed }
+  }
+}
