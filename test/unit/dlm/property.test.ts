@@ -122,7 +122,9 @@ function codeOf(fn: () => unknown): string {
   }
 }
 
-function run(ops: Array<fc.Infer<typeof opArb>>): void {
+type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never
+
+function run(ops: Op[]): void {
   const seen = new Map<number, LockMode>() // what clients believe they hold, from results and events
   const pending = new Set<number>()
   const onEvent = (_client: number, event: DlmEvent): void => {
