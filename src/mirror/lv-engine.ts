@@ -142,6 +142,8 @@ export class MirroredLv {
   }
 
   async #writePiece(buffer: Uint8Array, piece: Piece): Promise<void> {
+    // Again here: the MWC pin may have just marked a PV missing.
+    await this.#mirror.markAbsentCopiesStale(this.#lv, piece.lp)
     const fresh = freshCopies(this.#mirror.vg, this.#lv, piece.lp)
     if (fresh.length === 0) throw this.#noFreshCopy(piece, 'write', undefined)
     const through = [...this.#mirror.writeThroughOf(this.#lv.lvId, piece.lp)]
