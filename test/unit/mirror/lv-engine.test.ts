@@ -23,7 +23,7 @@ async function setup(t: Tap.Test, options: { pvCount?: number, lps?: number, cop
   return { vg, engine, dir }
 }
 
-t.test('write then read back across LP boundaries; every copy holds the data', async (t) => {
+void t.test('write then read back across LP boundaries; every copy holds the data', async (t) => {
   const { vg, engine, dir } = await setup(t)
   const lv = engine.open('lv0')
   const data = randomBytes(4 * PP)
@@ -39,7 +39,7 @@ t.test('write then read back across LP boundaries; every copy holds the data', a
   await lv.close()
 })
 
-t.test('EIO on one copy during a write stream: acknowledged data kept, stale set, reads from the other copy',
+void t.test('EIO on one copy during a write stream: acknowledged data kept, stale set, reads from the other copy',
   async (t) => {
     const { vg, engine, dir } = await setup(t)
     const lv = engine.open('lv0')
@@ -61,7 +61,7 @@ t.test('EIO on one copy during a write stream: acknowledged data kept, stale set
     await lv.close()
   })
 
-t.test('read failover: a read error on the primary marks it stale and serves the other copy', async (t) => {
+void t.test('read failover: a read error on the primary marks it stale and serves the other copy', async (t) => {
   const { vg, engine } = await setup(t, { schedule: 's' })
   const lv = engine.open('lv0')
   const data = randomBytes(PP)
@@ -79,7 +79,7 @@ t.test('read failover: a read error on the primary marks it stale and serves the
   await lv.close()
 })
 
-t.test('no fresh copy left: the I/O fails with EIO and the last copy is not marked stale', async (t) => {
+void t.test('no fresh copy left: the I/O fails with EIO and the last copy is not marked stale', async (t) => {
   const { vg, engine } = await setup(t, { copies: 2 })
   const lv = engine.open('lv0')
   await lv.write(randomBytes(4096), 0) // LTG 0 is now in the MWC log: the next write goes straight to data
@@ -93,7 +93,7 @@ t.test('no fresh copy left: the I/O fails with EIO and the last copy is not mark
   await lv.close().catch(() => {})
 })
 
-t.test('a 3-copy LV survives losing two PVs', async (t) => {
+void t.test('a 3-copy LV survives losing two PVs', async (t) => {
   const { vg, engine, dir } = await setup(t, { copies: 3 })
   const lv = engine.open('lv0')
   const data = randomBytes(4 * PP)

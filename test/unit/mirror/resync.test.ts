@@ -27,7 +27,7 @@ function copyRef(vg: FakeVg, lp: number, copyIndex: number): { pvIndex: number, 
   return vg.descriptor.lvs[0]!.lps[lp]![copyIndex]!
 }
 
-t.test('resynclp force=false copies only to stale copies; force=true to every other copy', async (t) => {
+void t.test('resynclp force=false copies only to stale copies; force=true to every other copy', async (t) => {
   const { vg, engine, dir } = await setup(t, { copies: 3, lps: 2 })
   const lv = engine.open('lv0')
   const data = randomBytes(2 * PP)
@@ -50,7 +50,7 @@ t.test('resynclp force=false copies only to stale copies; force=true to every ot
   await lv.close()
 })
 
-t.test('resynclp refuses: no good copy, out-of-range LP, VG offline', async (t) => {
+void t.test('resynclp refuses: no good copy, out-of-range LP, VG offline', async (t) => {
   const { vg, engine } = await setup(t)
   await vg.markStale([copyRef(vg, 1, 0), copyRef(vg, 1, 1)])
   await t.rejects(engine.resyncer().resynclp('lv0', 1, false), { code: 'LVM_NOTSYNCED' })
@@ -65,7 +65,7 @@ t.test('resynclp refuses: no good copy, out-of-range LP, VG offline', async (t) 
   vg.state = 'online'
 })
 
-t.test('online resync under concurrent random writes: every block verified on both copies', async (t) => {
+void t.test('online resync under concurrent random writes: every block verified on both copies', async (t) => {
   const { vg, engine, dir } = await setup(t, { lps: 4 })
   const lv = engine.open('lv0')
   const model = randomBytes(4 * PP)
@@ -97,7 +97,7 @@ t.test('online resync under concurrent random writes: every block verified on bo
   await lv.close()
 })
 
-t.test('transient PV loss: the resync copies only the LPs written while it was gone', async (t) => {
+void t.test('transient PV loss: the resync copies only the LPs written while it was gone', async (t) => {
   const { vg, engine, dir } = await setup(t, { lps: 8 })
   const lv = engine.open('lv0')
   const model = randomBytes(8 * PP)
@@ -122,7 +122,7 @@ t.test('transient PV loss: the resync copies only the LPs written while it was g
   t.ok(readCopy(dir, again, 'lv0', 0).equals(model), 'copy 0 equals the model')
 })
 
-t.test('an interrupted resync resumes from its checkpoint, re-copying at most one interval', async (t) => {
+void t.test('an interrupted resync resumes from its checkpoint, re-copying at most one interval', async (t) => {
   const { vg, engine, dir } = await setup(t, { lps: 2 })
   const lv = engine.open('lv0')
   const model = randomBytes(2 * PP)
