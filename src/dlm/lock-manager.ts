@@ -425,7 +425,7 @@ export class LockManager {
     const status = immediate ? (valid ? 'DLM_SYNCH' : 'DLM_SYNCVALNOTVALID')
       : (valid ? 'DLM_SUCCESS' : 'DLM_SUCCVALNOTVALID')
     return {
-      lockId: lock.id, mode, status, valueBlockValid: valid,
+      lockId: lock.id, mode, status, valueBlockValid: valid, valueBlockSeq: resource.valueBlockSeq,
       valueBlock: written === undefined ? Uint8Array.from(resource.valueBlock) : undefined,
     }
   }

@@ -52,6 +52,8 @@ export interface Grant {
   /** The resource's value block (a copy), absent when this grant wrote it. */
   readonly valueBlock: Uint8Array | undefined
   readonly valueBlockValid: boolean
+  /** Write count of the value block; the newest copy wins when locks are re-asserted. */
+  readonly valueBlockSeq: number
 }
 
 export type LockResult = ({ readonly granted: true } & Grant) |
