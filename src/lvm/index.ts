@@ -3,26 +3,39 @@
  *
  * Entry points (see docs/format.md for bytes, docs/errors/lvm.md for codes):
  *
- *   pvCreate(path, { force? })                     label a device as an lvmfs PV
- *   vgCreate({ name, paths, ppSizeBytes })         new VG; returns its descriptor
- *   varyOnVg({ vgName | vgId, devices, vvgIn?, flags })
- *       -> { rc, rcRef, vvgOut, vg?, error? }      lvm_varyonvg; `vg` is a VolumeGroup when
- *                                                  rc is LVM_SUCCESS or LVM_CHKVVGOUT
- *   varyOffVg(vg)                                  lvm_varyoffvg
- *   scanDevices(paths)                             read-only: labels and VGs found (pvs/vgs)
+ *   pvCreate(path, { force?, layout?, opener? })   label a device as an lvmfs PV
+ *   vgCreate({ name, paths, ppSizeBytes })          new VG; returns its descriptor
+ *   varyOnVg({ vgName | vgId, devices, vvgIn?, flags, opener?, readOnly? })
+ *       -> { rc, rcRef, vvgOut, vg?, error? }       lvm_varyonvg; `vg` is a VolumeGroup when
+ *                                                   rc is LVM_SUCCESS or LVM_CHKVVGOUT
+ *   varyOffVg(vg)                                   lvm_varyoffvg
+ *   scanDevices(paths)                              read-only: labels and VGs (pvs/vgs/lvs)
  *
  * A varied-on `VolumeGroup` (volume-group.ts) exposes:
  *  - `descriptor` (VgDescriptor, model.ts): PVs {pvId, lastPath, ppCount, removed}, LVs {lvId,
  *    name, copies, strict, schedule, mwc, lps[lp][copy] = {pvIndex, pp}, ext}, `ppSizeBytes`,
- *    `descriptorCopies` (placement of VGDA/VGSA copies);
+ *    `descriptorCopies` (placement of the VGDA/VGSA copies);
  *  - `status` (VgStatus): per-PV missing flags, per-PV stale-PP bitmaps, passive-MWC dirty LVs;
  *  - per PV: `device(pvIndex)` (open BlockDevice), `ppOffsetBytes(pvIndex, pp)`,
- *    `mwcArea(pvIndex)` {offsetBytes, sizeBytes}, `pvState(pvIndex)`;
- *  - mutations that resolve only when a majority of descriptor copies hold them:
+ *    `mwcArea(pvIndex)` {offsetBytes, sizeBytes}, `pvState(pvIndex)`, `isStale(pvIndex, pp)`;
+ *  - mutations that resolve only when a majority of descriptor copies hold them (serialised):
  *    lvCreate/lvExtend/lvReduce/lvRemove/lvRename/lvSetExt, vgExtend/vgReduce,
- *    markStale/clearStale/setLvDirty/setPvState (VGSA records, small and fixed-shape);
+ *    markStale/clearStale/setLvDirty/setPvState (VGSA records: small, fixed-shape);
  *  - onChange(listener) after each commit, onForceOff(listener) when quorum is lost
- *    (the VG is then 'forcedoff' and every call rejects with LVM_FORCEOFF).
+ *    (the VG is then 'forcedoff'; every call rejects with LVM_FORCEOFF; the daemon fails I/O
+ *    with EIO);
+ *  - flags `noOpenLvs` (refuse LV opens with EBUSY) and `autoResync` (the mirror engine should
+ *    resync stale PPs now).
+ * Tests and tools inject devices with `opener` (MemoryDevice, FaultyDevice).
  */
 export * from './model.js'
 export type { VolumeGroup, VgState, LvCreateOptions, VgChangeEvent } from './volume-group.js'
+export { varyOnVg, varyOffVg, rcRef, type VaryOnRequest, type VaryOnResult } from './varyon.js'
+export { pvCreate, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
+  type VgCreateOptions } from './pv-ops.js'
+export { scanDevices, scanLabels, type ScannedDevice, type ScannedVg } from './scan.js'
+export { onlineVgs, commitStats, type DeviceOpener } from './online-vg.js'
+export { standardPlacement, isMajority } from './placement.js'
+export { selectCopy, type CopyReading, type Selection } from './quorum.js'
+export { descriptorProblems } from './descriptor.js'
+export { allocateLps } from './allocator.js'

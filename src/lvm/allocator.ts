@@ -1,0 +1,92 @@
+/**
+ * PP allocation for new LPs (lvcreate, lvextend). Pure: descriptor in, LP copies out.
+ *
+ * Method: copy by copy, LP by LP. For each LP copy it prefers the PP right after the previous
+ * LP's copy on the same PV (keeps LVs contiguous, so descriptors stay a few segments), else
+ * the allowed PV with the most free PPs (ties: lowest index), lowest free PP there.
+ * Constraints: only `allowedPvs` (active PVs); strict 'y' and 's' never put two copies of one
+ * LP on the same PV; strict 's' also keeps the PVs of copy k apart from the PVs of every
+ * other copy of the LV (existing LPs included). Failure is LVM_NOFREEPPS, with no change.
+ */
+import { LvmfsError } from '../errors/index.js'
+import type { PpRef, Strictness, VgDescriptor } from './model.js'
+import { allocationMaps } from './descriptor.js'
+
+export interface AllocationRequest {
+  readonly lpCount: number
+  readonly copies: number
+  readonly strict: Strictness
+  readonly allowedPvs: readonly number[]
+  /** The LV's existing LPs (for lvextend): contiguity and superstrict sets. */
+  readonly existing?: ReadonlyArray<ReadonlyArray<PpRef>>
+}
+
+export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[][] {
+  const used = allocationMaps(d)
+  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  const existing = request.existing ?? []
+  const pvsOfCopy = Array.from({ length: request.copies }, (_, k) =>
+    new Set(existing.map((copies) => copies[k]!.pvIndex)))
+  const out: PpRef[][] = Array.from({ length: request.lpCount }, () => [])
+  for (let k = 0; k < request.copies; k++) {
+    let previous = existing.at(-1)?.[k]
+    for (let lp = 0; lp < request.lpCount; lp++) {
+      const taken = out[lp]!.map((ref) => ref.pvIndex)
+      const ref = pickPp({ used, free, previous, taken, k, pvsOfCopy, request })
+      if (ref === undefined) {
+        throw new LvmfsError('LVM_NOFREEPPS', 'not enough free physical partitions', {
+          detail: `Need ${request.lpCount} LPs x ${request.copies} copies (strict ${request.strict}) ` +
+            `on ${request.allowedPvs.length} active PVs; ran out at copy ${k + 1}, LP ${lp + 1}.`,
+          hint: 'Add a PV with vgextend, reduce the size, or use fewer copies or --strict n.',
+          context: { lpCount: request.lpCount, copies: request.copies, freePps: free.reduce((a, b) => a + b, 0) },
+        })
+      }
+      used[ref.pvIndex]![ref.pp] = 1
+      free[ref.pvIndex]!--
+      pvsOfCopy[k]!.add(ref.pvIndex)
+      out[lp]!.push(ref)
+      previous = ref
+    }
+  }
+  return out
+}
+
+interface PickState {
+  used: Uint8Array[]
+  free: number[]
+  previous: PpRef | undefined
+  taken: number[]
+  k: number
+  pvsOfCopy: Array<Set<number>>
+  request: AllocationRequest
+}
+
+function pvAllowed(pvIndex: number, s: PickState): boolean {
+  if (!s.request.allowedPvs.includes(pvIndex) || s.free[pvIndex]! <= 0) return false
+  if (s.request.strict !== 'n' && s.taken.includes(pvIndex)) return false
+  if (s.request.strict === 's') {
+    for (let other = 0; other < s.pvsOfCopy.length; other++) {
+      if (other !== s.k && s.pvsOfCopy[other]!.has(pvIndex)) return false
+    }
+  }
+  return true
+}
+
+function pickPp(s: PickState): PpRef | undefined {
+  const prev = s.previous
+  if (prev !== undefined && pvAllowed(prev.pvIndex, s) && s.used[prev.pvIndex]![prev.pp + 1] === 0) {
+    return { pvIndex: prev.pvIndex, pp: prev.pp + 1 }
+  }
+  let best: number | undefined
+  for (const pvIndex of s.request.allowedPvs) {
+    if (!pvAllowed(pvIndex, s)) continue
+    // Stay on the PV already used by this copy when possible, else the emptiest PV.
+    const preferSame = prev !== undefined && pvIndex === prev.pvIndex
+    if (best === undefined || preferSame || (s.free[pvIndex]! > s.free[best]! && best !== prev?.pvIndex)) {
+      best = pvIndex
+    }
+  }
+  if (best === undefined) return undefined
+  const pp = s.used[best]!.indexOf(0)
+  return pp < 0 ? undefined : { pvIndex: best, pp }
+}
