@@ -10,7 +10,7 @@
  * remaining bytes plus one checkpoint interval. Kill points come from a seeded PRNG; the seed is
  * printed so a failure replays (kill timing within a run still varies with scheduling).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -71,7 +71,7 @@ function lastAcked(journal: string): Map<number, number> {
   return acked
 }
 
-async function crashLoop(t: Tap.Test, mwc: 'active' | 'passive', runs: number): Promise<void> {
+async function crashLoop(t: Test, mwc: 'active' | 'passive', runs: number): Promise<void> {
   t.comment(`seed=${seed} (replay: MIRROR_CRASH_SEED=${seed})`)
   const dir = t.testdir()
   const journal = join(dir, 'ack-journal')

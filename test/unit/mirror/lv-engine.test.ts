@@ -4,14 +4,14 @@
  * 3-copy LV that survives losing two PVs. Each test checks bytes read back and the copies on
  * the PV files themselves.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { FakeVg, createFakeVg, readCopy } from '../../helpers/mirror-fake-vg.js'
 import { MirrorEngine, buildVolumeMap } from '../../../src/mirror/index.js'
 
 const PP = 1024 * 1024
 
-async function setup(t: Tap.Test, options: { pvCount?: number, lps?: number, copies?: 1 | 2 | 3,
+async function setup(t: Test, options: { pvCount?: number, lps?: number, copies?: 1 | 2 | 3,
   schedule?: 'p' | 'ps' | 'pr' | 's' } = {}): Promise<{ vg: FakeVg, engine: MirrorEngine, dir: string }> {
   const dir = t.testdir()
   createFakeVg(dir, { pvCount: options.pvCount ?? 3, ppSizeBytes: PP, ppsPerPv: 16 })

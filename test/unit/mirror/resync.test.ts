@@ -5,7 +5,7 @@
  * model), bounded resync after a transient PV loss (bytes copied counted), resume from a
  * checkpoint after an interrupted run, and the typed refusals.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { FakeVg, createFakeVg, patchCopy, readCopy } from '../../helpers/mirror-fake-vg.js'
 import { MirrorEngine } from '../../../src/mirror/index.js'
@@ -13,7 +13,7 @@ import { MirrorEngine } from '../../../src/mirror/index.js'
 const PP = 1024 * 1024
 const LTG = 256 * 1024
 
-async function setup(t: Tap.Test, options: { copies?: 2 | 3, lps?: number, mwc?: 'active' | 'passive' | 'off' } = {}):
+async function setup(t: Test, options: { copies?: 2 | 3, lps?: number, mwc?: 'active' | 'passive' | 'off' } = {}):
   Promise<{ vg: FakeVg, engine: MirrorEngine, dir: string }> {
   const dir = t.testdir()
   createFakeVg(dir, { pvCount: 3, ppSizeBytes: PP, ppsPerPv: 16 })
