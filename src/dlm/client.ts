@@ -37,6 +37,8 @@ export interface DlmClientOptions {
   readonly reconnect?: boolean
   /** How long lock() keeps retrying while the broker is in its grace period (default 10 s; 0 = never). */
   readonly graceRetryMs?: number
+  /** Session id kept across reconnects (default: random); the broker's grace period waits for it. */
+  readonly session?: string
 }
 
 export interface LockOptions {
@@ -162,7 +164,7 @@ export class DlmLock {
 export class DlmClient {
   readonly namespace: string
   readonly socketPath: string
-  readonly session = randomUUID()
+  readonly session: string
   private socket: Socket | null = null
   private closing = false
   private nextId = 1
@@ -180,6 +182,7 @@ export class DlmClient {
   private constructor(private readonly options: DlmClientOptions) {
     this.namespace = options.namespace ?? 'lvmfs'
     this.socketPath = options.socketPath ?? socketPathFromEnv()
+    this.session = options.session ?? randomUUID()
   }
 
   static async connect(options: DlmClientOptions = {}): Promise<DlmClient> {
