@@ -1,12 +1,40 @@
 import type { Command } from 'commander'
 import * as lockd from './lockd.js'
 import * as locks from './locks.js'
+import * as pvcreate from './pvcreate.js'
+import * as vgcreate from './vgcreate.js'
+import * as vgextend from './vgextend.js'
+import * as vgreduce from './vgreduce.js'
+import * as lvcreate from './lvcreate.js'
+import * as lvextend from './lvextend.js'
+import * as lvreduce from './lvreduce.js'
+import * as lvremove from './lvremove.js'
+import * as lvrename from './lvrename.js'
+import * as pvs from './pvs.js'
+import * as vgs from './vgs.js'
+import * as lvs from './lvs.js'
+import * as varyonvg from './varyonvg.js'
+import * as varyoffvg from './varyoffvg.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
  * Add one line here per module.
  */
 const modules: Array<{ register(program: Command): void }> = [
+  pvcreate,
+  vgcreate,
+  vgextend,
+  vgreduce,
+  lvcreate,
+  lvextend,
+  lvreduce,
+  lvremove,
+  lvrename,
+  pvs,
+  vgs,
+  lvs,
+  varyonvg,
+  varyoffvg,
   lockd,
   locks,
 ]

@@ -1,0 +1,7 @@
+import type { Command } from 'commander'
+import { registerResize } from './lvresize-common.js'
+
+/** `lvmfs lvextend VG LV --size [+]SIZE` */
+export function register(program: Command): void {
+  registerResize(program, 'lvextend')
+}

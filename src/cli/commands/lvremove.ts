@@ -1,0 +1,16 @@
+import type { Command } from 'commander'
+import { addDeviceOptions, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
+
+/** `lvmfs lvremove VG LV` */
+export function register(program: Command): void {
+  addDeviceOptions(program.command('lvremove')
+    .description('remove a logical volume')
+    .argument('<vg>', 'volume group name')
+    .argument('<lv>', 'logical volume name'))
+    .action(async (vgName: string, lvName: string, options: DeviceOptions) => {
+      requireName('volume group', vgName)
+      requireName('logical volume', lvName)
+      await withVg(vgName, options, (vg) => vg.lvRemove(lvName))
+      print(options, { vg: vgName, removed: lvName }, `logical volume "${lvName}" removed from "${vgName}"\n`)
+    })
+}

@@ -1,0 +1,26 @@
+import type { Command } from 'commander'
+import { LvmfsError } from '../../errors/index.js'
+import { scanDevices, validatePpSize, validateVgName, vgCreate } from '../../lvm/index.js'
+import { parseSizeBytes } from '../options.js'
+import { addDeviceOptions, deviceListWith, print, type DeviceOptions } from '../lvm-cli.js'
+
+/** `lvmfs vgcreate VG DEV... [--pp-size 4M]`: a new VG (unlabelled devices are pvcreate'd). */
+export function register(program: Command): void {
+  addDeviceOptions(program.command('vgcreate')
+    .description('create a volume group on devices')
+    .argument('<vg>', 'volume group name')
+    .argument('<devices...>', 'PVs (or blank devices) to put in it')
+    .option('-s, --pp-size <size>', 'physical partition size, a power of two from 64K to 16G', '4M'))
+    .action(async (vgName: string, devices: string[], options: DeviceOptions & { ppSize: string }) => {
+      validateVgName(vgName)
+      const ppSizeBytes = parseSizeBytes(options.ppSize, '--pp-size')
+      validatePpSize(ppSizeBytes)
+      const { vgs } = await scanDevices(deviceListWith(options, devices))
+      if (vgs.some((vg) => vg.name === vgName)) {
+        throw new LvmfsError('ENGINE_EXISTS', `volume group "${vgName}" already exists`, { context: { vg: vgName } })
+      }
+      const d = await vgCreate({ name: vgName, paths: devices, ppSizeBytes })
+      print(options, { vg: vgName, vgId: d.vgId, pvs: d.pvs },
+        `volume group "${vgName}" created on ${d.pvs.length} PV(s), PP size ${options.ppSize}\n`)
+    })
+}

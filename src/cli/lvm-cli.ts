@@ -1,0 +1,102 @@
+/**
+ * Shared plumbing of the LVM verbs: which devices to scan, opening a VG for a change (vary-on,
+ * run, vary-off), rendering tables, and turning vary-on results into typed errors.
+ *
+ * Every verb validates its arguments before touching a device, and mutations go through the
+ * library's majority commits, so a refused command leaves every PV byte-identical.
+ */
+import type { Command } from 'commander'
+import { LvmfsError } from '../errors/index.js'
+import { resolveDeviceList } from '../io/index.js'
+import { scanDevices, varyOnVg, type VaryOnResult, type VolumeGroup } from '../lvm/index.js'
+import { parseSizeBytes } from './options.js'
+
+export interface DeviceOptions {
+  readonly devices?: string
+  readonly json?: boolean
+}
+
+export function addDeviceOptions(command: Command): Command {
+  return command
+    .option('--devices <paths>', 'comma-separated devices to scan (default $LVMFS_DEVICES, then /etc/lvmfs/devices)')
+    .option('--json', 'print JSON')
+}
+
+export function deviceList(options: DeviceOptions): string[] {
+  return resolveDeviceList(options.devices)
+}
+
+/** Same as deviceList, plus explicitly named devices (they are always scanned). */
+export function deviceListWith(options: DeviceOptions, extra: readonly string[]): string[] {
+  let base: string[] = []
+  try {
+    base = deviceList(options)
+  } catch (error) {
+    if (extra.length === 0) throw error
+  }
+  return [...new Set([...base, ...extra])]
+}
+
+export async function requireVgExists(vgName: string, devices: readonly string[]): Promise<void> {
+  const { vgs } = await scanDevices(devices)
+  if (!vgs.some((vg) => vg.name === vgName)) {
+    throw new LvmfsError('ENGINE_NOT_FOUND', `volume group "${vgName}" not found`, {
+      detail: `Scanned ${devices.length} device(s): ${devices.join(', ') || '(none)'}.`,
+      hint: 'Check --devices / LVMFS_DEVICES.', context: { vg: vgName } })
+  }
+}
+
+export function errorOf(result: VaryOnResult): LvmfsError {
+  return result.error ?? new LvmfsError(result.rc as Exclude<VaryOnResult['rc'], 'LVM_SUCCESS' | 'LVM_CHKVVGOUT'>,
+    'vary-on failed')
+}
+
+/** Varies the VG on (quorum needed; missing PVs allowed), runs `fn`, varies it off. */
+export async function withVg<T>(vgName: string, options: DeviceOptions,
+  fn: (vg: VolumeGroup) => Promise<T>): Promise<T> {
+  const devices = deviceList(options)
+  await requireVgExists(vgName, devices)
+  const result = await varyOnVg({ vgName, devices, flags: { misspvVon: true, missnameVon: true } })
+  if (result.vg === undefined) throw errorOf(result)
+  try {
+    return await fn(result.vg)
+  } finally {
+    await result.vg.varyOff()
+  }
+}
+
+export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n') + '\n'
+}
+
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T', 'P']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1 && value % 1024 === 0) {
+    value /= 1024
+    unit++
+  }
+  if (value >= 1024 && unit < units.length - 1) return `${(value / 1024).toFixed(2)}${units[unit + 1]}`
+  return `${value}${units[unit]}`
+}
+
+/** "+1G" / "-512M" / "2G" for lvextend and lvreduce. */
+export function parseSizeChange(text: string, what: string): { relative: -1 | 0 | 1; bytes: number } {
+  const sign = text.startsWith('+') ? 1 : text.startsWith('-') ? -1 : 0
+  return { relative: sign, bytes: parseSizeBytes(sign === 0 ? text : text.slice(1), what) }
+}
+
+export function print(options: DeviceOptions, json: unknown, text: string): void {
+  process.stdout.write(options.json === true ? JSON.stringify(json) + '\n' : text)
+}
+
+export function requireName(kind: string, name: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}$/.test(name)) {
+    throw new LvmfsError('ENGINE_USAGE', `invalid ${kind} name "${name}"`, {
+      detail: 'Names are 1-127 characters from [A-Za-z0-9_.+-] and do not start with "-", "." or "+".' })
+  }
+}
