@@ -87,7 +87,8 @@ try {
   const twoStart = performance.now()
   const [first, other] = await Promise.all([pairs(client, workers / 2), pairs(second, workers / 2)])
   const twoClients = { pairsPerSecond: first.pairsPerSecond + other.pairsPerSecond,
-    p50Us: Math.max(first.p50Us, other.p50Us), p99Us: Math.max(first.p99Us, other.p99Us), elapsedMs: Math.round(performance.now() - twoStart) }
+    p50Us: Math.max(first.p50Us, other.p50Us), p99Us: Math.max(first.p99Us, other.p99Us),
+    elapsedMs: Math.round(performance.now() - twoStart) }
   await second.close()
   const deathMs = (await deathToGrant(client)).sort((a, b) => a - b)
   const result = {
