@@ -310,6 +310,19 @@ export class Resyncer {
     return await this.#runLps(work, false)
   }
 
+  /** The LPs of one LV that have a stale copy on PV `pvIndex` (`resync VG/LV --pv PV`). */
+  async resyncLvOnPv(lvName: string, pvIndex: number, force: boolean): Promise<ResyncReport> {
+    this.#mirror.assertOnline()
+    const vg = this.#mirror.vg
+    const lv = this.#mirror.lv(lvName)
+    const work: Array<{ lv: LvDescriptor, lp: number }> = []
+    lv.lps.forEach((copies, lp) => {
+      if (copies.some((copy) => copy.pvIndex === pvIndex && vg.isStale(copy.pvIndex, copy.pp))) work.push({ lv, lp })
+    })
+    this.#progress.totalBytes += work.reduce((sum, item) => sum + this.#pendingBytes(item.lv, item.lp, force), 0)
+    return await this.#runLps(work, force)
+  }
+
   /** syncvg: every LP of every LV with a stale copy on an active PV. */
   async syncvg(): Promise<ResyncReport> {
     this.#mirror.assertOnline()

@@ -15,6 +15,9 @@ import * as vgs from './vgs.js'
 import * as lvs from './lvs.js'
 import * as varyonvg from './varyonvg.js'
 import * as varyoffvg from './varyoffvg.js'
+import * as resync from './resync.js'
+import * as syncvg from './syncvg.js'
+import * as scrub from './scrub.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
@@ -35,6 +38,9 @@ const modules: Array<{ register(program: Command): void }> = [
   lvs,
   varyonvg,
   varyoffvg,
+  resync,
+  syncvg,
+  scrub,
   lockd,
   locks,
 ]

@@ -1,0 +1,84 @@
+/**
+ * Shared plumbing of the mirror verbs (resync, syncvg, scrub): parse VG/LV, vary the VG on in
+ * this process, run mirror recovery (MWC replay) through MirrorEngine.start, run the operation
+ * with a progress bar on a terminal, then write a clean MWC record and vary the VG off.
+ */
+import { SingleBar } from 'cli-progress'
+import { LvmfsError } from '../errors/index.js'
+import { MirrorEngine, type ResyncProgress, type ResyncReport } from '../mirror/index.js'
+import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
+import { parseSizeBytes } from './options.js'
+
+export interface MirrorCliOptions extends DeviceOptions {
+  readonly rate?: string
+}
+
+export function parseVgLv(text: string): { vgName: string, lvName: string } {
+  const parts = text.split('/')
+  if (parts.length !== 2) {
+    throw new LvmfsError('ENGINE_USAGE', `expected VG/LV, got "${text}"`, { hint: 'Example: lvmfs resync vg0/data' })
+  }
+  requireName('volume group', parts[0]!)
+  requireName('logical volume', parts[1]!)
+  return { vgName: parts[0]!, lvName: parts[1]! }
+}
+
+export async function withMirror<T>(vgName: string, options: DeviceOptions,
+  fn: (engine: MirrorEngine) => Promise<T>): Promise<T> {
+  return await withVg(vgName, options, async (vg) => {
+    const engine = await MirrorEngine.start(vg)
+    for (const ltg of engine.recovery.ltgs) {
+      process.stderr.write(`lvmfs: MWC recovery: ${ltg.lv} LTG ${ltg.ltgIndex} copied from copy ${String(ltg.source)}\n`)
+    }
+    for (const name of engine.recovery.needsForcedResync) {
+      process.stderr.write(`lvmfs: warning: LV "${name}" (MWC off) crashed while open; run lvmfs resync ` +
+        `${vgName}/${name} --force\n`)
+    }
+    try {
+      return await fn(engine)
+    } finally {
+      await engine.stop()
+    }
+  })
+}
+
+/** A progress callback drawing a bar on stderr when it is a terminal and --json is not set. */
+export function progressBar(options: DeviceOptions): { onProgress?: (p: ResyncProgress) => void, stop: () => void } {
+  if (options.json === true || process.stderr.isTTY !== true) return { stop: () => {} }
+  const bar = new SingleBar({ stream: process.stderr, format: '{bar} {percentage}% | {done} of {total}' })
+  let started = false
+  return {
+    onProgress: (p) => {
+      if (!started) {
+        bar.start(p.totalBytes, 0, { done: humanBytes(0), total: humanBytes(p.totalBytes) })
+        started = true
+      }
+      bar.setTotal(Math.max(p.totalBytes, p.doneBytes))
+      bar.update(p.doneBytes, { done: humanBytes(p.doneBytes), total: humanBytes(p.totalBytes) })
+    },
+    stop: () => { if (started) bar.stop() },
+  }
+}
+
+export function rateOption(options: MirrorCliOptions): { rateBytesPerSecond?: number } {
+  return options.rate === undefined ? {} : { rateBytesPerSecond: parseSizeBytes(options.rate, '--rate') }
+}
+
+/** Text summary of a resync; throws LVM_NOTSYNCED when some LP could not be synced. */
+export function renderResync(report: ResyncReport): string {
+  const lines = report.lps.filter((lp) => lp.source !== undefined).map((lp) =>
+    `${lp.lv} LP ${lp.lp}: copy ${String(lp.source)} -> ${lp.targets.join(',')} ` +
+    `(${humanBytes(lp.copiedBytes)}${lp.resumedFromBytes > 0 ? `, resumed at ${humanBytes(lp.resumedFromBytes)}` : ''})`)
+  lines.push(`resynced ${report.lps.filter((lp) => lp.source !== undefined).length} LP(s), ` +
+    `copied ${humanBytes(report.copiedBytes)}`)
+  return lines.join('\n') + '\n'
+}
+
+export function failIfNotSynced(report: ResyncReport): void {
+  if (report.failed.length === 0) return
+  const first = report.failed[0]!
+  throw new LvmfsError('LVM_NOTSYNCED', `${report.failed.length} logical partition(s) not resynced`, {
+    detail: `First: LV "${first.lv}" LP ${first.lp} (${first.code}).`,
+    hint: 'An LP needs one fresh copy on an active PV; bring the missing PVs back and retry.',
+    context: { failed: report.failed } })
+}

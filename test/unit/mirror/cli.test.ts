@@ -1,0 +1,95 @@
+/**
+ * The mirror CLI verbs on PV files, run as child processes (`lvmfs resync|syncvg|scrub`):
+ * exit codes (0 ok, 3 usage, 5 failure), JSON reports, and the copies on disk afterwards.
+ */
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { closeSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pvCreate, vgCreate, varyOnVg, type LvDescriptor } from '../../../src/lvm/index.js'
+import { MirrorEngine } from '../../../src/mirror/index.js'
+
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
+const PP = 1024 * 1024
+
+function cli(env: NodeJS.ProcessEnv, ...args: string[]): { code: number, stdout: string, stderr: string } {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { env, encoding: 'utf8' })
+  return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr }
+}
+
+function copyBytes(path: string, offsetBytes: number, lengthBytes: number): Buffer {
+  const fd = openSync(path, 'r')
+  const out = Buffer.alloc(lengthBytes)
+  readSync(fd, out, 0, lengthBytes, offsetBytes)
+  closeSync(fd)
+  return out
+}
+
+void t.test('lvmfs resync / syncvg / scrub', async (t) => {
+  const dir = t.testdir()
+  const env = { ...process.env, LVMFS_LOCK_DIR: join(dir, 'locks') }
+  process.env['LVMFS_LOCK_DIR'] = env.LVMFS_LOCK_DIR
+  const paths = [join(dir, 'a.img'), join(dir, 'b.img')]
+  for (const path of paths) {
+    writeFileSync(path, '')
+    truncateSync(path, 16 * 1024 * 1024)
+    await pvCreate(path)
+  }
+  await vgCreate({ name: 'vg0', paths, ppSizeBytes: PP })
+  const vg = (await varyOnVg({ vgName: 'vg0', devices: paths, flags: { misspvVon: true, missnameVon: true } })).vg!
+  const lvd: LvDescriptor = await vg.lvCreate({ name: 'lv0', lpCount: 4, copies: 2 })
+  const engine = await MirrorEngine.start(vg)
+  const lv = engine.open('lv0')
+  const data = randomBytes(4 * PP)
+  await lv.write(data, 0)
+  await lv.close()
+  await vg.markStale(lvd.lps.slice(1, 3).map((copies) => copies[1]!))
+  const at = (lp: number, copy: number): { path: string, offset: number } => {
+    const ref = lvd.lps[lp]![copy]!
+    return { path: paths[ref.pvIndex]!, offset: vg.ppOffsetBytes(ref.pvIndex, ref.pp) }
+  }
+  const places = [0, 1, 2, 3].map((lp) => [at(lp, 0), at(lp, 1)])
+  await engine.stop()
+  await vg.varyOff()
+  for (const lp of [1, 2]) {
+    const fd = openSync(places[lp]![1]!.path, 'r+')
+    writeSync(fd, randomBytes(PP), 0, PP, places[lp]![1]!.offset)
+    closeSync(fd)
+  }
+  const devices = ['--devices', paths.join(',')]
+
+  t.equal(cli(env, 'resync', 'vg0').code, 3, 'VG without /LV is a usage error')
+  t.equal(cli(env, 'resync', 'vg0/lv0', '--lp', 'x', ...devices).code, 3, 'a bad --lp is a usage error')
+  const missing = cli(env, 'resync', 'vg0/nope', ...devices)
+  t.equal(missing.code, 5, 'an unknown LV fails with exit 5')
+  t.match(missing.stderr, /ENGINE_NOT_FOUND/)
+
+  const one = cli(env, 'resync', 'vg0/lv0', '--lp', '1', '--json', ...devices)
+  t.equal(one.code, 0, one.stderr)
+  t.match(JSON.parse(one.stdout), { copiedBytes: PP, lps: [{ lp: 1, source: 0, targets: [1] }] })
+  const all = cli(env, 'syncvg', 'vg0', '--json', ...devices)
+  t.equal(all.code, 0, all.stderr)
+  t.equal(JSON.parse(all.stdout).copiedBytes, PP, 'syncvg copied only the LP still stale')
+  for (const lp of [0, 1, 2, 3]) {
+    const [primary, secondary] = places[lp]!
+    t.ok(copyBytes(secondary!.path, secondary!.offset, PP).equals(data.subarray(lp * PP, (lp + 1) * PP)),
+      `LP ${lp}: copy 1 equals the data`)
+    t.ok(copyBytes(primary!.path, primary!.offset, PP).equals(data.subarray(lp * PP, (lp + 1) * PP)))
+  }
+
+  const fd = openSync(places[3]![1]!.path, 'r+')
+  writeSync(fd, randomBytes(1024), 0, 1024, places[3]![1]!.offset + 5000)
+  closeSync(fd)
+  const check = cli(env, 'scrub', 'vg0/lv0', '--json', ...devices)
+  t.equal(check.code, 0, check.stderr)
+  t.equal(JSON.parse(check.stdout).mismatches.length, 1, 'scrub reports the corrupted region')
+  const repair = cli(env, 'scrub', 'vg0/lv0', '--repair', ...devices)
+  t.equal(repair.code, 0, repair.stderr)
+  t.match(repair.stdout, /repaired 1 from copy 0/)
+  t.equal(JSON.parse(cli(env, 'scrub', 'vg0/lv0', '--json', ...devices).stdout).mismatches.length, 0)
+  const forced = cli(env, 'resync', 'vg0/lv0', '--force', '--json', ...devices)
+  t.equal(forced.code, 0, forced.stderr)
+  t.equal(JSON.parse(forced.stdout).copiedBytes, 4 * PP, '--force copies every LP to the other copy')
+})
