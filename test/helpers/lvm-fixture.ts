@@ -9,7 +9,9 @@ import { CrashController, FaultyDevice, MemoryDevice, type BlockDevice } from '.
 import type { LayoutOptions } from '../../src/format/index.js'
 import { pvCreate, vgCreate, varyOnVg, type DeviceOpener, type VaryOnFlags } from '../../src/lvm/index.js'
 
-export const SMALL_LAYOUT: LayoutOptions = { vgdaSlotBytes: 64 * 1024, vgsaSlotBytes: 8 * 1024, mwcSizeBytes: 16 * 1024 }
+export const SMALL_LAYOUT: LayoutOptions = {
+  vgdaSlotBytes: 64 * 1024, vgsaSlotBytes: 8 * 1024, mwcSizeBytes: 16 * 1024,
+}
 export const PP_BYTES = 64 * 1024
 export const PV_BYTES = 2 * 1024 * 1024
 
@@ -74,4 +76,29 @@ export const ALL_OK: VaryOnFlags = { misspvVon: true, missnameVon: true }
 
 export async function varyOn(pool: Pool, vgName: string, flags: VaryOnFlags = ALL_OK, paths = pool.paths) {
   return varyOnVg({ vgName, devices: paths, flags, opener: pool.opener })
+}
+
+/** Writes a descriptor into every VGDA copy position without any validation (tests craft bad
+ * descriptors this way). Uses the slot after the current one, seq as given. */
+export async function writeRawDescriptor(pool: Pool, d: import('../../src/lvm/index.js').VgDescriptor,
+  slot: 0 | 1 = 1): Promise<void> {
+  const { encodeDescriptorBody, encodeVgdaCopy, crc32c, vgdaSlotOffset } = await import('../../src/format/index.js')
+  const { readLabel } = await import('../../src/lvm/metadata-io.js')
+  const body = encodeDescriptorBody(d)
+  for (const place of d.descriptorCopies) {
+    const pv = d.pvs[place.pvIndex]!
+    const device = pool.devices.get(pv.lastPath)!
+    const label = await readLabel(device)
+    const bytes = encodeVgdaCopy({ vgId: d.vgId, seq: d.seq, timestampMs: d.timestampMs, body, bodyCrc: crc32c(body),
+      self: { pvId: pv.pvId, area: place.area, slot } })
+    device.data.set(bytes, vgdaSlotOffset(label, place.area, slot))
+  }
+}
+
+/** Zeroes every VGDA slot of a device (all copies gone). */
+export async function zeroVgdas(pool: Pool, name: string): Promise<void> {
+  const { readLabel } = await import('../../src/lvm/metadata-io.js')
+  const device = pool.devices.get(name)!
+  const label = await readLabel(device)
+  device.data.fill(0, label.vgdaOffsetBytes, label.vgdaOffsetBytes + 4 * label.vgdaSlotBytes)
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { LvmfsError } from '../../errors/index.js'
 import { scanDevices, type ScannedVg } from '../../lvm/index.js'
 import { addDeviceOptions, deviceList, humanBytes, print, table, type DeviceOptions } from '../lvm-cli.js'
 
@@ -10,7 +11,8 @@ function summary(vg: ScannedVg) {
   return { vg: vg.name, vgId: vg.vgId, rc: vg.result.rc, error: vg.result.error?.code ?? null,
     pvs: d?.pvs.length ?? 0, missingPvs: missing, lvs: d?.lvs.length ?? 0, seq: d?.seq ?? 0,
     ppSizeBytes: d?.ppSizeBytes ?? 0, totalPps: total, freePps: total - used,
-    copies: vg.result.copies ?? null, vvgOut: vg.result.vvgOut }
+    copies: vg.result.copies ?? null, vvgOut: vg.result.vvgOut,
+    duplicates: vg.result.vvgOut.filter((o) => o.status === 'LVM_DUPPVID').length }
 }
 
 /** `lvmfs vgs [--json]`: each VG as a read-only vary-on sees it (same quorum rules). Exits 5 when
@@ -23,9 +25,14 @@ export function register(program: Command): void {
       print(options, { vgs: rows }, table(['VG', 'PVs', 'Missing', 'LVs', 'PPSize', 'PPs', 'Free', 'Seq', 'Copies', 'State'],
         rows.map((r) => [r.vg, String(r.pvs), String(r.missingPvs), String(r.lvs), humanBytes(r.ppSizeBytes),
           String(r.totalPps), String(r.freePps), String(r.seq), r.copies ? `${r.copies.present}/${r.copies.total}` : '-',
-          r.error ?? (r.missingPvs > 0 ? 'partial' : 'ok')])))
+          r.error ?? (r.duplicates > 0 ? 'duplicate-pv-id' : r.missingPvs > 0 ? 'partial' : 'ok')])))
       for (const vg of vgs) for (const bad of vg.result.copies?.bad ?? []) process.stderr.write(`  bad copy: ${bad}\n`)
       const failed = vgs.find((vg) => vg.result.error !== undefined)
       if (failed) throw failed.result.error!
+      const dup = rows.find((r) => r.duplicates > 0)
+      if (dup) {
+        throw new LvmfsError('LVM_DUPPVID', `volume group "${dup.vg}" has PVs whose id appears on several devices`, {
+          hint: 'Remove or relabel (pvcreate --force) the copied devices; lvmfs never picks one.' })
+      }
     })
 }

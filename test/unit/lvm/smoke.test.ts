@@ -1,13 +1,13 @@
 import t from 'tap'
 import { Pool, makeVg, varyOn } from '../../helpers/lvm-fixture.js'
 
-t.test('create a VG, an LV, vary off and on again', async (t) => {
+void t.test('create a VG, an LV, vary off and on again', async (t) => {
   const pool = new Pool(3)
   const d = await makeVg(pool, 'vg0')
   t.equal(d.pvs.length, 3)
   t.equal(d.descriptorCopies.length, 3)
   const first = await varyOn(pool, 'vg0')
-  t.equal(first.rc, 'LVM_SUCCESS', first.error?.message)
+  t.equal(first.rc, 'LVM_SUCCESS', first.error?.message ?? '')
   const vg = first.vg!
   const lv = await vg.lvCreate({ name: 'data', lpCount: 5, copies: 2 })
   t.equal(lv.lps.length, 5)
@@ -15,7 +15,7 @@ t.test('create a VG, an LV, vary off and on again', async (t) => {
   await vg.markStale([{ pvIndex: 1, pp: 0 }])
   await vg.varyOff()
   const again = await varyOn(pool, 'vg0')
-  t.equal(again.rc, 'LVM_SUCCESS', again.error?.message)
+  t.equal(again.rc, 'LVM_SUCCESS', again.error?.message ?? '')
   t.equal(again.vg!.lvByName('data')!.lps.length, 5)
   t.same(again.vg!.descriptor.lvs[0]!.lps, lv.lps)
   await again.vg!.varyOff()
