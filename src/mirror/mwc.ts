@@ -281,6 +281,12 @@ export class MwcLog {
     await this.#commitPvs(this.#activePvs())
   }
 
+  /** Removes several cursors with one durable record per active PV. */
+  async dropCursors(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.#cursors.delete(key)
+    await this.#commitPvs(this.#activePvs())
+  }
+
   cursors(): ResyncCursor[] {
     return [...this.#cursors.values()]
   }

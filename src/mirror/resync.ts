@@ -157,20 +157,22 @@ export class Resyncer {
     return await this.#resyncLp(lv, lp, force)
   }
 
-  async #resyncLp(lv: LvDescriptor, lp: number, force: boolean): Promise<LpResyncResult> {
+  async #resyncLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[]): Promise<LpResyncResult> {
     const key = `${lv.lvId}:${lp}`
     if (this.#running.has(key)) {
       throw new LvmfsError('LVM_INRESYNC', `LP ${lp} of LV "${lv.name}" is already being resynced`)
     }
     this.#running.add(key)
     try {
-      return await this.#copyLp(lv, lp, force)
+      return await this.#copyLp(lv, lp, force, batch)
     } finally {
       this.#running.delete(key)
     }
   }
 
-  async #copyLp(lv: LvDescriptor, lp: number, force: boolean): Promise<LpResyncResult> {
+  /** Copies one LP. With `batch`, the LP's finish (sync, stale bits cleared, cursor dropped,
+   * write-through ended) is deferred to the caller's next #finishBatch. */
+  async #copyLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[]): Promise<LpResyncResult> {
     const mirror = this.#mirror
     const vg = mirror.vg
     const source = sourceCopy(vg, lv, lp)
@@ -191,6 +193,7 @@ export class Resyncer {
     const staleTargets = targets.filter((index) => !isCopyFresh(vg, lv.lps[lp]![index]!))
     mirror.addWriteThrough(lv.lvId, lp, staleTargets)
     let copiedBytes = 0
+    let deferred = false
     try {
       const regionsPerLp = mirror.regionsPerLp()
       let sinceCheckpoint = 0
@@ -214,11 +217,17 @@ export class Resyncer {
           await this.#checkpoint(lv, lp, force, targets, next)
         }
       }
-      await this.#finish(lv, lp, targets)
-      await this.#dropCursor(lv, lp)
+      const pending: PendingFinish = { lv, lp, targets, staleTargets }
+      if (batch === undefined) {
+        deferred = true
+        await this.#finishBatch([pending])
+      } else {
+        batch.push(pending)
+        deferred = true
+      }
       return { lv: lv.name, lp, source, targets, copiedBytes, resumedFromBytes: startBytes }
     } finally {
-      mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
+      if (!deferred) mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
     }
   }
 
@@ -263,14 +272,38 @@ export class Resyncer {
     await this.#mirror.mwc.setCursor(lv.lvId, lp, undefined)
   }
 
-  /** Targets durable first, then their stale bits cleared (majority commit). */
-  async #finish(lv: LvDescriptor, lp: number, targets: readonly number[]): Promise<void> {
+  /**
+   * Finishes copied LPs together: their target devices are synced once, then every stale bit
+   * is cleared in one VGSA commit, then the cursors are dropped in one MWC record, and only then
+   * does write-through end (until the bit is clear, a write must still reach the target).
+   */
+  async #finishBatch(batch: PendingFinish[]): Promise<void> {
     const vg = this.#mirror.vg
-    const failed = await syncCopies(vg, lv, lp, targets)
-    const durable = targets.filter((index) => !failed.includes(index))
-    if (durable.length === 0) throw new LvmfsError('LVM_NOTSYNCED', `syncing LP ${lp} of LV "${lv.name}" failed`)
-    const changes = durable.map((index) => lv.lps[lp]![index]!).filter((copy) => vg.isStale(copy.pvIndex, copy.pp))
-    if (changes.length > 0) await vg.clearStale(changes)
+    const items = batch.splice(0)
+    if (items.length === 0) return
+    try {
+      const pvs = new Set<number>()
+      for (const item of items) for (const index of item.targets) pvs.add(item.lv.lps[item.lp]![index]!.pvIndex)
+      const failedPvs = new Set<number>()
+      await Promise.all([...pvs].map(async (pvIndex) => {
+        try {
+          await vg.device(pvIndex)!.sync()
+        } catch {
+          failedPvs.add(pvIndex)
+        }
+      }))
+      const changes = items.flatMap((item) => item.targets.map((index) => item.lv.lps[item.lp]![index]!))
+        .filter((copy) => !failedPvs.has(copy.pvIndex) && vg.isStale(copy.pvIndex, copy.pp))
+      if (changes.length > 0) await vg.clearStale(changes)
+      const keys = items.map((item) => `${item.lv.lvId}:${item.lp}`).filter((key) => this.#cursors.has(key))
+      for (const key of keys) this.#cursors.delete(key)
+      if (keys.length > 0) await this.#mirror.mwc.dropCursors(keys)
+      if (failedPvs.size > 0) {
+        throw new LvmfsError('LVM_NOTSYNCED', `syncing resync targets failed on PV(s) ${[...failedPvs].join(', ')}`)
+      }
+    } finally {
+      for (const item of items) this.#mirror.removeWriteThrough(item.lv.lvId, item.lp, item.staleTargets)
+    }
   }
 
   /** LPs of an LV that a resync would touch: every LP when forced, else those with a stale
@@ -337,18 +370,38 @@ export class Resyncer {
   async #runLps(work: ReadonlyArray<{ lv: LvDescriptor, lp: number }>, force: boolean): Promise<ResyncReport> {
     const lps: LpResyncResult[] = []
     const failed: Array<{ lv: string, lp: number, code: string }> = []
+    const batch: PendingFinish[] = []
+    const interval = this.#options.checkpointEveryRegions ?? 16
     let copiedBytes = 0
-    for (const { lv, lp } of work) {
-      try {
-        const result = await this.#resyncLp(this.#mirror.current(lv), lp, force)
-        lps.push(result)
-        copiedBytes += result.copiedBytes
-      } catch (error) {
-        if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) throw error
-        failed.push({ lv: lv.name, lp, code: error.code })
-        this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
+    let regionsSinceFinish = 0
+    try {
+      for (const { lv, lp } of work) {
+        try {
+          const result = await this.#resyncLp(this.#mirror.current(lv), lp, force, batch)
+          lps.push(result)
+          copiedBytes += result.copiedBytes
+          regionsSinceFinish += (this.#mirror.vg.ppSizeBytes - result.resumedFromBytes) / this.#mirror.ltgBytes
+        } catch (error) {
+          if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) throw error
+          failed.push({ lv: lv.name, lp, code: error.code })
+          this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
+        }
+        if (regionsSinceFinish >= interval) {
+          regionsSinceFinish = 0
+          await this.#finishBatch(batch)
+        }
       }
+    } finally {
+      // Copied LPs are finished even when the run stops early (abort), so their work counts.
+      await this.#finishBatch(batch)
     }
     return { lps, copiedBytes, failed }
   }
+}
+
+interface PendingFinish {
+  readonly lv: LvDescriptor
+  readonly lp: number
+  readonly targets: readonly number[]
+  readonly staleTargets: readonly number[]
 }
