@@ -1,0 +1,174 @@
+/**
+ * Mirror benchmark, in-process (no FUSE), every figure from the same run on the same disk:
+ *
+ *   raw file write/read at 1 MiB and 4 KiB (FileHandle, final fdatasync)   baseline
+ *   linear LV (1 copy) write/read at 1 MiB and 4 KiB                        target >= 90% of raw
+ *   2-copy LV, MWC active, write at 1 MiB (both PVs on this one disk)       target >= 90% of raw/2
+ *   2-copy LV, MWC off, write at 1 MiB                                      MWC cost < 10%
+ *   resync of a 1 GiB LV vs `dd bs=1M conv=fdatasync` of 1 GiB              target >= 80% of dd
+ *
+ * Every write test ends with a flush (fdatasync) inside the timed section, so figures are
+ * durable throughput. Reads follow writes and come mostly from the page cache (they measure
+ * the engine's CPU overhead, not the disk). Files live in --dir (default: the OS temp dir).
+ *
+ *   npm run bench:mirror [-- --json] [--size 256M] [--resync 1G] [--dir PATH]
+ */
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseSizeBytes } from '../src/cli/options.js'
+import { pvCreate, vgCreate, varyOnVg, type VolumeGroup } from '../src/lvm/index.js'
+import { MirrorEngine } from '../src/mirror/index.js'
+
+const MiB = 1024 * 1024
+const args = process.argv.slice(2)
+const json = args.includes('--json')
+const argValue = (name: string): string | undefined => {
+  const index = args.indexOf(name)
+  return index >= 0 ? args[index + 1] : undefined
+}
+const sizeBytes = parseSizeBytes(argValue('--size') ?? '256M', '--size')
+const resyncBytes = parseSizeBytes(argValue('--resync') ?? '1G', '--resync')
+const smallBytes = Math.min(sizeBytes, 64 * MiB)
+const root = mkdtempSync(join(argValue('--dir') ?? tmpdir(), 'lvmfs-bench-mirror-'))
+process.env['LVMFS_LOCK_DIR'] ??= join(root, 'locks')
+
+interface Figure { name: string, bytes: number, seconds: number, mibPerSecond: number }
+const figures: Figure[] = []
+
+function record(name: string, bytes: number, startMs: number): Figure {
+  const seconds = (performance.now() - startMs) / 1000
+  const figure = { name, bytes, seconds, mibPerSecond: bytes / MiB / seconds }
+  figures.push(figure)
+  if (!json) process.stdout.write(`${name.padEnd(34)} ${figure.mibPerSecond.toFixed(1).padStart(9)} MiB/s\n`)
+  return figure
+}
+
+interface Target {
+  write(buffer: Uint8Array, offsetBytes: number): Promise<unknown>
+  read(buffer: Uint8Array, offsetBytes: number): Promise<unknown>
+  flush(): Promise<void>
+}
+
+async function writeRead(name: string, target: Target, totalBytes: number, blockBytes: number): Promise<void> {
+  const block = randomBytes(blockBytes)
+  let start = performance.now()
+  for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.write(block, offset)
+  await target.flush()
+  record(`${name} write ${blockBytes >= MiB ? '1M' : '4K'}`, totalBytes, start)
+  const buffer = Buffer.alloc(blockBytes)
+  start = performance.now()
+  for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.read(buffer, offset)
+  record(`${name} read ${blockBytes >= MiB ? '1M' : '4K'}`, totalBytes, start)
+}
+
+async function rawFile(path: string, bytes: number): Promise<Target & { close(): Promise<void> }> {
+  writeFileSync(path, '')
+  truncateSync(path, bytes)
+  const handle = await open(path, 'r+')
+  return {
+    write: (buffer, offsetBytes) => handle.write(buffer, 0, buffer.length, offsetBytes),
+    read: (buffer, offsetBytes) => handle.read(buffer, 0, buffer.length, offsetBytes),
+    flush: () => handle.datasync(),
+    close: () => handle.close(),
+  }
+}
+
+async function makeVg(): Promise<VolumeGroup> {
+  const paths = [join(root, 'pv0.img'), join(root, 'pv1.img')]
+  const pvBytes = 3 * sizeBytes + resyncBytes + 64 * MiB
+  for (const path of paths) {
+    writeFileSync(path, '')
+    truncateSync(path, pvBytes)
+    await pvCreate(path)
+  }
+  await vgCreate({ name: 'bench', paths, ppSizeBytes: 4 * MiB })
+  const result = await varyOnVg({ vgName: 'bench', devices: paths, flags: { misspvVon: true, missnameVon: true } })
+  if (result.vg === undefined) throw result.error ?? new Error(result.rc)
+  return result.vg
+}
+
+function ddSeconds(from: string, to: string, bytes: number): number {
+  const start = performance.now()
+  const run = spawnSync('dd', [`if=${from}`, `of=${to}`, 'bs=1M', `count=${bytes / MiB}`, 'conv=fdatasync,notrunc'],
+    { encoding: 'utf8' })
+  if (run.status !== 0) throw new Error(`dd failed: ${run.stderr}`)
+  return (performance.now() - start) / 1000
+}
+
+async function main(): Promise<void> {
+  for (const [blockBytes, total] of [[MiB, sizeBytes], [4096, smallBytes]] as const) {
+    const raw = await rawFile(join(root, `raw-${blockBytes}.img`), total)
+    await writeRead('raw file', raw, total, blockBytes)
+    await raw.close()
+    rmSync(join(root, `raw-${blockBytes}.img`))
+  }
+  const vg = await makeVg()
+  const engine = await MirrorEngine.start(vg)
+  const lpCount = vg.lpCountForBytes(sizeBytes)
+  await vg.lvCreate({ name: 'linear', lpCount, copies: 1, pvIndexes: [0] })
+  await vg.lvCreate({ name: 'mwc', lpCount, copies: 2, mwc: 'active' })
+  await vg.lvCreate({ name: 'nomwc', lpCount, copies: 2, mwc: 'off' })
+  const linear = engine.open('linear')
+  await writeRead('linear LV', linear, sizeBytes, MiB)
+  await writeRead('linear LV', linear, smallBytes, 4096)
+  const mwc = engine.open('mwc')
+  await writeRead('2-copy LV MWC active', mwc, sizeBytes, MiB)
+  const noMwc = engine.open('nomwc')
+  await writeRead('2-copy LV MWC off', noMwc, sizeBytes, MiB)
+  await writeRead('2-copy LV MWC active', mwc, smallBytes, 4096)
+  for (const lv of [linear, mwc, noMwc]) await lv.close()
+
+  // Resync of a 1 GiB LV: fill copy 0, mark every copy 1 stale, time resynclv.
+  const resyncLv = await vg.lvCreate({ name: 'resync', lpCount: vg.lpCountForBytes(resyncBytes), copies: 2, mwc: 'off' })
+  const filler = engine.open('resync')
+  const block = randomBytes(4 * MiB)
+  for (let offset = 0; offset < resyncBytes; offset += block.length) await filler.write(block, offset)
+  await filler.close()
+  await vg.markStale(resyncLv.lps.map((copies) => copies[1]!))
+  let start = performance.now()
+  const report = await engine.resyncer().resynclv('resync', false)
+  const resync = record('resync 1 GiB LV', report.copiedBytes, start)
+  await engine.stop()
+  await vg.varyOff()
+
+  const ddFrom = join(root, 'dd-from.img')
+  const ddTo = join(root, 'dd-to.img')
+  const source = await rawFile(ddFrom, resyncBytes)
+  for (let offset = 0; offset < resyncBytes; offset += block.length) await source.write(block, offset)
+  await source.flush()
+  await source.close()
+  writeFileSync(ddTo, '')
+  start = performance.now()
+  const seconds = ddSeconds(ddFrom, ddTo, resyncBytes)
+  const dd = { name: 'dd copy 1 GiB (bs=1M, fdatasync)', bytes: resyncBytes, seconds,
+    mibPerSecond: resyncBytes / MiB / seconds }
+  figures.push(dd)
+  if (!json) process.stdout.write(`${dd.name.padEnd(34)} ${dd.mibPerSecond.toFixed(1).padStart(9)} MiB/s\n`)
+
+  const by = (name: string): number => figures.find((figure) => figure.name === name)!.mibPerSecond
+  const ratios = {
+    linearVsRawWrite1M: by('linear LV write 1M') / by('raw file write 1M'),
+    linearVsRawRead1M: by('linear LV read 1M') / by('raw file read 1M'),
+    linearVsRawWrite4K: by('linear LV write 4K') / by('raw file write 4K'),
+    twoCopyVsHalfRawWrite1M: by('2-copy LV MWC active write 1M') / (by('raw file write 1M') / 2),
+    mwcActiveCostWrite1M: 1 - by('2-copy LV MWC active write 1M') / by('2-copy LV MWC off write 1M'),
+    resyncVsDd: resync.mibPerSecond / dd.mibPerSecond,
+  }
+  if (json) process.stdout.write(JSON.stringify({ figures, ratios }, null, 2) + '\n')
+  else {
+    process.stdout.write('\n')
+    for (const [name, value] of Object.entries(ratios)) {
+      process.stdout.write(`${name.padEnd(34)} ${(value * 100).toFixed(1).padStart(8)} %\n`)
+    }
+  }
+}
+
+try {
+  await main()
+} finally {
+  rmSync(root, { recursive: true, force: true })
+}
