@@ -23,7 +23,7 @@ export class CrashController {
   writes = 0
   crashed = false
   /** Crash when the write counter reaches `atWrite` (1-based), applying it per `mode`. */
-  constructor(readonly atWrite = Number.POSITIVE_INFINITY, readonly mode: CrashMode = 'dropped') {}
+  constructor(public atWrite = Number.POSITIVE_INFINITY, public mode: CrashMode = 'dropped') {}
 }
 
 function eio(op: string, path: string, offsetBytes: number, lengthBytes: number, code = 'EIO'): Error {
