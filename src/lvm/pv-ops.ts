@@ -235,15 +235,19 @@ async function writeInitialCopies(d: VgDescriptor, status: VgStatus, runtimes: P
 export async function addPvsToVg(vg: OnlineVg, paths: readonly string[]): Promise<void> {
   const d = vg.descriptor
   const ppSizeLog2 = Math.log2(d.ppSizeBytes)
-  const joiners = await openJoiners(paths, ppSizeLog2, undefined, vg.opener, new Set(d.pvs.map((p) => p.pvId)))
+  // Blank devices get the same metadata layout as the VG's existing PVs.
+  const model = [...vg.runtimes.values()][0]?.label
+  const layout = model === undefined ? undefined
+    : { vgdaSlotBytes: model.vgdaSlotBytes, vgsaSlotBytes: model.vgsaSlotBytes, mwcSizeBytes: model.mwcSizeBytes }
+  const joiners = await openJoiners(paths, ppSizeLog2, layout, vg.opener, new Set(d.pvs.map((p) => p.pvId)))
   let runtimes: PvRuntime[] = []
   try {
     const draftPvs = [...d.pvs, ...joiners.map((j) => ({ pvId: j.label?.pvId ?? newId(), lastPath: j.device.path,
       ppCount: j.ppCount, removed: false }))]
     const draft = { ...d, pvs: draftPvs, descriptorCopies: standardPlacement(draftPvs) }
     const status = extendStatus(vg.status, draft)
-    checkFits(draft, status, joiners.map((j) => j.label ?? computeLayout()))
-    runtimes = await labelJoiners(joiners, d.vgId, ppSizeLog2, undefined)
+    checkFits(draft, status, joiners.map((j) => j.label ?? computeLayout(layout)))
+    runtimes = await labelJoiners(joiners, d.vgId, ppSizeLog2, layout)
     for (const rt of runtimes) vg.runtimes.set(rt.label.pvId, rt)
     const pvs = [...d.pvs, ...runtimes.map((rt) => ({ pvId: rt.label.pvId, lastPath: rt.device.path,
       ppCount: rt.label.ppCount, removed: false }))]
