@@ -2,7 +2,7 @@
  * Finding and detaching FUSE mounts: a daemon killed with -9 leaves its mount in the table,
  * answering ENOTCONN, and mounting over it would stack a second mount. Detach it first.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, statfsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
 import { unmountPath } from './native-session.js'
@@ -37,10 +37,13 @@ export function mountsAt(path: string): MountEntry[] {
   return listMounts().filter((entry) => entry.mountpoint === absolute)
 }
 
-/** True when `path` is a mount whose FUSE daemon is gone (stat gives ENOTCONN). */
+/**
+ * True when `path` is a mount whose FUSE daemon is gone. statfs always reaches the daemon,
+ * whereas stat may be answered from cached attributes.
+ */
 export function isDeadFuseMount(path: string): boolean {
   try {
-    statSync(path)
+    statfsSync(path)
     return false
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOTCONN'

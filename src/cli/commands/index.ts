@@ -18,6 +18,7 @@ import * as varyoffvg from './varyoffvg.js'
 import * as resync from './resync.js'
 import * as syncvg from './syncvg.js'
 import * as scrub from './scrub.js'
+import * as cleanup from './cleanup.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
@@ -43,6 +44,7 @@ const modules: Array<{ register(program: Command): void }> = [
   scrub,
   lockd,
   locks,
+  cleanup,
 ]
 
 export function registerCommands(program: Command): void {
