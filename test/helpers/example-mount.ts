@@ -18,7 +18,8 @@ if (kind === 'memory') {
   passthrough = new PassthroughFileSystem({ backingPath: argument, name: 'lv0' })
   fs = passthrough
 }
-const log = { warn: (o: object, m: string) => console.error(m, o), error: (o: object, m: string) => console.error(m, o) }
+const print = (o: object, m: string): void => console.error(m, o)
+const log = { warn: print, error: print }
 const session = await FuseSession.mount(fs, { mountpoint, threads: 4, log })
 passthrough?.attach(session)
 process.on('SIGTERM', () => { void session.unmount({ lazy: true }) })
