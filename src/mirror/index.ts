@@ -23,7 +23,7 @@ import { scrubLv, type ScrubOptions, type ScrubReport } from './scrub.js'
 
 export { MirroredLv, type OpenLvOptions } from './lv-engine.js'
 export { MirrorVg, buildVolumeMap, type CopyErrorDecision, type MirrorVgOptions, type MirrorLogger } from './mirror-vg.js'
-export { Resyncer, type ResyncOptions, type ResyncProgress, type ResyncReport, type LpResyncResult } from './resync.js'
+export { Resyncer, RateLimiter, type ResyncOptions, type ResyncProgress, type ResyncReport, type LpResyncResult } from './resync.js'
 export { scrubLv, repairWinner, type ScrubReport, type ScrubMismatch, type ScrubOptions } from './scrub.js'
 export type { MirrorRecoveryReport, LtgRecovery } from './recovery.js'
 export { ltgBytesOf, DEFAULT_LTG_BYTES_MAX, DEFAULT_MWC_CACHE_LTGS } from './mwc.js'
@@ -164,6 +164,11 @@ export class MirrorEngine {
   /** Native gate callback (see MirrorVg.beforeWriteRegion). */
   async beforeWriteRegion(lvName: string, regionIndex: number): Promise<void> {
     await this.mirror.beforeWriteRegion(this.mirror.lv(lvName), regionIndex)
+  }
+
+  /** Native gate closed for `regionIndex`: the LTG may leave the MWC cache again. */
+  afterWriteRegion(lvName: string, regionIndex: number): void {
+    this.mirror.afterWriteRegion(this.mirror.lv(lvName), regionIndex)
   }
 
   /** Native copy-error callback (see MirrorVg.onCopyError). */

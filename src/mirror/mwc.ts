@@ -218,12 +218,14 @@ export class MwcLog {
       }
       idle.sort((a, b) => a.lastUseTick - b.lastUseTick)
       const victims = idle.slice(0, Math.max(1, Math.floor(this.#cacheLtgs / 4)))
+        .map((entry) => ({ entry, tick: entry.lastUseTick }))
       const pvs = new Set<number>()
-      for (const victim of victims) for (const pvIndex of victim.pvs) pvs.add(pvIndex)
-      // The victims' data must be durable before a record stops listing them.
+      for (const { entry } of victims) for (const pvIndex of entry.pvs) pvs.add(pvIndex)
+      // The victims' data must be durable before a record stops listing them; a victim used
+      // again while the sync ran may hold newer, unsynced data and stays.
       await Promise.all([...pvs].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
-      for (const victim of victims) {
-        if (victim.pins === 0) this.#cache.delete(entryKey(victim.lvId, victim.ltgIndex))
+      for (const { entry, tick } of victims) {
+        if (entry.pins === 0 && entry.lastUseTick === tick) this.#cache.delete(entryKey(entry.lvId, entry.ltgIndex))
       }
     }
   }
@@ -242,6 +244,8 @@ export class MwcLog {
         entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, recorded: undefined }
         this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
         entry.recorded = this.#commitPvs(pvs)
+        // Awaited below; this only keeps an early rejection from counting as unhandled.
+        entry.recorded.catch(() => {})
       }
       entry.pins += 1
       entry.lastUseTick = ++this.#tick

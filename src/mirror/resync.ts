@@ -64,16 +64,22 @@ export interface ResyncReport {
   readonly failed: ReadonlyArray<{ lv: string, lp: number, code: string }>
 }
 
-class RateLimiter {
+/** Token bucket over regions: `take(bytes)` waits until the copy rate stays under the bound.
+ * Clock and sleep are injectable so tests check the arithmetic without timing. */
+export class RateLimiter {
   #nextAtMs = 0
-  constructor(readonly bytesPerSecond: number | undefined) {}
+  constructor(readonly bytesPerSecond: number | undefined,
+    readonly clock: { now(): number, sleep(ms: number): Promise<void> } = {
+      now: () => performance.now(),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    }) {}
 
-  async take(bytes: number, signal: AbortSignal | undefined): Promise<void> {
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.bytesPerSecond === undefined) return
-    const now = performance.now()
+    const now = this.clock.now()
     const waitMs = Math.max(0, this.#nextAtMs - now)
     this.#nextAtMs = Math.max(now, this.#nextAtMs) + (bytes / this.bytesPerSecond) * 1000
-    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs))
+    if (waitMs > 0) await this.clock.sleep(waitMs)
     signal?.throwIfAborted()
   }
 }

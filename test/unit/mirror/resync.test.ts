@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { FakeVg, createFakeVg, patchCopy, readCopy } from '../../helpers/mirror-fake-vg.js'
-import { MirrorEngine } from '../../../src/mirror/index.js'
+import { MirrorEngine, RateLimiter } from '../../../src/mirror/index.js'
 
 const PP = 1024 * 1024
 const LTG = 256 * 1024
@@ -150,4 +150,44 @@ void t.test('an interrupted resync resumes from its checkpoint, re-copying at mo
   t.equal(report.copiedBytes, PP - 2 * LTG, 're-copied only the remaining regions')
   t.ok(readCopy(dir, again, 'lv0', 1).equals(model), 'copies identical after the resumed run')
   t.same(again.stalePps(), [[], [], []])
+})
+
+void t.test('RateLimiter: the waits add up to bytes / rate (clock injected, no timing)', async (t) => {
+  let nowMs = 0
+  const sleeps: number[] = []
+  const limiter = new RateLimiter(100 * 1024 * 1024, {
+    now: () => nowMs,
+    sleep: async (ms) => { sleeps.push(ms); nowMs += ms },
+  })
+  for (let index = 0; index < 5; index++) await limiter.take(10 * 1024 * 1024)
+  t.same(sleeps, [100, 100, 100, 100], 'the first region goes at once, then one per 100 ms at 100 MiB/s')
+  nowMs += 1000
+  await limiter.take(10 * 1024 * 1024)
+  t.equal(sleeps.length, 4, 'an idle second does not need a wait')
+  const unlimited = new RateLimiter(undefined, { now: () => 0, sleep: async () => { t.fail('no sleep') } })
+  await unlimited.take(1 << 30)
+})
+
+void t.test('resynclp on an LP already being resynced fails with LVM_INRESYNC', async (t) => {
+  const { vg, engine } = await setup(t, { lps: 2 })
+  await vg.markStale([copyRef(vg, 0, 1)])
+  const first = engine.resyncer().resynclp('lv0', 0, false)
+  await t.rejects(engine.resyncer().resynclp('lv0', 0, false), { code: 'LVM_INRESYNC' })
+  t.equal((await first).targets.length, 1)
+})
+
+void t.test('resyncpv resyncs whole LPs with a stale copy on that PV, and only those', async (t) => {
+  const { vg, engine, dir } = await setup(t, { copies: 3, lps: 3 })
+  const lv = engine.open('lv0')
+  const data = randomBytes(3 * PP)
+  await lv.write(data, 0)
+  await lv.close()
+  // LP 1: stale on PV 1 and PV 2. LP 2: stale on PV 2 only.
+  await vg.markStale([copyRef(vg, 1, 1), copyRef(vg, 1, 2), copyRef(vg, 2, 2)])
+  patchCopy(dir, vg, 'lv0', 1, PP, randomBytes(PP))
+  patchCopy(dir, vg, 'lv0', 2, PP, randomBytes(2 * PP))
+  const report = await engine.resyncer().resyncpv(copyRef(vg, 0, 1).pvIndex)
+  t.same(report.lps.map((lp) => [lp.lp, lp.targets]), [[1, [1, 2]]], 'LP 1, with every stale copy (PV 2 too)')
+  t.same(vg.stalePps()[2], [copyRef(vg, 2, 2).pp], 'LP 2 (stale only on PV 2) untouched')
+  t.ok(readCopy(dir, vg, 'lv0', 1).equals(data))
 })
