@@ -88,7 +88,8 @@ async function crashAt(t: Test, atWrite: number, mode: CrashMode): Promise<{ wri
   if (!stale) t.ok(copy0.equals(copy1), `K=${atWrite} ${mode}: copies identical`)
   let lost = 0
   for (const [index, seq] of acked) {
-    const fresh = lv.lps[Math.floor(index * BLOCK / vg.ppSizeBytes)]!.findIndex((copy) => !vg.isStale(copy.pvIndex, copy.pp))
+    const copies = lv.lps[Math.floor(index * BLOCK / vg.ppSizeBytes)]!
+    const fresh = copies.findIndex((copy) => !vg.isStale(copy.pvIndex, copy.pp))
     const source = fresh === 0 ? copy0 : copy1
     if (source.readUInt32LE(index * BLOCK + 4) < seq) lost += 1
   }
