@@ -1,4 +1,5 @@
 // Baseline (d) of bench:fuse: fuse-native serving one backing file as "lv0", the way it is
+/* eslint-disable @typescript-eslint/no-require-imports -- fuse-native is CommonJS only */
 // commonly configured. Usage: node fuse-native-server.cjs BACKING MOUNTPOINT
 'use strict'
 const Fuse = require('fuse-native')
