@@ -235,6 +235,13 @@ async function writeInitialCopies(d: VgDescriptor, status: VgStatus, runtimes: P
 export async function addPvsToVg(vg: OnlineVg, paths: readonly string[]): Promise<void> {
   const d = vg.descriptor
   const ppSizeLog2 = Math.log2(d.ppSizeBytes)
+  for (const path of paths) {
+    const member = [...vg.runtimes.values()].find((rt) => rt.device.path === path)
+    if (member !== undefined) {
+      throw new LvmfsError('LVM_PVINUSE', `"${path}" is already a PV of volume group ${vg.name}`, {
+        context: { path, pvId: member.label.pvId } })
+    }
+  }
   // Blank devices get the same metadata layout as the VG's existing PVs.
   const model = [...vg.runtimes.values()][0]?.label
   const layout = model === undefined ? undefined

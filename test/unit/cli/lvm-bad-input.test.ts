@@ -1,0 +1,192 @@
+/**
+ * T12 for the LVM verbs: bad input to every command gives a typed error with exit 3 (usage)
+ * or 5 (failure), names the stable code, prints no stack trace, and changes no byte of any PV
+ * file (sha256 of every file before and after). Commands run in-process through runCli with
+ * stdout/stderr captured; the PVs are sparse files in a test directory.
+ */
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { truncate } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runCli } from '../../../src/cli/program.js'
+
+async function cli(argv: string[]): Promise<{ exit: number; stdout: string; stderr: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const saved = { out: process.stdout.write, err: process.stderr.write }
+  const capture = (into: string[]) => ((chunk: string | Uint8Array) => {
+    into.push(String(chunk))
+    return true
+  }) as typeof process.stdout.write
+  process.stdout.write = capture(out)
+  process.stderr.write = capture(err)
+  try {
+    const exit = await runCli(argv)
+    return { exit, stdout: out.join(''), stderr: err.join('') }
+  } finally {
+    process.stdout.write = saved.out
+    process.stderr.write = saved.err
+  }
+}
+
+const dir = t.testdir()
+const savedLockDir = process.env['LVMFS_LOCK_DIR']
+const savedDevices = process.env['LVMFS_DEVICES']
+process.env['LVMFS_LOCK_DIR'] = join(dir, 'locks')
+delete process.env['LVMFS_DEVICES']
+t.teardown(() => {
+  if (savedLockDir === undefined) delete process.env['LVMFS_LOCK_DIR']
+  else process.env['LVMFS_LOCK_DIR'] = savedLockDir
+  if (savedDevices !== undefined) process.env['LVMFS_DEVICES'] = savedDevices
+})
+
+const p = (name: string): string => join(dir, name)
+const FILES = ['pv0', 'pv1', 'pv2', 'orphan', 'orphan-copy', 'small', 'garbage', 'other'].map(p)
+const DEVICES = ['--devices', FILES.join(',')]
+
+async function makeFile(path: string, sizeBytes: number): Promise<void> {
+  writeFileSync(path, '')
+  await truncate(path, sizeBytes)
+}
+
+function hashes(): string[] {
+  return FILES.map((f) => createHash('sha256').update(readFileSync(f)).digest('hex'))
+}
+
+async function setup(): Promise<void> {
+  for (const f of FILES) await makeFile(f, 8 << 20)
+  await makeFile(p('small'), 1 << 20)
+  const ok = async (argv: string[]): Promise<void> => {
+    const r = await cli(argv)
+    if (r.exit !== 0) throw new Error(`setup ${argv.join(' ')}: ${r.stderr}`)
+  }
+  await ok(['pvcreate', '--metadata-size', '64K', p('pv0'), p('pv1'), p('pv2'), p('orphan'), p('other')])
+  await ok(['vgcreate', 'vg0', p('pv0'), p('pv1'), p('pv2'), '--pp-size', '256K', ...DEVICES])
+  await ok(['vgcreate', 'other', p('other'), '--pp-size', '256K', ...DEVICES])
+  await ok(['lvcreate', 'vg0', 'lv0', '--size', '1M', '--copies', '2', ...DEVICES])
+  await ok(['lvcreate', 'vg0', 'lv1', '--size', '512K', ...DEVICES])
+  copyFileSync(p('orphan'), p('orphan-copy'))
+  const garbage = Buffer.alloc(4096)
+  garbage.write('LVMFS_PV', 0, 'latin1')
+  garbage.fill(0x5a, 8, 200)
+  const fd = readFileSync(p('garbage'))
+  garbage.copy(fd, 0)
+  writeFileSync(p('garbage'), fd)
+}
+
+const long = 'x'.repeat(200)
+/** [argv, exit, code or '' for commander usage errors]. */
+const rows: Array<[string[], 3 | 5, string]> = [
+  [['pvcreate'], 3, ''],
+  [['pvcreate', '--bogus', p('pv0')], 3, ''],
+  [['pvcreate', p('pv0')], 5, 'LVM_PVINUSE'],
+  [['pvcreate', p('orphan')], 5, 'LVM_PVINUSE'],
+  [['pvcreate', p('small')], 5, 'LVM_DEVTOOSMALL'],
+  [['pvcreate', p('nonexistent')], 5, 'ENGINE_NOT_FOUND'],
+  [['pvcreate', '/dev/null'], 5, 'LVM_NOTCHARDEV'],
+  [['pvcreate', dir], 5, 'LVM_NOTCHARDEV'],
+  [['pvcreate', '--metadata-size', '1e', p('small')], 3, 'ENGINE_USAGE'],
+  [['pvcreate', '--metadata-size', '1000', p('small')], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx'], 3, ''],
+  [['vgcreate', '!@#$%', p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', long, p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', '', p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '3M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '0', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '-4M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '1e', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '18446744073709551616', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), '--pp-size', '1K', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vg0', p('orphan'), ...DEVICES], 5, 'ENGINE_EXISTS'],
+  [['vgcreate', 'vgx', p('pv0'), ...DEVICES], 5, 'LVM_PVINUSE'],
+  [['vgcreate', 'vgx', p('orphan'), p('small'), ...DEVICES], 5, 'LVM_DEVTOOSMALL'],
+  [['vgcreate', 'vgx', p('garbage'), ...DEVICES], 5, 'LVM_NOTPV'],
+  [['vgcreate', 'vgx', p('orphan'), p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcreate', 'vgx', p('orphan'), p('orphan-copy'), ...DEVICES], 5, 'LVM_DUPPVID'],
+  [['vgcreate', 'vgx', p('orphan'), p('nonexistent'), ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgextend', 'nope', p('orphan'), ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgextend', 'vg0', ...DEVICES], 3, ''],
+  [['vgextend', 'vg0', p('pv1'), ...DEVICES], 5, 'LVM_PVINUSE'],
+  [['vgextend', 'vg0', p('other'), ...DEVICES], 5, 'LVM_PVINUSE'],
+  [['vgextend', 'vg0', p('small'), ...DEVICES], 5, 'LVM_DEVTOOSMALL'],
+  [['vgextend', 'vg0', p('garbage'), ...DEVICES], 5, 'LVM_NOTPV'],
+  [['vgextend', '!bad', p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgreduce', 'vg0', p('pv0'), ...DEVICES], 5, 'LVM_PVHASPPS'],
+  [['vgreduce', 'vg0', p('orphan'), ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgreduce', 'nope', p('pv0'), ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvcreate', 'vg0', 'lvx', ...DEVICES], 3, ''],
+  [['lvcreate', 'vg0', 'lvx', '--size', '0', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '-1', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1e', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '18446744073709551616', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--copies', '4', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--copies', '0', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--copies', 'two', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--strict', 'x', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--schedule', 'q', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1M', '--mwc', 'on', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', '!@#', '--size', '1M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', long, '--size', '1M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvcreate', 'vg0', 'lv0', '--size', '1M', ...DEVICES], 5, 'ENGINE_EXISTS'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '1T', ...DEVICES], 5, 'LVM_NOFREEPPS'],
+  [['lvcreate', 'vg0', 'lvx', '--size', '7M', '--copies', '3', '--strict', 's', ...DEVICES], 5, 'LVM_NOFREEPPS'],
+  [['lvcreate', 'nope', 'lvx', '--size', '1M', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvextend', 'vg0', 'zz', '--size', '+1M', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvextend', 'vg0', 'lv0', '--size', '-1M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvextend', 'vg0', 'lv0', '--size', '256K', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvextend', 'vg0', 'lv0', '--size', '+1T', ...DEVICES], 5, 'LVM_NOFREEPPS'],
+  [['lvextend', 'vg0', 'lv0', '--size', '+x', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvextend', 'vg0', 'lv0', ...DEVICES], 3, ''],
+  [['lvreduce', 'vg0', 'lv0', '--size', '+1M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvreduce', 'vg0', 'lv0', '--size', '-1M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvreduce', 'vg0', 'lv0', '--size', '-8M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvreduce', 'vg0', 'lv0', '--size', '2M', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvreduce', 'vg0', 'zz', '--size', '-256K', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvremove', 'vg0', 'zz', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvremove', 'nope', 'lv0', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvremove', 'vg0', ...DEVICES], 3, ''],
+  [['lvrename', 'vg0', 'lv0', 'lv1', ...DEVICES], 5, 'ENGINE_EXISTS'],
+  [['lvrename', 'vg0', 'zz', 'yy', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvrename', 'vg0', 'lv0', '!@#', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvrename', 'vg0', 'lv0', ...DEVICES], 3, ''],
+  [['pvs', '--bogus', ...DEVICES], 3, ''],
+  [['pvs'], 3, 'ENGINE_USAGE'],
+  [['vgs', 'extra', ...DEVICES], 3, ''],
+  [['lvs', 'a', 'b', ...DEVICES], 3, ''],
+  [['varyonvg', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['varyonvg', '!bad', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['varyonvg', 'vg0', '--bogus', ...DEVICES], 3, ''],
+  [['varyonvg'], 3, ''],
+  [['varyoffvg', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+]
+
+void t.test('every bad input is refused with its exit code and leaves the PVs untouched', async (t) => {
+  await setup()
+  const before = hashes()
+  for (const [argv, exit, code] of rows) {
+    const r = await cli(argv)
+    const label = argv.filter((a) => !a.includes(',')).join(' ').replaceAll(dir, '.')
+    t.equal(r.exit, exit, `${label}: exit ${r.exit} ${r.stderr.split('\n')[0]}`)
+    if (code !== '') t.match(r.stderr, `lvmfs: ${code}:`, `${label}: names ${code}`)
+    t.notMatch(r.stderr, /\n\s+at /, `${label}: no stack trace`)
+    t.same(hashes(), before, `${label}: no byte changed`)
+  }
+})
+
+void t.test('the same VG still works and reports through pvs, vgs, lvs and varyonvg', async (t) => {
+  const vgs = await cli(['vgs', '--json', ...DEVICES])
+  t.equal(vgs.exit, 0, vgs.stderr)
+  const parsed = JSON.parse(vgs.stdout) as { vgs: Array<{ vg: string; lvs: number }> }
+  t.same(parsed.vgs.map((v) => [v.vg, v.lvs]).sort(), [['other', 0], ['vg0', 2]])
+  const lvs = await cli(['lvs', 'vg0', ...DEVICES])
+  t.match(lvs.stdout, /lv0/)
+  const pvs = await cli(['pvs', '--json', ...DEVICES])
+  t.equal(pvs.exit, 0)
+  t.match(pvs.stdout, /LVM_DUPPVID/, 'the copied orphan PV is flagged')
+  const on = await cli(['varyonvg', 'vg0', '--json', ...DEVICES])
+  t.equal(on.exit, 0, on.stderr)
+  t.equal((JSON.parse(on.stdout) as { rc: string }).rc, 'LVM_SUCCESS')
+  const off = await cli(['varyoffvg', 'vg0', ...DEVICES])
+  t.equal(off.exit, 0, off.stderr)
+})
