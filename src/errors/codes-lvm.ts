@@ -24,8 +24,8 @@ export const LVM_CODES = {
   LVM_MAPFRDWR: { domain: 'lvm', exit: 5, errno: 'EIO',
     meaning: 'A lock file in the lock directory could not be read or written.' },
   LVM_MISSINGPV: { domain: 'lvm', ref: -124, exit: 5, errno: 'ENXIO',
-    meaning: 'Not varied on: a member PV is MISSING or REMOVED and misspv_von (--missing-ok) ' +
-      'was not given.' },
+    meaning: 'Not varied on: a member PV is MISSING (REMOVED ones do not count, per the reference) and ' +
+      'misspv_von (--missing-ok) was not given.' },
   LVM_MISSPVNAME: { domain: 'lvm', ref: -123, exit: 5, errno: 'ENXIO',
     meaning: 'Not varied on: a member PV was not named in vvg_in (not found among the devices) ' +
       'and missname_von (--noname-ok) was not given.' },
