@@ -213,6 +213,9 @@ export class MwcLog {
     while (this.#cache.size >= this.#cacheLtgs) {
       const idle = [...this.#cache.values()].filter((entry) => entry.pins === 0)
       if (idle.length === 0) {
+        // Every LTG has a write in flight: go past the soft size rather than make writers that
+        // already pinned part of their LTGs wait for each other; the record's hard limit holds.
+        if (this.#cache.size < MWC_MAX_ENTRIES) return
         await new Promise<void>((wake) => this.#roomWaiters.push(wake))
         continue
       }
@@ -232,6 +235,7 @@ export class MwcLog {
 
   /** Pins the LTGs a write touches; resolves when every one is durably logged. */
   async pin(lv: LvDescriptor, ltgIndexes: readonly number[]): Promise<void> {
+    assert(ltgIndexes.length <= this.#cacheLtgs, `one write spans ${ltgIndexes.length} LTGs, more than the MWC cache`)
     const waits: Array<Promise<void>> = []
     for (const ltgIndex of ltgIndexes) {
       let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))

@@ -41,19 +41,31 @@ async function recoverLtg(mirror: MirrorVg, lv: LvDescriptor, ltgIndex: number, 
   Promise<{ recovery: LtgRecovery, bytes: number } | undefined> {
   const lp = Math.floor(ltgIndex / mirror.regionsPerLp())
   if (lp >= lv.lps.length) return undefined
-  const source = sourceCopy(mirror.vg, lv, lp)
-  if (source === undefined) return { recovery: { lv: lv.name, ltgIndex, source, targets: [] }, bytes: 0 }
-  const through = [...mirror.writeThroughOf(lv.lvId, lp)]
-  const targets = [...new Set([...freshCopies(mirror.vg, lv, lp), ...through])].filter((index) => index !== source)
   const offsetInLpBytes = (ltgIndex % mirror.regionsPerLp()) * mirror.ltgBytes
-  const outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes, lengthBytes: mirror.ltgBytes, source, targets },
-    buffer)
-  for (const target of outcome.failedTargets) await mirror.onCopyError(lv, lp, target, 5, true)
-  const good = targets.filter((index) => !outcome.failedTargets.includes(index))
-  const failedSync = await syncCopies(mirror.vg, lv, lp, good)
-  for (const target of failedSync) await mirror.onCopyError(lv, lp, target, 5, true)
-  mirror.logger.info({ lv: lv.name, ltgIndex, source, targets: good }, 'MWC recovery: LTG made consistent')
-  return { recovery: { lv: lv.name, ltgIndex, source, targets: good }, bytes: outcome.copiedBytes }
+  // A source that cannot be read is marked stale and the next fresh copy is tried.
+  for (let attempt = 0; attempt < lv.lps[lp]!.length; attempt++) {
+    const source = sourceCopy(mirror.vg, lv, lp)
+    if (source === undefined) break
+    const through = [...mirror.writeThroughOf(lv.lvId, lp)]
+    const targets = [...new Set([...freshCopies(mirror.vg, lv, lp), ...through])].filter((index) => index !== source)
+    let outcome: { failedTargets: number[], copiedBytes: number }
+    try {
+      outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes, lengthBytes: mirror.ltgBytes, source, targets },
+        buffer)
+    } catch (error) {
+      mirror.logger.warn({ lv: lv.name, ltgIndex, source, error: String(error) }, 'MWC recovery: source unreadable')
+      if (await mirror.onCopyError(lv, lp, source, 5, false) === 'fail') break
+      continue
+    }
+    for (const target of outcome.failedTargets) await mirror.onCopyError(lv, lp, target, 5, true)
+    const good = targets.filter((index) => !outcome.failedTargets.includes(index))
+    const failedSync = await syncCopies(mirror.vg, lv, lp, good)
+    for (const target of failedSync) await mirror.onCopyError(lv, lp, target, 5, true)
+    mirror.logger.info({ lv: lv.name, ltgIndex, source, targets: good }, 'MWC recovery: LTG made consistent')
+    return { recovery: { lv: lv.name, ltgIndex, source, targets: good }, bytes: outcome.copiedBytes }
+  }
+  mirror.logger.warn({ lv: lv.name, ltgIndex }, 'MWC recovery: no readable good copy')
+  return { recovery: { lv: lv.name, ltgIndex, source: undefined, targets: [] }, bytes: 0 }
 }
 
 export async function recoverMirrors(mirror: MirrorVg, resyncer: Resyncer): Promise<MirrorRecoveryReport> {

@@ -127,3 +127,23 @@ void t.test('passive MWC: dirty flag set by the first write, cleared on clean cl
     await recovered.startBackground()
     t.same(again.status.dirtyLvs, [], 'cleared after the forced resync')
   })
+
+void t.test('MWC recovery with an unreadable primary takes the next fresh copy and marks the primary stale',
+  async (t) => {
+    const { vg, dir } = await setup(t, 'active')
+    const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024 })
+    const lv = engine.open('lv0')
+    const data = randomBytes(256 * 1024)
+    await lv.write(data, 2 * 256 * 1024)
+    await vg.varyOff()
+    const again = await FakeVg.open(dir)
+    t.teardown(() => again.varyOff())
+    again.faulty[0]!.readErrorRanges.push([1024 * 1024, Number.MAX_SAFE_INTEGER])
+    const recovered = await MirrorEngine.start(again, { ltgBytesMax: 256 * 1024 })
+    t.match(recovered.recovery.ltgs.find((ltg) => ltg.ltgIndex === 2), { source: 1, targets: [] })
+    const primary = again.descriptor.lvs[0]!.lps[0]![0]!
+    t.ok(again.isStale(primary.pvIndex, primary.pp), 'the unreadable primary is stale')
+    const back = Buffer.alloc(data.length)
+    await recovered.open('lv0', { readOnly: true }).read(back, 2 * 256 * 1024)
+    t.ok(back.equals(data), 'reads are served by the surviving copy')
+  })
