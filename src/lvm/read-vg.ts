@@ -28,23 +28,24 @@ export type VgRead =
 export async function readVgCopies(vgId: string, members: readonly Probe[], stats?: ReadStats): Promise<VgRead> {
   const areas: AreaState[] = []
   const parsed = new Map<string, VgDescriptor | null>()
-  for (const probe of members) {
+  const reads = await Promise.all(members.flatMap((probe) => {
     const { device, label } = probe
-    if (device === undefined || label === undefined) continue
-    for (const area of [0, 1] as const) {
-      const vgda = await readVgdaArea(device, label, vgId, area, stats)
-      const vgsa = await readVgsaArea(device, label, vgId, area, stats)
-      let copy: AreaState['vgda'] = null
-      if (vgda.best) {
-        const key = `${vgda.best.header.seq}:${vgda.best.header.bodyCrc}`
-        if (!parsed.has(key)) parsed.set(key, parseBody(vgda.best.body, vgId, vgda.best.header.seq))
-        if (parsed.get(key) !== null) {
-          copy = { seq: vgda.best.header.seq, crc: vgda.best.header.bodyCrc, slot: vgda.best.slot }
-        }
+    if (device === undefined || label === undefined) return []
+    return [0, 1].map(async (area) => ({ label, area: area as 0 | 1,
+      vgda: await readVgdaArea(device, label, vgId, area as 0 | 1, stats),
+      vgsa: await readVgsaArea(device, label, vgId, area as 0 | 1, stats) }))
+  }))
+  for (const { label, area, vgda, vgsa } of reads) {
+    let copy: AreaState['vgda'] = null
+    if (vgda.best) {
+      const key = `${vgda.best.header.seq}:${vgda.best.header.bodyCrc}`
+      if (!parsed.has(key)) parsed.set(key, parseBody(vgda.best.body, vgId, vgda.best.header.seq))
+      if (parsed.get(key) !== null) {
+        copy = { seq: vgda.best.header.seq, crc: vgda.best.header.bodyCrc, slot: vgda.best.slot }
       }
-      areas.push({ pvId: label.pvId, area, vgda: copy, vgsa: vgsa.best ?? null,
-        problems: [...vgda.problems, ...vgsa.problems] })
     }
+    areas.push({ pvId: label.pvId, area, vgda: copy, vgsa: vgsa.best ?? null,
+      problems: [...vgda.problems, ...vgsa.problems] })
   }
   const readings: CopyReading[] = areas.map((a) => ({ pvId: a.pvId, area: a.area,
     copy: a.vgda === null ? null : { seq: a.vgda.seq, crc: a.vgda.crc } }))

@@ -40,16 +40,16 @@ async function readDeviceLabel(path: string, opener: DeviceOpener): Promise<Scan
 
 export async function scanLabels(paths: readonly string[],
   opener: DeviceOpener = defaultOpener): Promise<ScannedDevice[]> {
-  const out: ScannedDevice[] = []
-  for (const path of paths) out.push(await readDeviceLabel(path, opener))
-  return out
+  return Promise.all(paths.map((path) => readDeviceLabel(path, opener)))
 }
 
-/** Newest descriptor name found on one VG's devices (a hint: vary-on decides for real). */
+/** The VG's name from the first decodable descriptor copy (a VG's name never changes after
+ * vgcreate, so any valid copy names it; vary-on decides everything else). */
 async function nameHint(vgId: string, devices: readonly ScannedDevice[],
   opener: DeviceOpener): Promise<string | undefined> {
   let best: { seq: number; name: string } | undefined
   for (const scanned of devices) {
+    if (best !== undefined) break
     if (scanned.label?.vgId !== vgId) continue
     const device = await opener(scanned.path, { readOnly: true }).catch(() => undefined)
     if (device === undefined) continue
@@ -82,8 +82,8 @@ export async function vgIdsByName(devices: readonly ScannedDevice[],
 
 /** The VG id of a name; undefined if no device has it. Two VGs with one name: LVM_INVALID_PARAM. */
 export async function resolveVgId(name: string, paths: readonly string[],
-  opener: DeviceOpener): Promise<string | undefined> {
-  const ids = (await vgIdsByName(await scanLabels(paths, opener), opener)).get(name) ?? []
+  opener: DeviceOpener, scanned?: readonly ScannedDevice[]): Promise<string | undefined> {
+  const ids = (await vgIdsByName(scanned ?? await scanLabels(paths, opener), opener)).get(name) ?? []
   if (ids.length > 1) {
     throw new LvmfsError('LVM_INVALID_PARAM', `two volume groups are named "${name}"`, {
       detail: `VG ids ${ids.join(', ')}.`, hint: 'Name the VG by id, or narrow --devices.' })

@@ -33,7 +33,7 @@ import { statusEquals, statusFromRecords } from './status.js'
 import { placeKey } from './placement.js'
 import { defaultOpener } from './pv-ops.js'
 import { secondVaryOn } from './second-varyon.js'
-import { devicesOfVg, resolveVgId } from './scan.js'
+import { resolveVgId, scanLabels } from './scan.js'
 import type { VolumeGroup } from './volume-group.js'
 
 export interface VaryOnRequest {
@@ -127,7 +127,9 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
   const flags = request.flags ?? {}
   const readOnly = request.readOnly === true
   const candidates = [...new Set([...(request.devices ?? []), ...(request.vvgIn ?? []).map((e) => e.name)])]
-  const vgId = request.vgId ?? await resolveVgId(request.vgName!, candidates, opener)
+  const scanned = request.vvgIn === undefined || request.vgId === undefined
+    ? await scanLabels(candidates, opener) : undefined
+  const vgId = request.vgId ?? await resolveVgId(request.vgName!, candidates, opener, scanned)
   if (vgId === undefined) throw invalid(`no volume group named "${request.vgName}" on the given devices`)
   const online = onlineVgs.get(vgId)
   if (online !== undefined && !readOnly) {
@@ -135,7 +137,8 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
   }
   let vvgIn = request.vvgIn
   if (vvgIn === undefined) {
-    vvgIn = (await devicesOfVg(vgId, request.devices!, opener)).map((name) => ({ name }))
+    vvgIn = scanned!.filter((d) => d.label?.vgId === vgId && request.devices!.includes(d.path))
+      .map((d) => ({ name: d.path }))
   }
   const probes = await probeEntries(vvgIn, vgId, opener, { readOnly, statEntries,
     ...(request.stats ? { stats: request.stats } : {}) })
