@@ -286,6 +286,7 @@ export class DlmClient {
   /** Closes the connection: the broker releases every non-persistent lock of this process. */
   async close(): Promise<void> {
     this.closing = true
+    await this.connecting?.catch(() => {})
     const socket = this.socket
     if (socket === null) return
     await new Promise<void>((resolve) => {
@@ -396,6 +397,10 @@ export class DlmClient {
 
   private async establish(): Promise<void> {
     const socket = await this.openOrStart()
+    if (this.closing) {
+      socket.destroy() // closed while reconnecting
+      return
+    }
     const decoder = new FrameDecoder()
     socket.on('data', (chunk: Buffer) => {
       let messages: unknown[]

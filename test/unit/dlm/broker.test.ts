@@ -171,3 +171,23 @@ void t.test('client: DLM_NOTQUEUED, DLM_TIMEOUT, abort, blocking notification, E
       { code: 'DLM_ENOSYS' })
     await held.unlock()
   })
+
+void t.test('broker death: requests in flight fail with DLM_INTR and granted locks survive', async (t) => {
+  const fixture = brokerFixture(t)
+  const holder = await fixture.connect()
+  const waiter = await fixture.connect({ startBroker: false, reconnect: false })
+  const held = await holder.lock('R', 'EX')
+  const waiting = waiter.lock('R', 'EX')
+  const interrupted = t.rejects(waiting, { code: 'DLM_INTR' })
+  await waiter.describe() // the lock request has been queued by the broker before this answers
+  await fixture.killBroker('SIGKILL')
+  await interrupted
+  const again = await fixture.connect()
+  let snapshot = await again.describe()
+  for (let i = 0; i < 400 && snapshot.resources.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25))
+    snapshot = await again.describe()
+  }
+  t.equal(snapshot.resources[0]?.holders[0]?.grantedMode, 'EX', 're-asserted after the restart')
+  await held.unlock()
+})
