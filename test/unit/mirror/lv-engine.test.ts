@@ -111,3 +111,21 @@ void t.test('a 3-copy LV survives losing two PVs', async (t) => {
   t.ok(vg.isStale(0, vg.descriptor.lvs[0]!.lps[1]![0]!.pp), 'copies on the lost PVs are stale for the LP written')
   await lv.close()
 })
+
+void t.test('read errors on 64 random sectors of one copy: every read still returns the data', async (t) => {
+  const { vg, engine } = await setup(t, { lps: 4 })
+  const lv = engine.open('lv0')
+  const data = randomBytes(4 * PP)
+  await lv.write(data, 0)
+  let seed = 7
+  for (let index = 0; index < 64; index++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    const sector = 2048 + (seed % (4 * 2048)) // data area of PV 0 (copy 0), 512-byte sectors
+    vg.faulty[0]!.readErrorRanges.push([sector * 512, sector * 512 + 512])
+  }
+  const back = Buffer.alloc(4 * PP)
+  for (let offset = 0; offset < back.length; offset += 65536) await lv.read(back.subarray(offset, offset + 65536), offset)
+  t.ok(back.equals(data), 'every byte correct (failover to copy 1)')
+  t.ok(engine.mirror.counters.copyErrors > 0, `${engine.mirror.counters.copyErrors} copy read errors handled`)
+  await lv.close()
+})
