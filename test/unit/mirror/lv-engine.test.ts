@@ -124,7 +124,9 @@ void t.test('read errors on 64 random sectors of one copy: every read still retu
     vg.faulty[0]!.readErrorRanges.push([sector * 512, sector * 512 + 512])
   }
   const back = Buffer.alloc(4 * PP)
-  for (let offset = 0; offset < back.length; offset += 65536) await lv.read(back.subarray(offset, offset + 65536), offset)
+  for (let offset = 0; offset < back.length; offset += 65536) {
+    await lv.read(back.subarray(offset, offset + 65536), offset)
+  }
   t.ok(back.equals(data), 'every byte correct (failover to copy 1)')
   t.ok(engine.mirror.counters.copyErrors > 0, `${engine.mirror.counters.copyErrors} copy read errors handled`)
   await lv.close()
