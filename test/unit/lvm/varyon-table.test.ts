@@ -110,6 +110,16 @@ const rows: Row[] = [
       pool.absent.add('/dev/pv1').add('/dev/pv2')
       return varyOnVg({ ...base, devices: pool.paths, flags: { override: true, misspvVon: true, missnameVon: true } })
     } },
+  { name: 'a REMOVED member does not block a vary-on without misspv_von', rc: 'LVM_CHKVVGOUT',
+    statuses: ['LVM_PVACTIVE', 'LVM_PVACTIVE', 'LVM_PVREMOVED'],
+    run: async () => {
+      const { pool, d, base } = await memoryVg()
+      const vg = (await varyOnVg({ ...base, devices: pool.paths, flags: { misspvVon: true } })).vg!
+      await vg.setPvState(2, 'removed')
+      await vg.varyOff()
+      pool.absent.add(d.pvs[2]!.lastPath)
+      return varyOnVg({ ...base, vvgIn: d.pvs.slice(0, 2).map((p) => ({ pvId: p.pvId, name: p.lastPath })) })
+    } },
   { name: 'no quorum: provisional statuses only', rc: 'LVM_NOQUORUM', rcRef: -122,
     statuses: ['LVM_PVINVG', 'LVM_PVNOTFND', 'LVM_PVNOTINVG'],
     run: async () => {
@@ -239,6 +249,15 @@ void t.test('every vvg_out status and return code of the reference has a row', a
   }
 })
 
-void t.test('a memory device named like a path never reaches the file system', async (t) => {
+void t.test('noopen_lvs and auto_resync reach the VolumeGroup', async (t) => {
+  const { pool, base } = await memoryVg()
+  const a = await varyOnVg({ ...base, devices: pool.paths, flags: { noopenLvs: true, autoResync: false } })
+  t.equal(a.vg!.noOpenLvs, true)
+  t.equal(a.vg!.autoResync, false)
+  await a.vg!.varyOff()
+  const b = await varyOnVg({ ...base, devices: pool.paths })
+  t.equal(b.vg!.noOpenLvs, false)
+  t.equal(b.vg!.autoResync, true)
+  await b.vg!.varyOff()
   t.ok(new MemoryDevice('/dev/x', 4096))
 })
