@@ -31,7 +31,8 @@ function random(): number {
 }
 
 /** Runs the child until it printed a line matching `until` (a count threshold), then SIGKILLs it. */
-async function runAndKill(args: string[], killAfter: (line: string) => boolean): Promise<string[]> {
+async function runAndKill(args: string[], killAfter: (line: string) => boolean,
+  delayMsMax = 25): Promise<string[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   let stderr = ''
@@ -45,7 +46,7 @@ async function runAndKill(args: string[], killAfter: (line: string) => boolean):
       for (const line of parts) {
         lines.push(line)
         // A random extra delay moves the kill to a random point of the following writes.
-        if (killAfter(line)) setTimeout(() => child.kill('SIGKILL'), Math.floor(random() * 25))
+        if (killAfter(line)) setTimeout(() => child.kill('SIGKILL'), Math.floor(random() * delayMsMax))
       }
     })
     child.on('exit', (code, signal) => {
@@ -118,8 +119,7 @@ void t.test('kill -9 while writing with passive MWC: forced resync converges, ac
     await crashLoop(t, 'passive', 5)
   })
 
-void t.test('kill -9 during resync: the next run resumes from the checkpoint', async (t) => {
-  t.comment(`seed=${seed}`)
+async function resyncKillRun(t: Test, run: number): Promise<void> {
   const dir = t.testdir()
   createFakeVg(dir, { pvCount: 2, ppSizeBytes: PP, ppsPerPv: 8 })
   const vg = await FakeVg.open(dir)
@@ -135,23 +135,28 @@ void t.test('kill -9 during resync: the next run resumes from the checkpoint', a
   await vg.varyOff()
   const interval = 3
   const total = 6 * PP
-  const killAt = (5 + Math.floor(random() * 14)) * LTG
+  const killAt = (2 + Math.floor(random() * 18)) * LTG
   let lastDone = 0
   const lines = await runAndKill(['resync', dir, String(interval)], (line) => {
     const [word, done] = line.split(' ')
     if (word === 'done') lastDone = Number(done)
     return word === 'done' && lastDone >= killAt
-  })
-  t.notOk(lines.includes('finished'), `killed after ${lastDone} of ${total} bytes`)
+  }, 0)
+  t.notOk(lines.includes('finished'), `run ${run}: killed after ${lastDone} of ${total} bytes`)
   const again = await FakeVg.open(dir)
-  t.teardown(() => again.varyOff())
   const engine2 = await MirrorEngine.start(again, { ltgBytesMax: LTG })
-  t.ok(engine2.recovery.resumedCursors <= 1, 'at most one LP was mid-copy')
+  t.ok(engine2.recovery.resumedCursors <= 1, `run ${run}: at most one LP was mid-copy`)
   const report = await engine2.resyncer({ checkpointEveryRegions: interval }).resynclv('lv0', false)
   const bound = total - lastDone + interval * LTG
-  t.ok(report.copiedBytes <= bound, `resumed run copied ${report.copiedBytes} <= remaining + one interval (${bound})`)
-  t.ok(report.copiedBytes < total, 'the resumed run did not start over')
-  t.ok(readCopy(dir, again, 'lv0', 1).equals(model), 'copies identical after the resumed resync')
-  t.same(again.stalePps(), [[], []], 'no stale bit left')
+  t.ok(report.copiedBytes <= bound,
+    `run ${run}: resumed run copied ${report.copiedBytes} <= remaining + one interval (${bound})`)
+  t.ok(readCopy(dir, again, 'lv0', 1).equals(model), `run ${run}: copies identical after the resumed resync`)
+  t.same(again.stalePps(), [[], []], `run ${run}: no stale bit left`)
   await engine2.stop()
+  await again.varyOff()
+}
+
+void t.test('kill -9 during resync: the next run resumes from the checkpoint', async (t) => {
+  t.comment(`seed=${seed}`)
+  for (let run = 1; run <= 3; run++) await resyncKillRun(t, run)
 })
