@@ -109,6 +109,13 @@ async function classify(probe: Probe, device: BlockDevice, vgId: string, probes:
     await device.close()
     return
   }
+  const needBytes = label.dataOffsetBytes + label.ppCount * 2 ** label.ppSizeLog2
+  if (label.vgId !== ZERO_ID && device.sizeBytes < needBytes) {
+    probe.pvId = label.pvId
+    probe.problem = `device has ${device.sizeBytes} bytes, its label needs ${needBytes} (truncated?)`
+    await device.close()
+    return
+  }
   probe.pvId = label.pvId
   probe.label = label
   if (probe.entry.pvId === undefined) {

@@ -137,6 +137,7 @@ async function openJoiners(paths: readonly string[], ppSizeLog2: number, layout:
       const device = await opener(path, { exclusive: true })
       joiners.push({ device, label: undefined, ppCount: 0 })
       const found = await probe(device)
+      if (found.kind === 'bad' && found.error.code === 'LVM_BADVERSION') throw found.error
       if (found.kind === 'bad') {
         throw new LvmfsError('LVM_NOTPV', `"${path}" carries a damaged lvmfs label`, {
           detail: found.error.message, hint: 'Use pvcreate --force to relabel it (destroys its data).',

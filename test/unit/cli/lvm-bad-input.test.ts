@@ -10,6 +10,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli } from '../../../src/cli/program.js'
+import { crc32c } from '../../../src/format/index.js'
 
 async function cli(argv: string[]): Promise<{ exit: number; stdout: string; stderr: string }> {
   const out: string[] = []
@@ -42,7 +43,7 @@ t.teardown(() => {
 })
 
 const p = (name: string): string => join(dir, name)
-const FILES = ['pv0', 'pv1', 'pv2', 'orphan', 'orphan-copy', 'small', 'garbage', 'other'].map(p)
+const FILES = ['pv0', 'pv1', 'pv2', 'orphan', 'orphan-copy', 'small', 'garbage', 'other', 'future'].map(p)
 const DEVICES = ['--devices', FILES.join(',')]
 
 async function makeFile(path: string, sizeBytes: number): Promise<void> {
@@ -67,6 +68,13 @@ async function setup(): Promise<void> {
   await ok(['lvcreate', 'vg0', 'lv0', '--size', '1M', '--copies', '2', ...DEVICES])
   await ok(['lvcreate', 'vg0', 'lv1', '--size', '512K', ...DEVICES])
   copyFileSync(p('orphan'), p('orphan-copy'))
+  // A label from a future format version (valid checksum, version 2) in both copies.
+  const future = readFileSync(p('orphan'))
+  for (const at of [0, 4096]) {
+    future.writeUInt32LE(2, at + 8)
+    future.writeUInt32LE(crc32c(future.subarray(at, at + 136)), at + 136)
+  }
+  writeFileSync(p('future'), future)
   const garbage = Buffer.alloc(4096)
   garbage.write('LVMFS_PV', 0, 'latin1')
   garbage.fill(0x5a, 8, 200)
@@ -88,6 +96,9 @@ const rows: Array<[string[], 3 | 5, string]> = [
   [['pvcreate', dir], 5, 'LVM_NOTCHARDEV'],
   [['pvcreate', '--metadata-size', '1e', p('small')], 3, 'ENGINE_USAGE'],
   [['pvcreate', '--metadata-size', '1000', p('small')], 3, 'ENGINE_USAGE'],
+  [['pvcreate', p('future')], 5, 'LVM_BADVERSION'],
+  [['vgcreate', 'vgx', p('future'), ...DEVICES], 5, 'LVM_BADVERSION'],
+  [['vgextend', 'vg0', p('future'), ...DEVICES], 5, 'LVM_BADVERSION'],
   [['vgcreate', 'vgx'], 3, ''],
   [['vgcreate', '!@#$%', p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
   [['vgcreate', long, p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],

@@ -110,6 +110,15 @@ const rows: Row[] = [
       pool.absent.add('/dev/pv1').add('/dev/pv2')
       return varyOnVg({ ...base, devices: pool.paths, flags: { override: true, misspvVon: true, missnameVon: true } })
     } },
+  { name: 'a PV file truncated below what its label says', rc: 'LVM_CHKVVGOUT',
+    statuses: ['LVM_PVACTIVE', 'LVM_PVACTIVE', 'LVM_PVMISSING'],
+    run: async () => {
+      const { pool, d, base } = await memoryVg()
+      const whole = pool.devices.get('/dev/pv2')!
+      pool.add('/dev/pv2', whole.sizeBytes - 65536).data.set(whole.data.subarray(0, whole.sizeBytes - 65536))
+      const vvgIn = d.pvs.map((p) => ({ pvId: p.pvId, name: p.lastPath }))
+      return varyOnVg({ ...base, flags: { misspvVon: true }, vvgIn })
+    } },
   { name: 'a REMOVED member does not block a vary-on without misspv_von', rc: 'LVM_CHKVVGOUT',
     statuses: ['LVM_PVACTIVE', 'LVM_PVACTIVE', 'LVM_PVREMOVED'],
     run: async () => {
