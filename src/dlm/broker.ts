@@ -35,6 +35,11 @@ export interface BrokerOptions {
   readonly graceMs?: number
   /** Logs one line; the CLI passes its logger. */
   readonly log?: (line: string) => void
+  /** Create the socket's directory when missing (default true). */
+  readonly createDirectory?: boolean
+  /** Called once nobody has been connected for this long and no lock state is left (0 = never). */
+  readonly idleExitMs?: number
+  readonly onIdle?: () => void
 }
 
 export interface Connection {
@@ -52,6 +57,7 @@ export class Broker {
   private readonly expected: Set<string>
   private server: Server | null = null
   private graceTimer: NodeJS.Timeout | null = null
+  private idleTimer: NodeJS.Timeout | null = null
 
   constructor(readonly options: BrokerOptions) {
     this.manager = new LockManager({ emit: (clientId, event) => this.deliver(clientId, event) })
@@ -61,7 +67,7 @@ export class Broker {
   /** Listens; resolves false when another broker owns the socket path. */
   async start(): Promise<boolean> {
     const path = this.options.socketPath
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 })
+    if (this.options.createDirectory !== false) mkdirSync(dirname(path), { recursive: true, mode: 0o755 })
     if (!acquireBrokerLock(path)) return false
     try {
       unlinkSync(path)
@@ -81,11 +87,13 @@ export class Broker {
       process.umask(umask)
     }
     this.log(`listening on ${path} (pid ${process.pid}${this.manager.grace ? ', grace period' : ''})`)
+    this.armIdle()
     return true
   }
 
   async stop(): Promise<void> {
     if (this.graceTimer !== null) clearTimeout(this.graceTimer)
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
     for (const connection of this.connections.values()) connection.socket.destroy()
     const server = this.server
     this.server = null
@@ -95,6 +103,18 @@ export class Broker {
 
   get connectionCount(): number {
     return this.connections.size
+  }
+
+  private armIdle(): void {
+    const idleMs = this.options.idleExitMs ?? 0
+    if (idleMs <= 0 || this.connections.size > 0) return
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null
+      // Only an empty broker may go: otherwise invalid value blocks and orphans would be forgotten.
+      if (this.connections.size === 0 && this.manager.resources.size === 0) this.options.onIdle?.()
+      else this.armIdle()
+    }, idleMs)
   }
 
   private beginGrace(): void {
@@ -113,6 +133,8 @@ export class Broker {
 
   private accept(socket: Socket): void {
     socket.setNoDelay(true)
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
+    this.idleTimer = null
     const connection: Connection = { socket, clientId: null, session: null, out: [] }
     const decoder = new FrameDecoder()
     socket.on('data', (chunk: Buffer) => {
@@ -132,7 +154,10 @@ export class Broker {
   }
 
   private closed(connection: Connection): void {
-    if (connection.clientId === null) return
+    if (connection.clientId === null) {
+      this.armIdle()
+      return
+    }
     this.connections.delete(connection.clientId)
     this.manager.clientGone(connection.clientId)
     if (connection.session !== null) {
@@ -140,6 +165,7 @@ export class Broker {
       this.persistSessions()
     }
     this.flush()
+    this.armIdle()
   }
 
   private handle(connection: Connection, message: unknown): void {
