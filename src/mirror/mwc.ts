@@ -228,7 +228,10 @@ export class MwcLog {
       // again while the sync ran may hold newer, unsynced data and stays.
       await Promise.all([...pvs].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
       for (const { entry, tick } of victims) {
-        if (entry.pins === 0 && entry.lastUseTick === tick) this.#cache.delete(entryKey(entry.lvId, entry.ltgIndex))
+        // Another makeRoom may have dropped this entry meanwhile and a pin re-created the key:
+        // only the very entry chosen as a victim may be deleted.
+        const key = entryKey(entry.lvId, entry.ltgIndex)
+        if (entry.pins === 0 && entry.lastUseTick === tick && this.#cache.get(key) === entry) this.#cache.delete(key)
       }
     }
   }
@@ -293,6 +296,10 @@ export class MwcLog {
   async dropCursors(keys: readonly string[]): Promise<void> {
     for (const key of keys) this.#cursors.delete(key)
     await this.#commitPvs(this.#activePvs())
+  }
+
+  cursor(lvId: number, lp: number): ResyncCursor | undefined {
+    return this.#cursors.get(`${lvId}:${lp}`)
   }
 
   cursors(): ResyncCursor[] {
