@@ -37,6 +37,18 @@ struct SlotMeta {  // overlays the 64-byte per-slot metadata, mirrored in TypeSc
 };
 static_assert(sizeof(SlotMeta) == kSlotMetaBytes, "slot meta layout");
 
+// Fault injection for drills and tests (lvmfs fault): per backing fd, bit 0 fails reads and
+// bit 1 fails writes with EIO. One relaxed load per transfer when no fault is set.
+constexpr int kMaxFaultFds = 65536;
+std::atomic<uint8_t> gFdFaults[kMaxFaultFds];
+std::atomic<bool> gAnyFault{false};
+
+int InjectedFault(int fd, bool write) {
+  if (!gAnyFault.load(std::memory_order_relaxed) || fd < 0 || fd >= kMaxFaultFds) return 0;
+  uint8_t mask = gFdFaults[fd].load(std::memory_order_relaxed);
+  return (mask & (write ? 2 : 1)) ? -EIO : 0;
+}
+
 bool Aligned(uint64_t offset, uint64_t length, const void* buffer) {
   return (offset % 512) == 0 && (length % 512) == 0 &&
          (reinterpret_cast<uintptr_t>(buffer) % 512) == 0;
@@ -46,6 +58,7 @@ bool Aligned(uint64_t offset, uint64_t length, const void* buffer) {
 // Returns 0 or -errno; a read past the backing file's end reads zeros.
 int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
                  uint64_t offset) {
+  if (int fault = InjectedFault(copy.fd, write)) return fault;
   int fd = copy.direct && Aligned(offset, length, buffer) ? copy.fd : copy.bufferedFd;
   uint64_t done = 0;
   while (done < length) {
@@ -89,6 +102,15 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceAccessor("arena", &Session::GetArena, nullptr),
        InstanceAccessor("layout", &Session::GetLayout, nullptr)});
   exports.Set("Session", constructor);
+  exports.Set("setFdFault", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    int mask = info[1].As<Napi::Number>().Int32Value();
+    if (fd >= 0 && fd < kMaxFaultFds) {
+      gFdFaults[fd].store(static_cast<uint8_t>(mask));
+      if (mask != 0) gAnyFault.store(true);
+    }
+    return info.Env().Undefined();
+  }));
   exports.Set("unmountPath", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     std::string path = info[0].As<Napi::String>();
     bool lazy = info[1].ToBoolean();
@@ -455,7 +477,8 @@ void Session::ExecuteFallocate(uint32_t slotId, const std::shared_ptr<VolumeMap>
     for (int index = 0; index < extent.count && error == 0; index++) {
       const CopyTarget& copy = extent.copies[index];
       if (copy.stale) continue;
-      if (fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) error = -errno;
+      if (int fault = InjectedFault(copy.fd, true)) error = fault;
+      else if (fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) error = -errno;
     }
     done += segment;
   }

@@ -1,3 +1,4 @@
+import { DAEMON_CODES } from './codes-daemon.js'
 import { DLM_CODES } from './codes-dlm.js'
 import { ENGINE_CODES } from './codes-engine.js'
 import { FUSE_CODES } from './codes-fuse.js'
@@ -15,6 +16,7 @@ export const CODES = {
   ...LSM_CODES,
   ...LWM_CODES,
   ...FUSE_CODES,
+  ...DAEMON_CODES,
   ...ENGINE_CODES,
 } as const satisfies Record<string, ErrorSpec>
 

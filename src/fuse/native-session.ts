@@ -79,3 +79,8 @@ export function createNativeSession(options: { maxWrite: number; threads: number
 export function unmountPath(path: string, lazy: boolean): number {
   return (nativeAddon()['unmountPath'] as (p: string, l: boolean) => number)(path, lazy)
 }
+
+/** Fault injection on a backing fd of the native data path: bit 0 fails reads, bit 1 writes. */
+export function setFdFault(fd: number, mask: number): void {
+  (nativeAddon()['setFdFault'] as (fd: number, mask: number) => void)(fd, mask)
+}

@@ -19,6 +19,11 @@ import * as resync from './resync.js'
 import * as syncvg from './syncvg.js'
 import * as scrub from './scrub.js'
 import * as cleanup from './cleanup.js'
+import * as mount from './mount.js'
+import * as umount from './umount.js'
+import * as status from './status.js'
+import * as fault from './fault.js'
+import * as demo from './demo.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
@@ -45,6 +50,11 @@ const modules: Array<{ register(program: Command): void }> = [
   lockd,
   locks,
   cleanup,
+  mount,
+  umount,
+  status,
+  fault,
+  demo,
 ]
 
 export function registerCommands(program: Command): void {

@@ -1,0 +1,48 @@
+/**
+ * Shared plumbing of the verbs that talk to a mounted VG's daemon: finding it by VG name or
+ * mount point, and calling its control socket.
+ */
+import { readdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { LvmfsError } from '../errors/index.js'
+import { callControl } from '../engine/control-protocol.js'
+import { runDir, socketPath } from '../engine/runtime-paths.js'
+import type { VgStatusReport } from '../engine/status.js'
+
+/** VG names with a control socket in the runtime directory (live or stale). */
+export function socketVgNames(): string[] {
+  try {
+    return readdirSync(runDir()).filter((name) => name.endsWith('.sock')).map((name) => name.slice(0, -5))
+  } catch {
+    return []
+  }
+}
+
+export async function statusOfVg(vgName: string): Promise<VgStatusReport> {
+  return await callControl(socketPath(vgName), 'status') as VgStatusReport
+}
+
+/** The VG served by a daemon, named either by VG or by mount point. */
+export async function findMounted(target: string): Promise<VgStatusReport> {
+  const names = socketVgNames()
+  if (names.includes(target)) return await statusOfVg(target)
+  const absolute = resolve(target)
+  for (const name of names) {
+    try {
+      const status = await statusOfVg(name)
+      if (status.mountpoint === absolute) return status
+    } catch { /* a stale socket of a dead daemon */ }
+  }
+  throw new LvmfsError('ENGINE_NOT_MOUNTED', `no lvmfs daemon serves "${target}"`, {
+    hint: 'lvmfs status lists mounted volume groups.' })
+}
+
+/** True when a live daemon serves `vgName` (its control socket answers). */
+export async function isServed(vgName: string): Promise<boolean> {
+  try {
+    await statusOfVg(vgName)
+    return true
+  } catch {
+    return false
+  }
+}

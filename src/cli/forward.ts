@@ -1,0 +1,75 @@
+/**
+ * Commands on a mounted VG go to its daemon: the user's `lvmfs lvcreate VG ...` is sent over the
+ * control socket as argv, run there against the online VG (io-context.ts), and its output and
+ * exit code come back. Both ends live here.
+ */
+import type { Command } from 'commander'
+import { callControl } from '../engine/control-protocol.js'
+import type { ControlHandler } from '../engine/control-server.js'
+import type { MountedVg } from '../engine/mounted-vg.js'
+import { socketPath } from '../engine/runtime-paths.js'
+import { isServed } from './daemon-cli.js'
+import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
+
+/** Verbs that act on one VG named by their first argument (VG or VG/LV). */
+export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'vgextend',
+  'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub'])
+
+/** Thrown by the pre-action hook once a forwarded command has finished. */
+export class ForwardedCommand extends Error {
+  constructor(readonly exitCode: number) {
+    super('forwarded to the daemon')
+  }
+}
+
+let nextActivity = 1
+
+/** The daemon side: runs `argv` with a fresh program inside the mounted VG's context. */
+export function forwardedCommandHandlers(mounted: MountedVg): Record<string, ControlHandler> {
+  return {
+    cli: async (params, emit) => {
+      const argv = params['argv'] as string[]
+      const stream = (event: 'stdout' | 'stderr'): OutputStream => ({
+        isTTY: params['isTTY'] === true, columns: Number(params['columns'] ?? 80),
+        write: (chunk, callback) => { emit(event, chunk); callback?.(); return true },
+      })
+      const id = nextActivity++
+      const { runCli } = await import('./program.js')
+      try {
+        const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
+          vg: mounted.vg, engine: mounted.engine,
+          progress: (doneBytes, totalBytes) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
+            totalBytes }),
+        } }, () => runCli(argv))
+        return { exitCode }
+      } finally {
+        mounted.activities.delete(id)
+      }
+    },
+  }
+}
+
+function vgNameOf(command: Command): string | undefined {
+  const first = command.args[0]
+  return first === undefined ? undefined : first.split('/')[0]
+}
+
+/** The client side: a pre-action hook that forwards when a daemon serves the command's VG. */
+export function installForwarding(program: Command): void {
+  program.hook('preAction', async (_program, action) => {
+    if (insideDaemon() || !FORWARDED_VERBS.has(action.name())) return
+    const vgName = vgNameOf(action)
+    if (vgName === undefined || !(await isServed(vgName))) return
+    const argv = process.argv.slice(2)
+    const result = await callControl(socketPath(vgName), 'cli', { argv, isTTY: process.stderr.isTTY === true,
+      columns: process.stderr.columns ?? 80 }, (event, data) => {
+      if (event === 'stdout') process.stdout.write(String(data))
+      else if (event === 'stderr') process.stderr.write(String(data))
+    }) as { exitCode: number }
+    throw new ForwardedCommand(result.exitCode)
+  })
+}
+
+export function forwardedExitCode(error: unknown): number | undefined {
+  return error instanceof ForwardedCommand ? error.exitCode : undefined
+}

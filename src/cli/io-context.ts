@@ -1,0 +1,55 @@
+/**
+ * Where a CLI command writes and which VG it works on. A command run by a user writes to the
+ * process's stdout/stderr and varies its VG on itself; the same command forwarded to the daemon
+ * of a mounted VG runs inside that daemon with its output streamed back to the user's terminal
+ * and works on the daemon's online VG and mirror engine (never varying it off). One
+ * AsyncLocalStorage carries that context through every await, so concurrent forwarded
+ * commands never mix their output.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { VolumeGroup } from '../lvm/index.js'
+import type { MirrorEngine } from '../mirror/index.js'
+
+export interface OutputStream {
+  write(chunk: string, callback?: () => void): boolean
+  readonly isTTY?: boolean
+  readonly columns?: number
+}
+
+export interface OnlineVg {
+  readonly vg: VolumeGroup
+  readonly engine: MirrorEngine
+  /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */
+  progress(doneBytes: number, totalBytes: number): void
+}
+
+export interface CliContext {
+  readonly stdout: OutputStream
+  readonly stderr: OutputStream
+  readonly online?: OnlineVg
+}
+
+const storage = new AsyncLocalStorage<CliContext>()
+
+export function runInContext<T>(context: CliContext, fn: () => Promise<T>): Promise<T> {
+  return storage.run(context, fn)
+}
+
+export function stdout(): OutputStream {
+  return storage.getStore()?.stdout ?? process.stdout
+}
+
+export function stderr(): OutputStream {
+  return storage.getStore()?.stderr ?? process.stderr
+}
+
+/** The daemon's online VG when this command runs inside the daemon serving `vgName`. */
+export function onlineVg(vgName: string): OnlineVg | undefined {
+  const online = storage.getStore()?.online
+  return online && online.vg.name === vgName ? online : undefined
+}
+
+/** True inside a daemon: commands run there never forward again. */
+export function insideDaemon(): boolean {
+  return storage.getStore()?.online !== undefined
+}

@@ -1,0 +1,116 @@
+/**
+ * The mount daemon: varies a VG on, serves it through FUSE, answers its control socket, and
+ * on `lvmfs umount` or SIGTERM flushes, unmounts and varies off. Runs in the foreground; the
+ * CLI starts it detached (spawnDaemon) when --foreground is not given.
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { pino, type Logger as PinoLogger } from 'pino'
+import { LvmfsError } from '../errors/index.js'
+import type { VaryOnResult } from '../lvm/index.js'
+import { callControl } from './control-protocol.js'
+import { ControlServer, type ControlHandler } from './control-server.js'
+import type { FaultMode } from './backing-fds.js'
+import { MountedVg, type MountedVgOptions } from './mounted-vg.js'
+import { logPath, pidPath, socketPath } from './runtime-paths.js'
+import { statusOf } from './status.js'
+
+export interface DaemonOptions extends Omit<MountedVgOptions, 'log'> {
+  /** Extra control methods (the CLI layer registers `cli` here). */
+  readonly handlers?: (mounted: MountedVg) => Record<string, ControlHandler>
+  /** Called once mounted, with the vary-on result (the parent prints vvg_out from it). */
+  readonly onReady?: (result: VaryOnResult) => void
+  readonly logToStderr?: boolean
+}
+
+/** Throws ENGINE_ALREADY_MOUNTED when a live daemon already serves `vgName`. */
+export async function refuseIfMounted(vgName: string): Promise<void> {
+  let status: { mountpoint?: string; pid?: number } | undefined
+  try {
+    status = await callControl(socketPath(vgName), 'status') as { mountpoint?: string; pid?: number }
+  } catch {
+    return
+  }
+  throw new LvmfsError('ENGINE_ALREADY_MOUNTED', `volume group "${vgName}" is already mounted`, {
+    detail: `Process ${status.pid} serves it at ${status.mountpoint}.`,
+    hint: `Unmount it first with lvmfs umount ${status.mountpoint}.`, context: { ...status } })
+}
+
+function makeLogger(options: DaemonOptions): PinoLogger {
+  if (options.logToStderr === true) return pino({ base: { vg: options.vgName } }, process.stderr)
+  mkdirSync(dirname(logPath(options.vgName)), { recursive: true })
+  return pino({ base: { vg: options.vgName } }, pino.destination({ dest: logPath(options.vgName), sync: true }))
+}
+
+/** Runs the daemon until unmounted; resolves with the process exit code. */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  await refuseIfMounted(options.vgName)
+  const log = makeLogger(options)
+  const mounted = await MountedVg.start({ ...options, log })
+  log.info({ mountpoint: options.mountpoint, rc: mounted.varyOn.rc }, 'volume group mounted')
+  const control = new ControlServer(socketPath(options.vgName))
+  let stopping: Promise<void> | undefined
+  const stop = (force: boolean): Promise<void> => {
+    stopping ??= mounted.stop({ force }).catch((error: unknown) => {
+      stopping = undefined
+      throw error
+    })
+    return stopping
+  }
+  control
+    .on('status', async () => statusOf(mounted, [...mounted.activities.values()], mounted.openGates))
+    .on('fault', async (params) => ({ path: mounted.setFault(String(params['pv']), params['mode'] as FaultMode) }))
+    .on('umount', async (params) => {
+      await stop(params['force'] === true)
+      return { unmounted: options.mountpoint }
+    })
+  for (const [method, handler] of Object.entries(options.handlers?.(mounted) ?? {})) control.on(method, handler)
+  await control.listen()
+  writeFileSync(pidPath(options.vgName), `${process.pid}\n`)
+  const onSignal = (signal: string): void => {
+    log.info({ signal }, 'stopping on signal')
+    void stop(true).catch((error: unknown) => log.error({ err: error }, 'stop failed'))
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+  options.onReady?.(mounted.varyOn)
+  const exitCode = await mounted.closed
+  if (!stopping) {
+    log.warn({}, 'mount went away without lvmfs umount; varying off')
+    await stop(true).catch((error: unknown) => log.error({ err: error }, 'vary-off after external unmount failed'))
+  } else {
+    await stopping.catch(() => undefined)
+  }
+  await control.close()
+  rmSync(pidPath(options.vgName), { force: true })
+  process.off('SIGTERM', onSignal)
+  process.off('SIGINT', onSignal)
+  log.info({}, 'volume group unmounted and varied off')
+  log.flush?.()
+  return exitCode === 0 ? 0 : 5
+}
+
+export interface ReadyMessage {
+  readonly ready?: { rc: string; vvgOut: unknown }
+  readonly error?: { code: string; message: string; detail?: string; hint?: string }
+}
+
+/**
+ * Starts `argv` (a `lvmfs mount ... --foreground` command line) as a detached daemon whose
+ * output goes to the VG's log file, and waits until it has mounted or failed.
+ */
+export async function spawnDaemon(vgName: string, argv: readonly string[]): Promise<ReadyMessage> {
+  mkdirSync(dirname(logPath(vgName)), { recursive: true })
+  const logFd = openSync(logPath(vgName), 'a')
+  const child = spawn(process.execPath, [...process.execArgv, ...argv], { detached: true,
+    stdio: ['ignore', logFd, logFd, 'ipc'] })
+  const message = await new Promise<ReadyMessage>((resolve) => {
+    child.once('message', (value) => resolve(value as ReadyMessage))
+    child.once('exit', (code) => resolve({ error: { code: 'ENGINE_IO',
+      message: `the daemon exited with code ${code} before mounting; see ${logPath(vgName)}` } }))
+  })
+  child.disconnect()
+  child.unref()
+  return message
+}

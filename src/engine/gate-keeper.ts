@@ -1,0 +1,86 @@
+/**
+ * Which write-gate regions of mounted mirrored LVs are open in the native data path.
+ *
+ * An open gate lets native writes into a region (an MWC logical track group) run without
+ * asking TypeScript; opening one pins the LTG in the MWC log (MirrorEngine.beforeWriteRegion).
+ * The keeper bounds the open set below the MWC cache size, closing the least recently opened
+ * gate when full. Closing is: close the native gate, wait for writes admitted before (drain),
+ * then unpin. The same close is how resync and scrub get a region to themselves (quiesce).
+ *
+ * Invariants: a region is open natively only while it is in `open`; at most one open or close
+ * of a region is in flight (operations on one key are chained).
+ */
+export interface GateHost {
+  setGate(nodeid: number, region: number, open: boolean): void
+  drainWrites(nodeid: number): Promise<void>
+  pin(nodeid: number, region: number): Promise<void>
+  unpin(nodeid: number, region: number): void
+}
+
+function keyOf(nodeid: number, region: number): string {
+  return `${nodeid}:${region}`
+}
+
+export class GateKeeper {
+  private readonly open = new Map<string, { nodeid: number; region: number }>()
+  private readonly chains = new Map<string, Promise<void>>()
+
+  constructor(private readonly host: GateHost, private readonly maxOpen: number) {}
+
+  get openCount(): number {
+    return this.open.size
+  }
+
+  /** Called for a write into a closed region: pins it and opens the gate. */
+  async openGate(nodeid: number, region: number): Promise<void> {
+    await this.chain(keyOf(nodeid, region), async () => {
+      const key = keyOf(nodeid, region)
+      if (this.open.has(key)) return
+      await this.host.pin(nodeid, region)
+      this.open.set(key, { nodeid, region })
+      this.host.setGate(nodeid, region, true)
+    })
+    while (this.open.size > this.maxOpen) {
+      const oldest = this.open.values().next().value
+      if (!oldest) break
+      await this.closeGate(oldest.nodeid, oldest.region)
+    }
+  }
+
+  /** Closes one region's gate and waits until no native write is inside it. */
+  async closeGate(nodeid: number, region: number): Promise<void> {
+    await this.chain(keyOf(nodeid, region), async () => {
+      const key = keyOf(nodeid, region)
+      this.host.setGate(nodeid, region, false)
+      await this.host.drainWrites(nodeid)
+      if (!this.open.delete(key)) return
+      this.host.unpin(nodeid, region)
+    })
+  }
+
+  /** Closes every open gate of one volume (clean close of a passive-MWC LV, removal). */
+  async closeVolume(nodeid: number): Promise<void> {
+    const regions = [...this.open.values()].filter((entry) => entry.nodeid === nodeid)
+    for (const entry of regions) await this.closeGate(entry.nodeid, entry.region)
+  }
+
+  /** Forgets a volume whose native map is gone (no writes can arrive any more). */
+  forgetVolume(nodeid: number): void {
+    for (const [key, entry] of this.open) {
+      if (entry.nodeid !== nodeid) continue
+      this.open.delete(key)
+      this.host.unpin(nodeid, entry.region)
+    }
+  }
+
+  private async chain(key: string, step: () => Promise<void>): Promise<void> {
+    const previous = this.chains.get(key) ?? Promise.resolve()
+    const next = previous.catch(() => undefined).then(step)
+    this.chains.set(key, next)
+    try {
+      await next
+    } finally {
+      if (this.chains.get(key) === next) this.chains.delete(key)
+    }
+  }
+}

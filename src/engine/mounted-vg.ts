@@ -1,0 +1,307 @@
+/**
+ * A volume group varied on and served through FUSE: owns the VolumeGroup, the MirrorEngine,
+ * the FUSE session, the native data path's backing fds and the write gates, and keeps the
+ * native volume maps in step with the descriptor and status areas.
+ *
+ * Invariants:
+ *  - every LV of the descriptor is mapped natively (unless the VG is forced off), with every
+ *    stale copy or copy on a non-active PV excluded; the map is rebuilt after each VG commit;
+ *  - a write that failed on a copy is acknowledged only after that copy is stale in a majority
+ *    of status areas (MirrorEngine.onCopyError) or is failed with EIO when no copy holds it;
+ *  - a forced-off VG serves no data: maps are removed and every READ/WRITE answers EIO.
+ */
+import { promisify } from 'node:util'
+import { fdatasync as fdatasyncCb } from 'node:fs'
+import { LvmfsError } from '../errors/index.js'
+import { FUSE_ROOT_ID } from '../fuse/abi.js'
+import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/session.js'
+import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
+import { varyOnVg, type LvDescriptor, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
+  type VvgIn } from '../lvm/index.js'
+import { MirrorEngine } from '../mirror/index.js'
+import { BackingFds, type FaultMode } from './backing-fds.js'
+import { GateKeeper } from './gate-keeper.js'
+import type { ResyncActivity } from './status.js'
+import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
+
+const syncFd = promisify(fdatasyncCb)
+
+export interface MountedVgOptions {
+  readonly vgName: string
+  readonly mountpoint: string
+  readonly devices: readonly string[]
+  readonly vvgIn?: readonly VvgIn[]
+  readonly flags: VaryOnFlags
+  readonly log: Logger & { info(object: object, message: string): void }
+  readonly threads?: number
+  /** O_DIRECT backing I/O for volume data (default true). */
+  readonly directBacking?: boolean
+  /** Open write gates kept at most (below the MWC cache of 62 LTGs). */
+  readonly maxOpenGates?: number
+}
+
+interface Served {
+  name: string
+  sizeBytes: number
+}
+
+export class MountedVg implements VolumeHost {
+  readonly faulty = new Map<string, FaultyDevice>()
+  readonly openCounts = new Map<number, { readers: number; writers: number }>()
+  /** Resyncs, syncvg and scrubs running against this mount, for lvmfs status. */
+  readonly activities = new Map<number, ResyncActivity>()
+  private readonly backing: BackingFds
+  private readonly gates: GateKeeper
+  private readonly served = new Map<number, Served>()
+  private session: FuseSession | undefined
+  private forcedOff = false
+  private refreshing: Promise<void> = Promise.resolve()
+
+  private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
+    readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions) {
+    this.backing = new BackingFds(options.directBacking ?? true)
+    this.gates = new GateKeeper({
+      setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
+      drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },
+      pin: async (nodeid, region) => { await this.engine.beforeWriteRegion(this.lvByNode(nodeid).name, region) },
+      unpin: (nodeid, region) => {
+        const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
+        if (lv) this.engine.afterWriteRegion(lv.name, region)
+      },
+    }, options.maxOpenGates ?? 48)
+  }
+
+  /** Varies the VG on, runs mirror recovery and mounts every LV. */
+  static async start(options: MountedVgOptions): Promise<MountedVg> {
+    const faulty = new Map<string, FaultyDevice>()
+    const opener = async (path: string, openOptions: OpenOptions): Promise<BlockDevice> => {
+      const device = new FaultyDevice(await openFileDevice(path, openOptions))
+      if (openOptions.readOnly !== true) faulty.set(path, device)
+      return device
+    }
+    const result = await varyOnVg({ vgName: options.vgName, devices: [...options.devices],
+      ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener })
+    if (result.vg === undefined) {
+      throw result.error ?? new LvmfsError('LVM_NOQUORUM', `cannot vary on "${options.vgName}"`)
+    }
+    const vg = result.vg
+    try {
+      const engine = await MirrorEngine.start(vg, { logger: options.log })
+      const mounted = new MountedVg(vg, engine, result, options)
+      for (const [path, device] of faulty) mounted.faulty.set(path, device)
+      await mounted.mount()
+      return mounted
+    } catch (error) {
+      await vg.varyOff().catch(() => undefined)
+      throw error
+    }
+  }
+
+  private async mount(): Promise<void> {
+    const policy: VolumePolicy = {
+      onGate: (nodeid, region) => this.gates.openGate(nodeid, region),
+      onWriteError: (event) => this.onWriteError(event),
+      onReadError: (event) => { void this.onReadError(event) },
+    }
+    this.session = await FuseSession.mount(new VolumeFileSystem(this), {
+      mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
+      threads: this.options.threads ?? 8, log: this.options.log, policy })
+    this.mapAll()
+    this.vg.onChange(() => { void this.refresh() })
+    this.vg.onForceOff((error) => this.onForceOff(error))
+    void this.engine.startBackground().then((report) => {
+      this.options.log.info({ forced: report.forced.length, autoResync: report.autoResync !== undefined },
+        'background resync finished')
+    }, (error: unknown) => this.options.log.error({ err: error }, 'background resync failed'))
+  }
+
+  get openGates(): number {
+    return this.gates.openCount
+  }
+
+  get mountpoint(): string {
+    return this.options.mountpoint
+  }
+
+  get closed(): Promise<number> {
+    return this.session?.closed ?? Promise.resolve(0)
+  }
+
+  stats(): ReturnType<FuseSession['stats']> | undefined {
+    return this.session?.stats()
+  }
+
+  // --- VolumeHost -----------------------------------------------------------------------------
+
+  lvs(): readonly LvDescriptor[] {
+    return this.vg.state === 'online' || this.forcedOff ? this.vg.descriptor.lvs : []
+  }
+
+  lvSizeBytes(lv: LvDescriptor): number {
+    return lv.lps.length * this.vg.ppSizeBytes
+  }
+
+  totalBytes(): number {
+    return this.vg.descriptor.pvs.reduce((sum, pv) => sum + pv.ppCount, 0) * this.vg.ppSizeBytes
+  }
+
+  freeBytes(): number {
+    const used = this.vg.descriptor.lvs.reduce((sum, lv) => sum + lv.lps.length * lv.copies, 0)
+    return Math.max(0, this.totalBytes() - used * this.vg.ppSizeBytes)
+  }
+
+  checkOpen(lv: LvDescriptor, _writable: boolean): void {
+    if (this.forcedOff) throw new LvmfsError('LVM_FORCEOFF', `volume group "${this.vg.name}" was forced off`)
+    if (this.vg.noOpenLvs) {
+      throw new LvmfsError('ENGINE_BUSY', `"${lv.name}": volume group "${this.vg.name}" was varied on with --no-open`)
+    }
+  }
+
+  opened(lv: LvDescriptor, writable: boolean): void {
+    const counts = this.openCounts.get(lv.lvId) ?? { readers: 0, writers: 0 }
+    if (writable) counts.writers++
+    else counts.readers++
+    this.openCounts.set(lv.lvId, counts)
+  }
+
+  async released(lv: LvDescriptor, writable: boolean): Promise<void> {
+    const counts = this.openCounts.get(lv.lvId)
+    if (!counts) return
+    if (writable) counts.writers--
+    else counts.readers--
+    if (counts.readers + counts.writers === 0) this.openCounts.delete(lv.lvId)
+    // Passive MWC: the last writer's clean close clears the LV's dirty flag, once every write it
+    // made is durable and no gate lets a new write in unannounced.
+    if (writable && counts.writers === 0 && lv.mwc === 'passive' && lv.copies > 1 &&
+        this.vg.status.dirtyLvs.includes(lv.lvId)) {
+      await this.gates.closeVolume(nodeidOf(lv))
+      await this.syncAll()
+      await this.vg.setLvDirty(lv.lvId, false)
+    }
+  }
+
+  async fsync(_lv: LvDescriptor, _dataOnly: boolean): Promise<void> {
+    await this.syncAll()
+  }
+
+  private async syncAll(): Promise<void> {
+    await Promise.all(this.backing.allFds().map((fd) => syncFd(fd)))
+  }
+
+  // --- native maps ----------------------------------------------------------------------------
+
+  private lvByNode(nodeid: number): LvDescriptor {
+    const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
+    if (!lv) throw new LvmfsError('ENGINE_NOT_FOUND', `no logical volume with nodeid ${nodeid}`)
+    return lv
+  }
+
+  private fdOf(pvIndex: number): number {
+    const device = this.vg.device(pvIndex)
+    return device === undefined ? -1 : this.backing.fdFor(device.path)
+  }
+
+  private mapAll(): void {
+    if (!this.session || this.forcedOff) return
+    for (const lv of this.vg.descriptor.lvs) {
+      this.session.mapVolume(nodeidOf(lv), this.engine.mirror.buildVolumeMap(lv, (pvIndex) => this.fdOf(pvIndex)))
+      this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv) })
+    }
+  }
+
+  /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
+  refresh(): Promise<void> {
+    this.refreshing = this.refreshing.then(() => this.refreshNow(), () => this.refreshNow())
+    return this.refreshing
+  }
+
+  private async refreshNow(): Promise<void> {
+    const session = this.session
+    if (!session || this.forcedOff || this.vg.state !== 'online') return
+    const previous = new Map(this.served)
+    this.served.clear()
+    this.mapAll()
+    const invalidations: Array<Promise<void>> = []
+    for (const [nodeid, before] of previous) {
+      const now = this.served.get(nodeid)
+      if (!now) {
+        session.unmapVolume(nodeid)
+        this.gates.forgetVolume(nodeid)
+        invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, before.name))
+      } else if (now.name !== before.name) {
+        invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, before.name))
+      }
+      if (now && now.sizeBytes !== before.sizeBytes) invalidations.push(session.invalidateInode(nodeid, -1, 0))
+    }
+    for (const [nodeid, now] of this.served) {
+      if (!previous.has(nodeid)) invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, now.name))
+    }
+    await Promise.all(invalidations)
+  }
+
+  // --- failure policy -------------------------------------------------------------------------
+
+  private async onWriteError(event: WriteErrorEvent): Promise<number> {
+    const lv = this.lvByNode(event.nodeid)
+    let lost = false
+    for (const [segment, copies] of event.copyErrors.entries()) {
+      for (const [copyIndex, errno] of copies.entries()) {
+        if (errno >= 0 || errno === -116 /* ESTALE: skipped, not failed */) continue
+        const decision = await this.engine.onCopyError(lv.name, event.firstExtent + segment, copyIndex, -errno, true)
+        if (decision === 'fail') lost = true
+      }
+      if (!copies.some((errno) => errno === 0)) lost = true
+    }
+    await this.refresh()
+    return lost ? 5 /* EIO */ : 0
+  }
+
+  private async onReadError(event: ReadErrorEvent): Promise<void> {
+    try {
+      const lv = this.lvByNode(event.nodeid)
+      await this.engine.onCopyError(lv.name, event.extent, event.copy, event.errno, false)
+      await this.refresh()
+    } catch (error) {
+      this.options.log.error({ err: error, ...event }, 'read error policy failed')
+    }
+  }
+
+  private onForceOff(error: Error): void {
+    this.forcedOff = true
+    this.options.log.error({ err: error }, 'volume group forced off: quorum lost; all I/O now fails with EIO')
+    for (const nodeid of this.served.keys()) this.session?.unmapVolume(nodeid)
+  }
+
+  // --- control --------------------------------------------------------------------------------
+
+  /** Drills: make a PV fail writes, reads or everything, in metadata and data paths alike. */
+  setFault(pvName: string, mode: FaultMode): string {
+    const index = this.vg.descriptor.pvs.findIndex((pv) => pv.lastPath === pvName || pv.pvId === pvName)
+    const path = index >= 0 ? this.vg.descriptor.pvs[index]!.lastPath : pvName
+    const device = this.faulty.get(path)
+    if (!device) {
+      throw new LvmfsError('ENGINE_NOT_FOUND', `no physical volume "${pvName}" in "${this.vg.name}"`, {
+        detail: `Known: ${[...this.faulty.keys()].join(', ')}.` })
+    }
+    const everything: Array<readonly [number, number]> = [[0, Number.MAX_SAFE_INTEGER]]
+    device.readErrorRanges = mode === 'fail-reads' || mode === 'disappear' ? everything : []
+    device.writeErrorRanges = mode === 'fail-writes' || mode === 'disappear' ? everything : []
+    this.backing.setFault(path, mode)
+    return path
+  }
+
+  /** Flushes, unmounts and varies off; refuses while an LV is open unless `force`. */
+  async stop(options: { force?: boolean } = {}): Promise<void> {
+    const open = [...this.openCounts.keys()].map((lvId) => this.vg.lvById(lvId)?.name ?? String(lvId))
+    if (open.length > 0 && options.force !== true) {
+      throw new LvmfsError('LVM_LVOPEN', `logical volume "${open[0]}" is open`, {
+        detail: `Open logical volumes: ${open.join(', ')}.`, hint: 'Close them, or use --force.',
+        context: { lvs: open } })
+    }
+    await this.syncAll().catch(() => undefined)
+    await this.session?.unmount({ lazy: options.force === true })
+    await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))
+    if (this.vg.state === 'online') await this.vg.varyOff()
+    this.backing.closeAll()
+  }
+}

@@ -1,0 +1,50 @@
+/** The status report of a mounted VG (lvmfs status): PVs, LVs, MWC, resyncs, I/O counters. */
+import type { MountedVg } from './mounted-vg.js'
+
+export interface ResyncActivity {
+  readonly id: number
+  readonly what: string
+  doneBytes: number
+  totalBytes: number
+}
+
+export interface VgStatusReport {
+  readonly vg: string
+  readonly state: string
+  readonly mountpoint: string
+  readonly pid: number
+  readonly seq: number
+  readonly pvs: Array<{ index: number; pvId: string; path: string; state: string; stalePps: number }>
+  readonly lvs: Array<{ name: string; sizeBytes: number; copies: number; mwc: string; schedule: string;
+    stalePartitions: number; dirty: boolean; openReaders: number; openWriters: number }>
+  readonly mwc: { readonly openGates: number }
+  readonly resyncs: readonly ResyncActivity[]
+  readonly io: Record<string, number>
+}
+
+function popcount(bitmap: Uint8Array): number {
+  let count = 0
+  for (const byte of bitmap) {
+    let value = byte
+    while (value) { count += value & 1; value >>= 1 }
+  }
+  return count
+}
+
+export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[], openGates: number): VgStatusReport {
+  const vg = mounted.vg
+  const pvs = vg.descriptor.pvs.map((pv, index) => ({ index, pvId: pv.pvId, path: pv.lastPath,
+    state: vg.pvState(index), stalePps: popcount(vg.status.stale[index] ?? new Uint8Array()) }))
+  const lvs = vg.descriptor.lvs.map((lv) => {
+    const stalePartitions = lv.lps.filter((copies) =>
+      copies.some((copy) => vg.isStale(copy.pvIndex, copy.pp) || vg.pvState(copy.pvIndex) !== 'active')).length
+    const counts = mounted.openCounts.get(lv.lvId)
+    return { name: lv.name, sizeBytes: lv.lps.length * vg.ppSizeBytes, copies: lv.copies, mwc: lv.mwc,
+      schedule: lv.schedule, stalePartitions, dirty: vg.status.dirtyLvs.includes(lv.lvId),
+      openReaders: counts?.readers ?? 0, openWriters: counts?.writers ?? 0 }
+  })
+  const io: Record<string, number> = { ...(mounted.stats() ?? {}) }
+  Object.assign(io, mounted.engine.mirror.counters)
+  return { vg: vg.name, state: vg.state, mountpoint: mounted.mountpoint, pid: process.pid,
+    seq: vg.descriptor.seq, pvs, lvs, mwc: { openGates }, resyncs, io }
+}
