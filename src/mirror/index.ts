@@ -69,13 +69,8 @@ export class MirrorEngine {
   /** The resyncer whose cursors came from vary-on; pass options for a rate or progress. */
   resyncer(options?: ResyncOptions): Resyncer {
     if (options === undefined) return this.#resyncer
-    const resyncer = new Resyncer(this.mirror, options)
-    this.#shareCursors(resyncer)
-    return resyncer
-  }
-
-  #shareCursors(resyncer: Resyncer): void {
-    for (const cursor of this.mirror.mwc.cursors()) resyncer.adoptCursor(cursor)
+    // Cursors, write-through targets and running LPs live in the MirrorVg: shared by resyncers.
+    return new Resyncer(this.mirror, options)
   }
 
   /**

@@ -127,7 +127,6 @@ export class MirroredLv {
     const ltgs: number[] = []
     try {
       const pieces = splitRange(offsetBytes, buffer.length, this.#mirror.vg.ppSizeBytes)
-      for (const piece of pieces) await this.#mirror.markAbsentCopiesStale(this.#lv, piece.lp)
       if (mirrored && this.#lv.mwc !== 'active') await this.#mirror.ensureLvDirty(this.#lv)
       if (mirrored && this.#lv.mwc === 'active') {
         for (let region = first; region <= last; region++) ltgs.push(region)
@@ -142,7 +141,7 @@ export class MirroredLv {
   }
 
   async #writePiece(buffer: Uint8Array, piece: Piece): Promise<void> {
-    // Again here: the MWC pin may have just marked a PV missing.
+    // After the MWC pin, which may have just marked a PV missing.
     await this.#mirror.markAbsentCopiesStale(this.#lv, piece.lp)
     const fresh = freshCopies(this.#mirror.vg, this.#lv, piece.lp)
     if (fresh.length === 0) throw this.#noFreshCopy(piece, 'write', undefined)

@@ -49,6 +49,8 @@ export class MirrorVg {
   readonly ltgBytes: number
   readonly logger: MirrorLogger
   readonly counters: MirrorCounters = { copyErrors: 0, staleMarked: 0, pvsMarkedMissing: 0 }
+  /** `lvId:lp` of every LP a resync is copying now (LVM_INRESYNC across resyncers). */
+  readonly resyncing = new Set<string>()
   readonly #errorsBeforeMissing: number
   readonly #locks = new Map<number, RegionLocks>()
   readonly #writeThrough = new Map<string, Set<number>>()

@@ -88,8 +88,6 @@ export class Resyncer {
   readonly #mirror: MirrorVg
   readonly #options: ResyncOptions
   readonly #rate: RateLimiter
-  readonly #running = new Set<string>()
-  readonly #cursors = new Map<string, ResyncCursor>()
   #buffer: Buffer | undefined
   #progress = { doneBytes: 0, totalBytes: 0, copiedBytes: 0, lv: undefined as string | undefined,
     lp: undefined as number | undefined }
@@ -109,7 +107,6 @@ export class Resyncer {
   adoptCursor(cursor: ResyncCursor): void {
     const lv = this.#mirror.vg.lvById(cursor.lvId)
     if (lv === undefined || cursor.lp >= lv.lps.length) return
-    this.#cursors.set(`${cursor.lvId}:${cursor.lp}`, cursor)
     this.#mirror.addWriteThrough(cursor.lvId, cursor.lp, this.#staleTargets(lv, cursor.lp, cursor.targetMask))
   }
 
@@ -148,7 +145,7 @@ export class Resyncer {
     if (copies.length < 2) return 0
     const needs = force || copies.some((copy) => vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp))
     if (!needs) return 0
-    const cursor = this.#cursors.get(`${lv.lvId}:${lp}`)
+    const cursor = this.#mirror.mwc.cursor(lv.lvId, lp)
     return vg.ppSizeBytes - (cursor?.force === force ? cursor.offsetInLpBytes : 0)
   }
 
@@ -165,14 +162,14 @@ export class Resyncer {
 
   async #resyncLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[]): Promise<LpResyncResult> {
     const key = `${lv.lvId}:${lp}`
-    if (this.#running.has(key)) {
+    if (this.#mirror.resyncing.has(key)) {
       throw new LvmfsError('LVM_INRESYNC', `LP ${lp} of LV "${lv.name}" is already being resynced`)
     }
-    this.#running.add(key)
+    this.#mirror.resyncing.add(key)
     try {
       return await this.#copyLp(lv, lp, force, batch)
     } finally {
-      this.#running.delete(key)
+      this.#mirror.resyncing.delete(key)
     }
   }
 
@@ -188,8 +185,7 @@ export class Resyncer {
           hint: 'Bring back the PV holding the last good copy and vary the VG on again.' })
     }
     let targets = await this.#targets(lv, lp, source, force)
-    const key = `${lv.lvId}:${lp}`
-    const cursor = this.#cursors.get(key)
+    const cursor = this.#mirror.mwc.cursor(lv.lvId, lp)
     const resume = cursor !== undefined && cursor.force === force && cursor.targetMask === copyMask(targets)
     const startBytes = resume ? cursor.offsetInLpBytes : 0
     if (targets.length === 0) {
@@ -267,14 +263,11 @@ export class Resyncer {
       throw new LvmfsError('LVM_NOTSYNCED', `syncing the targets of LP ${lp} of LV "${lv.name}" failed`)
     }
     const cursor: ResyncCursor = { lvId: lv.lvId, lp, force, targetMask: copyMask(targets), offsetInLpBytes }
-    this.#cursors.set(`${lv.lvId}:${lp}`, cursor)
     await this.#mirror.mwc.setCursor(lv.lvId, lp, cursor)
   }
 
   async #dropCursor(lv: LvDescriptor, lp: number): Promise<void> {
-    const key = `${lv.lvId}:${lp}`
-    if (!this.#cursors.has(key)) return
-    this.#cursors.delete(key)
+    if (this.#mirror.mwc.cursor(lv.lvId, lp) === undefined) return
     await this.#mirror.mwc.setCursor(lv.lvId, lp, undefined)
   }
 
@@ -301,8 +294,8 @@ export class Resyncer {
       const changes = items.flatMap((item) => item.targets.map((index) => item.lv.lps[item.lp]![index]!))
         .filter((copy) => !failedPvs.has(copy.pvIndex) && vg.isStale(copy.pvIndex, copy.pp))
       if (changes.length > 0) await vg.clearStale(changes)
-      const keys = items.map((item) => `${item.lv.lvId}:${item.lp}`).filter((key) => this.#cursors.has(key))
-      for (const key of keys) this.#cursors.delete(key)
+      const keys = items.filter((item) => this.#mirror.mwc.cursor(item.lv.lvId, item.lp) !== undefined)
+        .map((item) => `${item.lv.lvId}:${item.lp}`)
       if (keys.length > 0) await this.#mirror.mwc.dropCursors(keys)
       if (failedPvs.size > 0) {
         throw new LvmfsError('LVM_NOTSYNCED', `syncing resync targets failed on PV(s) ${[...failedPvs].join(', ')}`)
