@@ -34,7 +34,6 @@ export class MirroredLv {
   #lv: LvDescriptor
   #turn = 0
   #closed = false
-  #wrote = false
   /** pvIndex -> PPs written since that PV's last successful sync. */
   readonly #unsynced = new Map<number, Map<number, { lp: number, copyIndex: number }>>()
 
@@ -132,7 +131,6 @@ export class MirroredLv {
         for (let region = first; region <= last; region++) ltgs.push(region)
         await this.#mirror.mwc.pin(this.#lv, ltgs)
       }
-      this.#wrote = true
       await Promise.all(pieces.map((piece) => this.#writePiece(buffer, piece)))
     } finally {
       if (ltgs.length > 0) this.#mirror.mwc.unpin(this.#lv, ltgs)
