@@ -133,7 +133,9 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
   if (vgId === undefined) throw invalid(`no volume group named "${request.vgName}" on the given devices`)
   const online = onlineVgs.get(vgId)
   if (online !== undefined && !readOnly) {
-    return secondVaryOn(online, request.vvgIn ?? request.devices!.map((name) => ({ name })), statEntries)
+    // Without vvg_in, only devices whose label names this VG are candidates to come back.
+    const named = request.vvgIn ?? scanned!.filter((d) => d.label?.vgId === vgId).map((d) => ({ name: d.path }))
+    return secondVaryOn(online, named, statEntries)
   }
   let vvgIn = request.vvgIn
   if (vvgIn === undefined) {

@@ -173,3 +173,14 @@ void t.test('a descriptor too large for the VGDA slot is refused before any writ
   await vg.varyOff()
   t.ok(PV_BYTES > 0)
 })
+
+void t.test('a second vary-on given only devices brings every MISSING member back', async (t) => {
+  const { pool, vg } = await online(3)
+  pool.add('/dev/stranger')
+  await vg.setPvState(1, 'missing')
+  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener })
+  t.equal(again.rc, 'LVM_SUCCESS', JSON.stringify(again.vvgOut))
+  t.equal(vg.pvState(1), 'active')
+  t.equal(again.vvgOut.length, 3, 'devices of no VG are not reported')
+  await vg.varyOff()
+})
