@@ -9,6 +9,7 @@ import type { Command } from 'commander'
 import { LvmfsError } from '../errors/index.js'
 import { resolveDeviceList } from '../io/index.js'
 import { scanDevices, varyOnVg, type VaryOnResult, type VolumeGroup } from '../lvm/index.js'
+import { onlineVg, stdout } from './io-context.js'
 import { parseSizeBytes } from './options.js'
 
 export interface DeviceOptions {
@@ -54,6 +55,9 @@ export function errorOf(result: VaryOnResult): LvmfsError {
 /** Varies the VG on (quorum needed; missing PVs allowed), runs `fn`, varies it off. */
 export async function withVg<T>(vgName: string, options: DeviceOptions,
   fn: (vg: VolumeGroup) => Promise<T>): Promise<T> {
+  // Inside the daemon serving the VG: work on its online VG, which stays varied on.
+  const online = onlineVg(vgName)
+  if (online !== undefined) return await fn(online.vg)
   const devices = deviceList(options)
   await requireVgExists(vgName, devices)
   const result = await varyOnVg({ vgName, devices, flags: { misspvVon: true, missnameVon: true } })
@@ -91,7 +95,7 @@ export function parseSizeChange(text: string, what: string): { relative: -1 | 0 
 }
 
 export function print(options: DeviceOptions, json: unknown, text: string): void {
-  process.stdout.write(options.json === true ? JSON.stringify(json) + '\n' : text)
+  stdout().write(options.json === true ? JSON.stringify(json) + '\n' : text)
 }
 
 export function requireName(kind: string, name: string): void {

@@ -6,6 +6,7 @@
 import { SingleBar } from 'cli-progress'
 import { LvmfsError } from '../errors/index.js'
 import { MirrorEngine, type ResyncProgress, type ResyncReport } from '../mirror/index.js'
+import { onlineVg, stderr, stdout, type OutputStream } from './io-context.js'
 import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
 import { parseSizeBytes } from './options.js'
 
@@ -25,13 +26,16 @@ export function parseVgLv(text: string): { vgName: string, lvName: string } {
 
 export async function withMirror<T>(vgName: string, options: DeviceOptions,
   fn: (engine: MirrorEngine) => Promise<T>): Promise<T> {
+  // Inside the daemon serving the VG: its engine already ran recovery and keeps running.
+  const online = onlineVg(vgName)
+  if (online !== undefined) return await fn(online.engine)
   return await withVg(vgName, options, async (vg) => {
     const engine = await MirrorEngine.start(vg)
     for (const ltg of engine.recovery.ltgs) {
-      process.stderr.write(`lvmfs: MWC recovery: ${ltg.lv} LTG ${ltg.ltgIndex} copied from copy ${String(ltg.source)}\n`)
+      stderr().write(`lvmfs: MWC recovery: ${ltg.lv} LTG ${ltg.ltgIndex} copied from copy ${String(ltg.source)}\n`)
     }
     for (const name of engine.recovery.needsForcedResync) {
-      process.stderr.write(`lvmfs: warning: LV "${name}" (MWC off) crashed while open; run lvmfs resync ` +
+      stderr().write(`lvmfs: warning: LV "${name}" (MWC off) crashed while open; run lvmfs resync ` +
         `${vgName}/${name} --force\n`)
     }
     try {
@@ -42,13 +46,32 @@ export async function withMirror<T>(vgName: string, options: DeviceOptions,
   })
 }
 
+/** The online VG when this command runs inside the daemon serving the VG named in argv. */
+function onlineVgOf(options: DeviceOptions & { vgName?: string }): ReturnType<typeof onlineVg> {
+  return options.vgName === undefined ? undefined : onlineVg(options.vgName)
+}
+
 /** A progress callback drawing a bar on stderr when it is a terminal and --json is not set. */
-export function progressBar(options: DeviceOptions): { onProgress?: (p: ResyncProgress) => void, stop: () => void } {
-  if (options.json === true || process.stderr.isTTY !== true) return { stop: () => {} }
-  const bar = new SingleBar({ stream: process.stderr, format: '{bar} {percentage}% | {done} of {total}' })
+export function progressBar(options: DeviceOptions & { vgName?: string }):
+  { onProgress?: (p: ResyncProgress) => void, stop: () => void } {
+  const online = onlineVgOf(options)
+  if (options.json === true) {
+    // --json: progress events, one JSON object a line, before the final report.
+    return { onProgress: (p) => {
+      online?.progress(p.doneBytes, p.totalBytes)
+      stdout().write(JSON.stringify({ event: 'progress', doneBytes: p.doneBytes, totalBytes: p.totalBytes }) + '\n')
+    }, stop: () => {} }
+  }
+  if (stderr().isTTY !== true) {
+    if (online === undefined) return { stop: () => {} }
+    return { onProgress: (p) => online.progress(p.doneBytes, p.totalBytes), stop: () => {} }
+  }
+  const bar = new SingleBar({ stream: stderr() as OutputStream as NodeJS.WritableStream,
+    format: '{bar} {percentage}% | {done} of {total}' })
   let started = false
   return {
     onProgress: (p) => {
+      online?.progress(p.doneBytes, p.totalBytes)
       if (!started) {
         bar.start(p.totalBytes, 0, { done: humanBytes(0), total: humanBytes(p.totalBytes) })
         started = true

@@ -33,7 +33,7 @@ export function register(program: Command): void {
         throw new LvmfsError('ENGINE_USAGE', '--lp and --pv cannot be combined')
       }
       const force = options.force === true
-      const bar = progressBar(options)
+      const bar = progressBar({ ...options, vgName })
       const report = await withMirror(vgName, options, async (engine): Promise<ResyncReport> => {
         const resyncOptions = { ...rateOption(options), ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) }
         const resyncer = engine.resyncer(resyncOptions)

@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .option('--rate <size>', 'copy at most SIZE per second, e.g. 50M'))
     .action(async (vgName: string, options: MirrorCliOptions) => {
       requireName('volume group', vgName)
-      const bar = progressBar(options)
+      const bar = progressBar({ ...options, vgName })
       const report = await withMirror(vgName, options, async (engine) => {
         try {
           const progress = bar.onProgress ? { onProgress: bar.onProgress } : {}

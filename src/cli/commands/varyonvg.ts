@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { PV_STATUS, varyOnVg } from '../../lvm/index.js'
+import { onlineVg, stderr } from '../io-context.js'
 import { addDeviceOptions, deviceList, errorOf, print, requireName, requireVgExists, table,
   type DeviceOptions } from '../lvm-cli.js'
 
@@ -31,11 +32,12 @@ export function register(program: Command): void {
       const devices = deviceList(options)
       await requireVgExists(vgName, devices)
       const force = options.force === true
-      if (force) process.stderr.write('warning: --force may adopt an older descriptor; missing PVs become REMOVED\n')
+      if (force) stderr().write('warning: --force may adopt an older descriptor; missing PVs become REMOVED\n')
       const result = await varyOnVg({ vgName, devices, flags: { override: force,
         misspvVon: force || options.missingOk === true,
         missnameVon: force || options.nonameOk === true, autoResync: options.resync, noopenLvs: !options.open } })
-      await result.vg?.varyOff()
+      // A vary-on of the VG a daemon serves brings MISSING PVs back; the VG stays online.
+      if (onlineVg(vgName) === undefined) await result.vg?.varyOff()
       const rows = result.vvgOut.map((o) => [o.pvId, o.name ?? '-', o.status, String(PV_STATUS[o.status])])
       print(options, { vg: vgName, rc: result.rc, rcRef: result.rcRef, vvgOut: result.vvgOut,
         error: result.error?.toJSON() ?? null },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { stderr } from '../io-context.js'
 import { LvmfsError } from '../../errors/index.js'
 import { scanDevices, type ScannedVg } from '../../lvm/index.js'
 import { addDeviceOptions, deviceList, humanBytes, print, table, type DeviceOptions } from '../lvm-cli.js'
@@ -26,7 +27,7 @@ export function register(program: Command): void {
         rows.map((r) => [r.vg, String(r.pvs), String(r.missingPvs), String(r.lvs), humanBytes(r.ppSizeBytes),
           String(r.totalPps), String(r.freePps), String(r.seq), r.copies ? `${r.copies.present}/${r.copies.total}` : '-',
           r.error ?? (r.duplicates > 0 ? 'duplicate-pv-id' : r.missingPvs > 0 ? 'partial' : 'ok')])))
-      for (const vg of vgs) for (const bad of vg.result.copies?.bad ?? []) process.stderr.write(`  bad copy: ${bad}\n`)
+      for (const vg of vgs) for (const bad of vg.result.copies?.bad ?? []) stderr().write(`  bad copy: ${bad}\n`)
       const failed = vgs.find((vg) => vg.result.error !== undefined)
       if (failed) throw failed.result.error!
       const dup = rows.find((r) => r.duplicates > 0)
