@@ -94,7 +94,8 @@ async function measureRawRead(paths: string[], bytesRead: number): Promise<numbe
   return median(times)
 }
 
-async function measureCommit(paths: string[]): Promise<{ msMedian: number; msMax: number; bytes: number }> {
+async function measureCommit(paths: string[]): Promise<{ msMedian: number; msMax: number; bytes: number;
+  statusMsMedian: number }> {
   const { vg } = await lvm.varyOnVg({ vgName: 'bench', devices: paths })
   if (vg === undefined) throw new Error('vary-on failed')
   const times: number[] = []
@@ -104,8 +105,16 @@ async function measureCommit(paths: string[]): Promise<{ msMedian: number; msMax
     times.push(ms(start))
   }
   const bytes = commitStats.lastCommitBytes
+  // Status (VGSA) commits: what the I/O failure path pays to mark a PP stale.
+  const statusTimes: number[] = []
+  for (let run = 0; run < RUNS; run++) {
+    const start = process.hrtime.bigint()
+    if (run % 2 === 0) await vg.markStale([{ pvIndex: 1, pp: 0 }])
+    else await vg.clearStale([{ pvIndex: 1, pp: 0 }])
+    statusTimes.push(ms(start))
+  }
   await vg.varyOff()
-  return { msMedian: median(times), msMax: Math.max(...times), bytes }
+  return { msMedian: median(times), msMax: Math.max(...times), bytes, statusMsMedian: median(statusTimes) }
 }
 
 /** Raw baseline: the same bytes per PV at the VGDA slot offset, parallel, each fdatasync'd. */
@@ -137,12 +146,14 @@ try {
   const commit = await measureCommit(paths)
   // The raw write baseline overwrites an unused slot (area 1, slot 1 is never in a 32-PV placement).
   const rawWriteMs = await measureRawWrite(paths, commit.bytes)
+  const statusRecordBytes = 64 + 4 + PVS * (24 + Math.ceil(Math.floor((PV_BYTES - (3 << 20)) / PP_BYTES) / 8 / 4) * 4)
   const result = {
     pvs: PVS, lvs: LVS, runs: RUNS, threadPool: Number(process.env['UV_THREADPOOL_SIZE']), buildMs,
     varyOn: { msMedian: varyOn.msMedian, bytesRead: varyOn.bytesRead, rawReadMs,
       ratio: varyOn.msMedian / rawReadMs, targetMs: 500, met: varyOn.msMedian < 500 },
     commit: { msMedian: commit.msMedian, msMax: commit.msMax, bytesWritten: commit.bytes, rawWriteMs,
       ratio: commit.msMedian / rawWriteMs, targetMs: 100, met: commit.msMedian < 100 },
+    statusCommit: { msMedian: commit.statusMsMedian, recordBytes: statusRecordBytes },
   }
   if (json) {
     process.stdout.write(JSON.stringify(result) + '\n')
@@ -153,7 +164,8 @@ try {
       `${f(rawReadMs)} ms, ratio ${f(result.varyOn.ratio)}x)  target < 500 ms: ${result.varyOn.met ? 'met' : 'MISSED'}\n` +
       `descriptor commit   ${f(commit.msMedian)} ms (max ${f(commit.msMax)})  (${commit.bytes} bytes written; raw ` +
       `parallel write+fdatasync ${f(rawWriteMs)} ms, ratio ${f(result.commit.ratio)}x)  target < 100 ms: ` +
-      `${result.commit.met ? 'met' : 'MISSED'}\n`)
+      `${result.commit.met ? 'met' : 'MISSED'}\n` +
+      `status commit       ${f(commit.statusMsMedian)} ms  (${statusRecordBytes}-byte VGSA record per copy)\n`)
   }
 } finally {
   rmSync(dir, { recursive: true, force: true })
