@@ -29,16 +29,24 @@ export interface PvCreateOptions {
   readonly opener?: DeviceOpener
 }
 
-/** What a device holds: a usable label, nothing (blank or garbage), or an unreadable label. */
+/** What a device holds: a usable label; nothing (its first 64 KiB are zero); other data; or a
+ * damaged or newer lvmfs label. Only blank devices are initialised implicitly (vgcreate,
+ * vgextend); anything else needs an explicit pvcreate. */
 type Probe = { kind: 'label'; label: PvLabel } | { kind: 'blank' } | { kind: 'bad'; error: LvmfsError }
+
+const BLANK_CHECK_BYTES = 64 * 1024
 
 async function probe(device: BlockDevice): Promise<Probe> {
   try {
     return { kind: 'label', label: await readLabel(device) }
   } catch (error) {
     if (!isLvmfsError(error)) throw error
-    if (error.code === 'ENGINE_CORRUPT' && error.context['reason'] === 'magic') return { kind: 'blank' }
-    return { kind: 'bad', error }
+    if (error.code !== 'ENGINE_CORRUPT' || error.context['reason'] !== 'magic') return { kind: 'bad', error }
+    const head = new Uint8Array(Math.min(BLANK_CHECK_BYTES, device.sizeBytes))
+    await device.read(head, 0)
+    if (head.every((byte) => byte === 0)) return { kind: 'blank' }
+    return { kind: 'bad', error: new LvmfsError('LVM_NOTPV', `"${device.path}" holds data but no lvmfs label`, {
+      context: { path: device.path } }) }
   }
 }
 
@@ -139,8 +147,9 @@ async function openJoiners(paths: readonly string[], ppSizeLog2: number, layout:
       const found = await probe(device)
       if (found.kind === 'bad' && found.error.code === 'LVM_BADVERSION') throw found.error
       if (found.kind === 'bad') {
-        throw new LvmfsError('LVM_NOTPV', `"${path}" carries a damaged lvmfs label`, {
-          detail: found.error.message, hint: 'Use pvcreate --force to relabel it (destroys its data).',
+        throw new LvmfsError('LVM_NOTPV', `"${path}" is not a usable lvmfs PV`, {
+          detail: found.error.message, hint: 'Use pvcreate (--force for a damaged label) to initialise it; ' +
+            'this destroys its data.',
           context: { path }, cause: found.error })
       }
       const label = found.kind === 'label' ? found.label : undefined

@@ -4,12 +4,12 @@ import { scanDevices, validatePpSize, validateVgName, vgCreate } from '../../lvm
 import { parseSizeBytes } from '../options.js'
 import { addDeviceOptions, deviceListWith, print, type DeviceOptions } from '../lvm-cli.js'
 
-/** `lvmfs vgcreate VG DEV... [--pp-size 4M]`: a new VG (unlabelled devices are pvcreate'd). */
+/** `lvmfs vgcreate VG DEV... [--pp-size 4M]`: a new VG (blank, all-zero devices are pvcreate'd). */
 export function register(program: Command): void {
   addDeviceOptions(program.command('vgcreate')
     .description('create a volume group on devices')
     .argument('<vg>', 'volume group name')
-    .argument('<devices...>', 'PVs (or blank devices) to put in it')
+    .argument('<devices...>', 'PVs, or blank (all-zero) devices, to put in it')
     .option('-s, --pp-size <size>', 'physical partition size, a power of two from 64K to 16G', '4M'))
     .action(async (vgName: string, devices: string[], options: DeviceOptions & { ppSize: string }) => {
       validateVgName(vgName)

@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
 import { addDeviceOptions, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 
-/** `lvmfs vgextend VG DEV...`: add PVs (blank devices are pvcreate'd). */
+/** `lvmfs vgextend VG DEV...`: add PVs (blank, all-zero devices are pvcreate'd). */
 export function register(program: Command): void {
   addDeviceOptions(program.command('vgextend')
     .description('add physical volumes to a volume group')
     .argument('<vg>', 'volume group name')
-    .argument('<devices...>', 'PVs (or blank devices) to add'))
+    .argument('<devices...>', 'PVs, or blank (all-zero) devices, to add'))
     .action(async (vgName: string, devices: string[], options: DeviceOptions) => {
       requireName('volume group', vgName)
       await withVg(vgName, options, (vg) => vg.vgExtend(devices))

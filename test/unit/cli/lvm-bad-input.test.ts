@@ -43,7 +43,7 @@ t.teardown(() => {
 })
 
 const p = (name: string): string => join(dir, name)
-const FILES = ['pv0', 'pv1', 'pv2', 'orphan', 'orphan-copy', 'small', 'garbage', 'other', 'future'].map(p)
+const FILES = ['pv0', 'pv1', 'pv2', 'orphan', 'orphan-copy', 'small', 'garbage', 'other', 'future', 'junk'].map(p)
 const DEVICES = ['--devices', FILES.join(',')]
 
 async function makeFile(path: string, sizeBytes: number): Promise<void> {
@@ -75,6 +75,9 @@ async function setup(): Promise<void> {
     future.writeUInt32LE(crc32c(future.subarray(at, at + 136)), at + 136)
   }
   writeFileSync(p('future'), future)
+  const junk = readFileSync(p('junk'))
+  junk.fill(0x42, 0, 4096)
+  writeFileSync(p('junk'), junk)
   const garbage = Buffer.alloc(4096)
   garbage.write('LVMFS_PV', 0, 'latin1')
   garbage.fill(0x5a, 8, 200)
@@ -99,6 +102,8 @@ const rows: Array<[string[], 3 | 5, string]> = [
   [['pvcreate', p('future')], 5, 'LVM_BADVERSION'],
   [['vgcreate', 'vgx', p('future'), ...DEVICES], 5, 'LVM_BADVERSION'],
   [['vgextend', 'vg0', p('future'), ...DEVICES], 5, 'LVM_BADVERSION'],
+  [['vgcreate', 'vgx', p('junk'), ...DEVICES], 5, 'LVM_NOTPV'],
+  [['vgextend', 'vg0', p('junk'), ...DEVICES], 5, 'LVM_NOTPV'],
   [['vgcreate', 'vgx'], 3, ''],
   [['vgcreate', '!@#$%', p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
   [['vgcreate', long, p('orphan'), ...DEVICES], 3, 'ENGINE_USAGE'],
