@@ -33,6 +33,14 @@ export interface MirrorEngineOptions extends MirrorVgOptions {
   readonly resync?: ResyncOptions
 }
 
+/** What the daemon wires to the VolumeMap gate and copy-error events. */
+export interface MirrorPolicy {
+  beforeWriteRegion(lvName: string, regionIndex: number): Promise<void>
+  afterWriteRegion(lvName: string, regionIndex: number): void
+  onCopyError(lvName: string, lp: number, copyIndex: number, errno: number,
+    isWrite: boolean): Promise<CopyErrorDecision>
+}
+
 export interface BackgroundReport {
   readonly forced: readonly ResyncReport[]
   readonly autoResync: ResyncReport | undefined
@@ -131,7 +139,7 @@ export class MirrorEngine {
 
   /** Passive MWC resync on read: copy one region from the source to every other fresh copy. */
   async syncRegionForRead(lv: LvDescriptor, region: number): Promise<void> {
-    const release = await this.mirror.locksOf(lv.lvId).exclusive(region)
+    const release = await this.mirror.lockRegionExclusive(lv.lvId, region)
     try {
       if (!this.mirror.isRegionPending(lv.lvId, region)) return
       const lp = Math.floor(region / this.mirror.regionsPerLp())
@@ -164,6 +172,15 @@ export class MirrorEngine {
   /** Native gate closed for `regionIndex`: the LTG may leave the MWC cache again. */
   afterWriteRegion(lvName: string, regionIndex: number): void {
     this.mirror.afterWriteRegion(this.mirror.lv(lvName), regionIndex)
+  }
+
+  /** The two callbacks of the native data path, bound to this engine (see docs/mirror.md). */
+  get policy(): MirrorPolicy {
+    return {
+      beforeWriteRegion: (lvName, regionIndex) => this.beforeWriteRegion(lvName, regionIndex),
+      afterWriteRegion: (lvName, regionIndex) => this.afterWriteRegion(lvName, regionIndex),
+      onCopyError: (lvName, lp, copyIndex, errno, isWrite) => this.onCopyError(lvName, lp, copyIndex, errno, isWrite),
+    }
   }
 
   /** Native copy-error callback (see MirrorVg.onCopyError). */

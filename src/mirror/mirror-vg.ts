@@ -58,6 +58,7 @@ export class MirrorVg {
   readonly #pvErrors = new Map<number, number>()
   readonly #failures = new Serial()
   readonly #flags = new Serial()
+  #exclusiveHook: ((lvId: number, region: number) => Promise<void>) | undefined
 
   constructor(vg: VolumeGroup, options: MirrorVgOptions = {}) {
     this.vg = vg
@@ -99,6 +100,27 @@ export class MirrorVg {
       this.#locks.set(lvId, locks)
     }
     return locks
+  }
+
+  /**
+   * Takes a region exclusive for a copy (resync, scrub, resync on read). In-process writers are
+   * excluded by the lock; the hook lets the daemon close the native gate of the region and drain
+   * native writes admitted before, so they are excluded too.
+   */
+  async lockRegionExclusive(lvId: number, region: number): Promise<() => void> {
+    const release = await this.locksOf(lvId).exclusive(region)
+    try {
+      await this.#exclusiveHook?.(lvId, region)
+    } catch (error) {
+      release()
+      throw error
+    }
+    return release
+  }
+
+  /** Installs the daemon's "close gate and drain" step run under every exclusive region lock. */
+  setExclusiveHook(hook: ((lvId: number, region: number) => Promise<void>) | undefined): void {
+    this.#exclusiveHook = hook
   }
 
   regionsPerLp(): number {
@@ -258,7 +280,8 @@ export function buildVolumeMap(vg: VolumeGroup, lv: LvDescriptor, options: {
   const extents = lv.lps.map((copies) => ({
     copies: copies.map((copy) => {
       const stale = !isCopyFresh(vg, copy)
-      return { fd: stale ? -1 : fdOf(copy.pvIndex), offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
+      // A stale copy may sit on an unreachable PV, whose PP offsets are unknown; it is never used.
+      return { fd: stale ? -1 : fdOf(copy.pvIndex), offsetBytes: stale ? 0 : vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
     }),
   }))
   return {

@@ -237,7 +237,7 @@ export class Resyncer {
     targets: readonly number[]): Promise<{ copiedBytes: number, failedTargets: number[] }> {
     const mirror = this.#mirror
     this.#buffer ??= Buffer.alloc(mirror.ltgBytes)
-    const release = await mirror.locksOf(lv.lvId).exclusive(region)
+    const release = await mirror.lockRegionExclusive(lv.lvId, region)
     let outcome: { copiedBytes: number, failedTargets: number[] }
     try {
       outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes: offset, lengthBytes: mirror.ltgBytes,

@@ -105,7 +105,7 @@ export async function scrubLv(mirror: MirrorVg, lvName: string, options: ScrubOp
     for (let offset = 0; offset < mirror.vg.ppSizeBytes; offset += mirror.ltgBytes) {
       options.signal?.throwIfAborted()
       const region = lp * mirror.regionsPerLp() + offset / mirror.ltgBytes
-      const release = await mirror.locksOf(lv.lvId).exclusive(region)
+      const release = await mirror.lockRegionExclusive(lv.lvId, region)
       try {
         const mismatch = await scrubRegion(mirror, lv, lp, offset, copies, repair)
         regionsChecked += 1

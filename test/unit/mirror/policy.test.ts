@@ -62,3 +62,21 @@ void t.test('buildVolumeMap, beforeWriteRegion and onCopyError as the daemon use
   await t.rejects(engine.beforeWriteRegion('lv0', 12), { code: 'MIRROR_BAD_RANGE' })
   t.same(buildVolumeMap(vg, vg.lvByName('lv0')!).extents.length, 3)
 })
+
+void t.test('the exclusive hook runs under the region lock before every resync copy', async (t) => {
+  const dir = t.testdir()
+  createFakeVg(dir, { pvCount: 2, ppSizeBytes: PP, ppsPerPv: 8 })
+  const vg = await FakeVg.open(dir)
+  t.teardown(() => vg.varyOff())
+  const lv = await vg.lvCreate({ name: 'lv0', lpCount: 2, copies: 2 })
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024 })
+  const closed: number[] = []
+  engine.mirror.setExclusiveHook(async (lvId, region) => {
+    t.equal(lvId, lv.lvId)
+    closed.push(region)
+  })
+  await vg.markStale([lv.lps[1]![1]!])
+  await engine.resyncer().resynclp('lv0', 1, false)
+  t.same(closed, [4, 5, 6, 7], 'the daemon is asked to close and drain the gate of each region copied')
+  t.equal(typeof engine.policy.onCopyError, 'function')
+})
