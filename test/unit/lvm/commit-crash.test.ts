@@ -80,3 +80,55 @@ for (const pvCount of [1, 2, 3, 5]) {
     })
   }
 }
+
+/**
+ * Placement changes (vgextend from 1→2 and 2→3 PVs moves descriptor copies; vgreduce back):
+ * crash after every write of the whole operation (labels, descriptor copies, status copies).
+ * The VG must open with quorum to exactly the old or the new PV set. A crash between the label
+ * write and the descriptor commit leaves a device whose label names the VG but which the VG
+ * does not list: reported as LVM_INVPVID (rc LVM_CHKVVGOUT), never adopted.
+ */
+for (const pvCount of [1, 2, 3]) {
+  for (const op of ['vgextend', 'vgreduce'] as const) {
+    void t.test(`${op} on ${pvCount} PV(s): a crash after any write opens to the old or the new PV set`, async (t) => {
+      const pool = new Pool(pvCount)
+      pool.add('/dev/extra')
+      await makeVg(pool, 'vg', pool.paths.filter((p) => p !== '/dev/extra'))
+      if (op === 'vgreduce') {
+        const vg = (await varyOn(pool, 'vg')).vg!
+        await vg.vgExtend(['/dev/extra'])
+        await vg.varyOff()
+      }
+      const clean = pool.snapshot()
+      const oldCount = op === 'vgextend' ? pvCount : pvCount + 1
+      const newCount = op === 'vgextend' ? pvCount + 1 : pvCount
+      let completed = false
+      for (let k = 1; k <= 40 && !completed; k++) {
+        for (const mode of MODES) {
+          pool.restore(clean)
+          const crash = new CrashController()
+          pool.crash = crash
+          const vg = (await varyOn(pool, 'vg')).vg!
+          crash.writes = 0
+          crash.atWrite = k
+          crash.mode = mode
+          try {
+            if (op === 'vgextend') await vg.vgExtend(['/dev/extra'])
+            else await vg.vgReduce(vg.descriptor.pvs.findIndex((p) => p.lastPath === '/dev/extra'))
+            completed = true
+          } catch { /* the crash */ }
+          await vg.varyOff()
+          pool.crash = undefined
+          const after = await varyOn(pool, 'vg')
+          const count = after.vg?.descriptor.pvs.length
+          t.ok(after.rc === 'LVM_SUCCESS' || after.rc === 'LVM_CHKVVGOUT', `k=${k} ${mode}: ${after.rc}`)
+          t.ok(count === oldCount || count === newCount, `k=${k} ${mode}: ${count} PVs`)
+          t.ok(after.vvgOut.every((o) => o.status === 'LVM_PVACTIVE' || o.status === 'LVM_INVPVID'),
+            `k=${k} ${mode}: ${after.vvgOut.map((o) => o.status).join(',')}`)
+          await after.vg?.varyOff()
+        }
+      }
+      t.ok(completed, 'the operation completes when the crash point is past its last write')
+    })
+  }
+}
