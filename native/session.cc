@@ -412,6 +412,7 @@ void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<Volume>&,
       int result = TransferFull(copy, true, data + done, segment, copy.offsetBytes + within);
       if (result == 0) {
         written++;
+        if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = 0;
         continue;
       }
       counters_.copyErrors++;

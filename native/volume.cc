@@ -38,6 +38,7 @@ void FinishMap(VolumeMap& map) {
   for (auto& extent : map.extents) {
     for (int i = 0; i < extent.count; i++) {
       CopyTarget& copy = extent.copies[i];
+      if (copy.fd < 0) continue;  // a stale copy on an unreachable PV: never touched
       int flags = fcntl(copy.fd, F_GETFL);
       copy.direct = flags >= 0 && (flags & O_DIRECT) != 0;
       copy.bufferedFd = copy.fd;

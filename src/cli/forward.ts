@@ -4,6 +4,9 @@
  * exit code come back. Both ends live here.
  */
 import type { Command } from 'commander'
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { resolveDeviceList } from '../io/index.js'
 import { callControl } from '../engine/control-protocol.js'
 import type { ControlHandler } from '../engine/control-server.js'
 import type { MountedVg } from '../engine/mounted-vg.js'
@@ -49,6 +52,46 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
   }
 }
 
+/**
+ * The daemon runs in another directory and environment: device paths (in --devices, from
+ * LVMFS_DEVICES, or named as arguments) travel as absolute paths.
+ */
+export function absoluteDeviceArgs(argv: readonly string[]): string[] {
+  const out: string[] = []
+  let sawDevices = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--devices' && i + 1 < argv.length) {
+      out.push(arg, absoluteList(argv[++i]!))
+      sawDevices = true
+    } else if (arg.startsWith('--devices=')) {
+      out.push(`--devices=${absoluteList(arg.slice('--devices='.length))}`)
+      sawDevices = true
+    } else {
+      out.push(!arg.startsWith('-') && isDevicePath(arg) ? resolve(arg) : arg)
+    }
+  }
+  if (!sawDevices) {
+    try {
+      out.push('--devices', resolveDeviceList(undefined).map((path) => resolve(path)).join(','))
+    } catch { /* nothing configured here: the daemon's own default applies */ }
+  }
+  return out
+}
+
+function absoluteList(list: string): string {
+  return list.split(',').map((path) => (path === '' ? path : resolve(path))).join(',')
+}
+
+function isDevicePath(arg: string): boolean {
+  try {
+    const stat = statSync(arg)
+    return stat.isFile() || stat.isBlockDevice()
+  } catch {
+    return false
+  }
+}
+
 function vgNameOf(command: Command): string | undefined {
   const first = command.args[0]
   return first === undefined ? undefined : first.split('/')[0]
@@ -60,7 +103,7 @@ export function installForwarding(program: Command): void {
     if (insideDaemon() || !FORWARDED_VERBS.has(action.name())) return
     const vgName = vgNameOf(action)
     if (vgName === undefined || !(await isServed(vgName))) return
-    const argv = process.argv.slice(2)
+    const argv = absoluteDeviceArgs(process.argv.slice(2))
     const result = await callControl(socketPath(vgName), 'cli', { argv, isTTY: process.stderr.isTTY === true,
       columns: process.stderr.columns ?? 80 }, (event, data) => {
       if (event === 'stdout') process.stdout.write(String(data))

@@ -73,6 +73,11 @@ export class GateKeeper {
     }
   }
 
+  /** Forgets every gate (after unmount: no native write can arrive any more). */
+  forgetAll(): void {
+    for (const entry of [...this.open.values()]) this.forgetVolume(entry.nodeid)
+  }
+
   private async chain(key: string, step: () => Promise<void>): Promise<void> {
     const previous = this.chains.get(key) ?? Promise.resolve()
     const next = previous.catch(() => undefined).then(step)

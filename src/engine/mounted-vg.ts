@@ -10,6 +10,7 @@
  *    of status areas (MirrorEngine.onCopyError) or is failed with EIO when no copy holds it;
  *  - a forced-off VG serves no data: maps are removed and every READ/WRITE answers EIO.
  */
+import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
@@ -211,7 +212,11 @@ export class MountedVg implements VolumeHost {
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
   refresh(): Promise<void> {
-    this.refreshing = this.refreshing.then(() => this.refreshNow(), () => this.refreshNow())
+    // A failed refresh keeps the previous maps (which only ever name fresh copies) and is logged;
+    // it must never take the daemon down.
+    this.refreshing = this.refreshing.then(() => this.refreshNow()).catch((error: unknown) => {
+      this.options.log.error({ err: error }, 'refreshing the native volume maps failed')
+    })
     return this.refreshing
   }
 
@@ -253,6 +258,7 @@ export class MountedVg implements VolumeHost {
       if (!copies.some((errno) => errno === 0)) lost = true
     }
     await this.refresh()
+    if (lost) this.options.log.error({ lv: lv.name, ...event }, 'write failed on every copy of a partition: EIO')
     return lost ? 5 /* EIO */ : 0
   }
 
@@ -276,8 +282,9 @@ export class MountedVg implements VolumeHost {
 
   /** Drills: make a PV fail writes, reads or everything, in metadata and data paths alike. */
   setFault(pvName: string, mode: FaultMode): string {
-    const index = this.vg.descriptor.pvs.findIndex((pv) => pv.lastPath === pvName || pv.pvId === pvName)
-    const path = index >= 0 ? this.vg.descriptor.pvs[index]!.lastPath : pvName
+    const wanted = resolve(pvName)
+    const path = [...this.faulty.keys()].find((candidate) => resolve(candidate) === wanted) ??
+      this.vg.descriptor.pvs.find((pv) => pv.pvId === pvName)?.lastPath ?? pvName
     const device = this.faulty.get(path)
     if (!device) {
       throw new LvmfsError('ENGINE_NOT_FOUND', `no physical volume "${pvName}" in "${this.vg.name}"`, {
@@ -300,6 +307,7 @@ export class MountedVg implements VolumeHost {
     }
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
+    this.gates.forgetAll()
     await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))
     if (this.vg.state === 'online') await this.vg.varyOff()
     this.backing.closeAll()

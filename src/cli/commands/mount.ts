@@ -49,7 +49,7 @@ export function register(program: Command): void {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
-      const devices = deviceList(options)
+      const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
       const force = options.force === true
       const flags = { override: force, misspvVon: force || options.missingOk === true,
