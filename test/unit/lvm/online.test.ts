@@ -184,3 +184,17 @@ void t.test('a second vary-on given only devices brings every MISSING member bac
   t.equal(again.vvgOut.length, 3, 'devices of no VG are not reported')
   await vg.varyOff()
 })
+
+void t.test('setPvState: removed and returned (lvm_changepv), placement follows', async (t) => {
+  const { pool, vg } = await online(3)
+  await vg.setPvState(2, 'removed')
+  t.equal(vg.pvState(2), 'removed')
+  t.same(vg.descriptor.descriptorCopies.map((c) => c.pvIndex), [0, 0, 1], 'two PVs left: 2 + 1 copies')
+  await vg.setPvState(2, 'active')
+  t.equal(vg.pvState(2), 'active')
+  t.same(vg.descriptor.descriptorCopies.map((c) => c.pvIndex), [0, 1, 2])
+  await vg.varyOff()
+  const again = await varyOn(pool, 'vg')
+  t.equal(again.rc, 'LVM_SUCCESS')
+  await again.vg!.varyOff()
+})
