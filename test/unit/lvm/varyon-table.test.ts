@@ -5,7 +5,8 @@
  * the rc, its AIX number and the statuses in vvg_out.
  */
 import t from 'tap'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FaultyDevice, MemoryDevice, openFileDevice } from '../../../src/io/index.js'
 import {
@@ -218,6 +219,16 @@ const rows: Row[] = [
       return withLockDir(lockDir, () => varyOnVg({ vgName: 'fvg', devices: paths }))
     } },
 ]
+
+// Lock files of the file-backed rows go to a private directory, removed at the end.
+const lockRoot = mkdtempSync(join(tmpdir(), 'lvmfs-varyon-locks-'))
+const savedLockRoot = process.env['LVMFS_LOCK_DIR']
+process.env['LVMFS_LOCK_DIR'] = lockRoot
+t.teardown(() => {
+  rmSync(lockRoot, { recursive: true, force: true })
+  if (savedLockRoot === undefined) delete process.env['LVMFS_LOCK_DIR']
+  else process.env['LVMFS_LOCK_DIR'] = savedLockRoot
+})
 
 async function withLockDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const saved = process.env['LVMFS_LOCK_DIR']
