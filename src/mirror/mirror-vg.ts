@@ -281,7 +281,8 @@ export function buildVolumeMap(vg: VolumeGroup, lv: LvDescriptor, options: {
     copies: copies.map((copy) => {
       const stale = !isCopyFresh(vg, copy)
       // A stale copy may sit on an unreachable PV, whose PP offsets are unknown; it is never used.
-      return { fd: stale ? -1 : fdOf(copy.pvIndex), offsetBytes: stale ? 0 : vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
+      if (stale) return { fd: -1, offsetBytes: 0, stale }
+      return { fd: fdOf(copy.pvIndex), offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
     }),
   }))
   return {

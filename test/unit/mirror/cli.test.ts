@@ -19,6 +19,13 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]): { code: number, stdout:
   return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr }
 }
 
+/** The final JSON report (with --json, progress events come first, one JSON object a line). */
+type Report = Record<string, unknown> & { copiedBytes: number, mismatches: unknown[] }
+function report(stdout: string): Report {
+  const lines = stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1]!) as Report
+}
+
 function copyBytes(path: string, offsetBytes: number, lengthBytes: number): Buffer {
   const fd = openSync(path, 'r')
   const out = Buffer.alloc(lengthBytes)
@@ -68,10 +75,11 @@ void t.test('lvmfs resync / syncvg / scrub', async (t) => {
 
   const one = cli(env, 'resync', 'vg0/lv0', '--lp', '1', '--json', ...devices)
   t.equal(one.code, 0, one.stderr)
-  t.match(JSON.parse(one.stdout), { copiedBytes: PP, lps: [{ lp: 1, source: 0, targets: [1] }] })
+  t.match(report(one.stdout), { copiedBytes: PP, lps: [{ lp: 1, source: 0, targets: [1] }] })
+  t.match(one.stdout, /"event":"progress","doneBytes":1048576,"totalBytes":1048576/, 'progress events precede the report')
   const all = cli(env, 'syncvg', 'vg0', '--json', ...devices)
   t.equal(all.code, 0, all.stderr)
-  t.equal(JSON.parse(all.stdout).copiedBytes, PP, 'syncvg copied only the LP still stale')
+  t.equal(report(all.stdout).copiedBytes, PP, 'syncvg copied only the LP still stale')
   for (const lp of [0, 1, 2, 3]) {
     const [primary, secondary] = places[lp]!
     t.ok(copyBytes(secondary!.path, secondary!.offset, PP).equals(data.subarray(lp * PP, (lp + 1) * PP)),
@@ -84,12 +92,12 @@ void t.test('lvmfs resync / syncvg / scrub', async (t) => {
   closeSync(fd)
   const check = cli(env, 'scrub', 'vg0/lv0', '--json', ...devices)
   t.equal(check.code, 0, check.stderr)
-  t.equal(JSON.parse(check.stdout).mismatches.length, 1, 'scrub reports the corrupted region')
+  t.equal(report(check.stdout).mismatches.length, 1, 'scrub reports the corrupted region')
   const repair = cli(env, 'scrub', 'vg0/lv0', '--repair', ...devices)
   t.equal(repair.code, 0, repair.stderr)
   t.match(repair.stdout, /repaired 1 from copy 0/)
-  t.equal(JSON.parse(cli(env, 'scrub', 'vg0/lv0', '--json', ...devices).stdout).mismatches.length, 0)
+  t.equal(report(cli(env, 'scrub', 'vg0/lv0', '--json', ...devices).stdout).mismatches.length, 0)
   const forced = cli(env, 'resync', 'vg0/lv0', '--force', '--json', ...devices)
   t.equal(forced.code, 0, forced.stderr)
-  t.equal(JSON.parse(forced.stdout).copiedBytes, 4 * PP, '--force copies every LP to the other copy')
+  t.equal(report(forced.stdout).copiedBytes, 4 * PP, '--force copies every LP to the other copy')
 })
