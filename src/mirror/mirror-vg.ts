@@ -11,7 +11,7 @@
  *    failures never fail an application write.
  */
 import type { LvDescriptor, StaleChange, VolumeGroup } from '../lvm/index.js'
-import type { VolumeMap } from '../native/volume-map.js'
+import type { CopyTarget, VolumeMap } from '../native/volume-map.js'
 import { LvmfsError } from '../errors/index.js'
 import { assert } from '../util/assert.js'
 import { freshCopies, isCopyFresh, lvSizeBytes, readPolicyOf, writeScheduleOf } from './layout.js'
@@ -59,6 +59,7 @@ export class MirrorVg {
   readonly #failures = new Serial()
   readonly #flags = new Serial()
   #exclusiveHook: ((lvId: number, region: number) => Promise<void>) | undefined
+  readonly #writeThroughListeners = new Set<(lvId: number) => void>()
 
   constructor(vg: VolumeGroup, options: MirrorVgOptions = {}) {
     this.vg = vg
@@ -130,10 +131,19 @@ export class MirrorVg {
   // --- write-through targets (online resync) -------------------------------------------------
 
   addWriteThrough(lvId: number, lp: number, copies: readonly number[]): void {
+    if (copies.length === 0) return
     const key = `${lvId}:${lp}`
     const set = this.#writeThrough.get(key) ?? new Set<number>()
     for (const copy of copies) set.add(copy)
     this.#writeThrough.set(key, set)
+    for (const listener of this.#writeThroughListeners) listener(lvId)
+  }
+
+  /** Called when an LV's write-through copies change: a daemon rebuilds that LV's VolumeMap
+   * (write-through copies are `writeOnly` there). Returns an unsubscribe function. */
+  onWriteThroughChange(listener: (lvId: number) => void): () => void {
+    this.#writeThroughListeners.add(listener)
+    return () => this.#writeThroughListeners.delete(listener)
   }
 
   removeWriteThrough(lvId: number, lp: number, copies: readonly number[]): void {
@@ -142,6 +152,7 @@ export class MirrorVg {
     if (set === undefined) return
     for (const copy of copies) set.delete(copy)
     if (set.size === 0) this.#writeThrough.delete(key)
+    for (const listener of this.#writeThroughListeners) listener(lvId)
   }
 
   writeThroughOf(lvId: number, lp: number): ReadonlySet<number> {
@@ -267,22 +278,32 @@ export class MirrorVg {
   /** The plan the native data path executes for `lv` (rebuild it on every VG change). */
   buildVolumeMap(lv: LvDescriptor, fdOf: (pvIndex: number) => number = (pvIndex) =>
     this.vg.device(pvIndex)?.fd ?? -1): VolumeMap {
-    return buildVolumeMap(this.vg, lv, { gateBytes: lv.copies > 1 ? this.ltgBytes : 0, fdOf })
+    return buildVolumeMap(this.vg, lv, { gateBytes: lv.copies > 1 ? this.ltgBytes : 0, fdOf,
+      writeOnly: (lp, copyIndex) => this.writeThroughOf(lv.lvId, lp).has(copyIndex) })
   }
 }
 
+/** A copy of the map with the proposed additive field: `writeOnly` copies (stale targets of a
+ * running resync) must be written like fresh ones and never read. Native code that does not know
+ * the field sees them as stale (never touched), which is the pre-existing behaviour. */
+export interface MirrorCopyTarget extends CopyTarget {
+  readonly writeOnly: boolean
+}
+
 /** Builds the VolumeMap of an LV from the VG's current descriptor and status. A copy is stale in
- * the map when its PP is stale or its PV is not active (the native path never touches it). */
+ * the map when its PP is stale or its PV is not active (the native path never reads it). */
 export function buildVolumeMap(vg: VolumeGroup, lv: LvDescriptor, options: {
   gateBytes?: number, readOnly?: boolean, fdOf?: (pvIndex: number) => number,
+  writeOnly?: (lp: number, copyIndex: number) => boolean,
 } = {}): VolumeMap {
   const fdOf = options.fdOf ?? ((pvIndex: number) => vg.device(pvIndex)?.fd ?? -1)
-  const extents = lv.lps.map((copies) => ({
-    copies: copies.map((copy) => {
+  const extents = lv.lps.map((copies, lp) => ({
+    copies: copies.map((copy, copyIndex): MirrorCopyTarget => {
       const stale = !isCopyFresh(vg, copy)
+      const writeOnly = stale && vg.pvState(copy.pvIndex) === 'active' && (options.writeOnly?.(lp, copyIndex) ?? false)
       // A stale copy may sit on an unreachable PV, whose PP offsets are unknown; it is never used.
-      if (stale) return { fd: -1, offsetBytes: 0, stale }
-      return { fd: fdOf(copy.pvIndex), offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale }
+      if (stale && !writeOnly) return { fd: -1, offsetBytes: 0, stale, writeOnly }
+      return { fd: fdOf(copy.pvIndex), offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp), stale, writeOnly }
     }),
   }))
   return {

@@ -80,3 +80,26 @@ void t.test('the exclusive hook runs under the region lock before every resync c
   t.same(closed, [4, 5, 6, 7], 'the daemon is asked to close and drain the gate of each region copied')
   t.equal(typeof engine.policy.onCopyError, 'function')
 })
+
+void t.test('during a resync the stale target is writeOnly in the volume map, and listeners hear of it', async (t) => {
+  const dir = t.testdir()
+  createFakeVg(dir, { pvCount: 2, ppSizeBytes: PP, ppsPerPv: 8 })
+  const vg = await FakeVg.open(dir)
+  t.teardown(() => vg.varyOff())
+  const lv = await vg.lvCreate({ name: 'lv0', lpCount: 2, copies: 2 })
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024 })
+  await vg.markStale([lv.lps[1]![1]!])
+  const idle = engine.buildVolumeMap('lv0').extents[1]!.copies[1] as unknown as { writeOnly: boolean, fd: number }
+  t.match(idle, { writeOnly: false, fd: -1, stale: true }, 'before the resync: stale, untouched')
+  const events: number[] = []
+  engine.mirror.onWriteThroughChange((lvId) => events.push(lvId))
+  let during: { writeOnly: boolean, fd: number, stale: boolean } | undefined
+  engine.mirror.setExclusiveHook(async () => {
+    during ??= engine.buildVolumeMap('lv0').extents[1]!.copies[1] as unknown as typeof during
+  })
+  await engine.resyncer().resynclp('lv0', 1, false)
+  t.match(during, { writeOnly: true, stale: true, fd: vg.device(lv.lps[1]![1]!.pvIndex)!.fd },
+    'while copying: written like a fresh copy, never read')
+  t.same(events, [lv.lvId, lv.lvId], 'a change when the resync starts and when it finishes')
+  t.match(engine.buildVolumeMap('lv0').extents[1]!.copies[1], { stale: false, writeOnly: false }, 'fresh afterwards')
+})
