@@ -163,8 +163,10 @@ function provisional(probes: readonly Probe[]): VvgOut[] {
 
 function badCopies(read: VgRead, probes: readonly Probe[]): string[] {
   const path = (pvId: string): string => probes.find((p) => p.pvId === pvId)?.entry.name ?? pvId
-  return read.areas.filter((a) => a.vgda === null && a.problems.some((p) => p !== 'empty'))
-    .map((a) => `${path(a.pvId)} area ${a.area}: ${a.problems.join(',')}`)
+  // Any slot that failed a check (not merely empty or of another VG) is worth naming, even
+  // when the area fell back to its other slot.
+  return read.areas.filter((a) => a.problems.some((p) => p !== 'empty' && p !== 'foreign'))
+    .map((a) => `${path(a.pvId)} area ${a.area}: ${a.problems.filter((p) => p !== 'empty').join(',')}`)
 }
 
 async function decide(read: VgRead, probes: readonly Probe[], flags: VaryOnFlags, readOnly: boolean,

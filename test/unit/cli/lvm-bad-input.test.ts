@@ -206,3 +206,25 @@ void t.test('the same VG still works and reports through pvs, vgs, lvs and varyo
   const off = await cli(['varyoffvg', 'vg0', ...DEVICES])
   t.equal(off.exit, 0, off.stderr)
 })
+
+void t.test('vgs names a damaged descriptor copy; varyonvg repairs it', async (t) => {
+  const { readLabel, readVgdaArea } = await import('../../../src/lvm/metadata-io.js')
+  const { openFileDevice } = await import('../../../src/io/index.js')
+  const { vgdaSlotOffset } = await import('../../../src/format/index.js')
+  const device = await openFileDevice(p('pv2'))
+  const label = await readLabel(device)
+  const read = await readVgdaArea(device, label, label.vgId, 0)
+  const offset = vgdaSlotOffset(label, 0, read.best!.slot) + 600
+  const byte = Buffer.alloc(1)
+  await device.read(byte, offset)
+  byte[0] = byte[0]! ^ 0x10
+  await device.write(byte, offset)
+  await device.close()
+  const vgs = await cli(['vgs', ...DEVICES])
+  t.equal(vgs.exit, 0, 'quorum holds: the area falls back to its previous slot')
+  t.match(vgs.stderr, `bad copy: ${p('pv2')} area 0: `)
+  const on = await cli(['varyonvg', 'vg0', ...DEVICES])
+  t.equal(on.exit, 0, on.stderr)
+  const again = await cli(['vgs', ...DEVICES])
+  t.notMatch(again.stderr, /bad copy/, 'the vary-on rewrote the damaged slot')
+})
