@@ -59,7 +59,7 @@ export interface ConvertLockOptions {
   readonly timeoutMs?: number
 }
 
-interface WireGrant {
+export interface WireGrant {
   lockId: number
   mode: LockMode
   status: string
@@ -96,6 +96,12 @@ function wireError(error: WireError): LvmfsError {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** What a DlmLock calls back into: the broker client or the etcd client. */
+export interface LockBackend {
+  convertLock(lock: DlmLock, mode: LockMode, options: ConvertLockOptions): Promise<DlmLock>
+  unlockLock(lock: DlmLock, options: { valueBlock?: Uint8Array }): Promise<void>
+}
+
 /** A granted lock. Fields follow the latest grant or conversion. */
 export class DlmLock {
   mode: LockMode
@@ -110,7 +116,7 @@ export class DlmLock {
   private readonly lostHandlers: Array<(error: LvmfsError) => void> = []
 
   constructor(
-    private readonly client: DlmClient,
+    private readonly client: LockBackend,
     readonly resource: string,
     readonly rd: number | undefined,
     readonly persistent: boolean,
@@ -161,7 +167,7 @@ export class DlmLock {
   }
 }
 
-export class DlmClient {
+export class DlmClient implements LockBackend {
   readonly namespace: string
   readonly socketPath: string
   readonly session: string
