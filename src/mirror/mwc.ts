@@ -311,11 +311,11 @@ export class MwcLog {
     this.#cursors.set(`${cursor.lvId}:${cursor.lp}`, cursor)
   }
 
-  /** Writes a record with no LTG entries to every active PV (after MWC recovery; at close). */
+  /** Writes a record with no idle LTG entries to every active PV (after MWC recovery; at stop). */
   async writeClean(): Promise<void> {
-    assert([...this.#cache.values()].every((entry) => entry.pins === 0), 'clean record with pinned LTGs')
     await Promise.all(this.#activePvs().map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
-    this.#cache.clear()
+    // LTGs still pinned (a native gate left open) stay in the log: their writes may be in flight.
+    for (const [key, entry] of this.#cache) if (entry.pins === 0) this.#cache.delete(key)
     await this.#commitPvs(this.#activePvs())
   }
 
