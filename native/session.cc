@@ -33,7 +33,9 @@ struct SlotMeta {  // overlays the 64-byte per-slot metadata, mirrored in TypeSc
   uint32_t segments;
   uint64_t nodeid;
   uint32_t writtenBytes;
-  uint32_t pad[3];
+  uint32_t pad;
+  // Bytes of a multi-region FALLOCATE already done: it resumes there after a gate opens.
+  uint64_t progressBytes;
 };
 static_assert(sizeof(SlotMeta) == kSlotMetaBytes, "slot meta layout");
 
@@ -257,6 +259,7 @@ void Session::ReaderLoop(int index) {
     slot.requestBytes = static_cast<uint32_t>(n);
     reinterpret_cast<SlotMeta*>(slot.meta)->requestBytes = slot.requestBytes;
     reinterpret_cast<SlotMeta*>(slot.meta)->reader = static_cast<uint32_t>(index);
+    reinterpret_cast<SlotMeta*>(slot.meta)->progressBytes = 0;
     Handle(slotId);
   }
   if (reader.fd != deviceFd_ && reader.fd >= 0) close(reader.fd);
@@ -320,14 +323,22 @@ bool Session::TryVolumeOp(uint32_t slotId, uint32_t opcode, uint64_t nodeid) {
     offset = in->offset;
     length = in->length;
   }
-  if (!map->readOnly && !GateOpen(*map, offset, std::min(length, map->sizeBytes - std::min(offset, map->sizeBytes)))) {
+  if (opcode == FUSE_FALLOCATE) {
+    // A range may span more regions than can be open at once: it runs region by region and
+    // resumes after each gate that has to be opened.
+    ExecuteFallocate(slotId, nodeid, map);
     volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
-    counters_.gated++;
-    Push(Entry{kEntryGate, slotId, nodeid, static_cast<uint32_t>(map->gateBytes ? offset / map->gateBytes : 0), 0, 0, 0});
     return true;
   }
-  if (opcode == FUSE_WRITE) ExecuteWrite(slotId, volume, map);
-  else ExecuteFallocate(slotId, map);
+  uint64_t clipped = std::min(length, map->sizeBytes - std::min(offset, map->sizeBytes));
+  int64_t closed = map->readOnly ? -1 : FirstClosedRegion(*map, offset, clipped);
+  if (closed >= 0) {
+    volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
+    counters_.gated++;
+    Push(Entry{kEntryGate, slotId, nodeid, static_cast<uint32_t>(closed), 0, 0, 0});
+    return true;
+  }
+  ExecuteWrite(slotId, volume, map);
   volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
   return true;
 }
@@ -451,8 +462,9 @@ void Session::ExecuteFsync(uint32_t slotId, const std::shared_ptr<VolumeMap>& ma
   ReplyNative(slotId, error, nullptr, 0);
 }
 
-void Session::ExecuteFallocate(uint32_t slotId, const std::shared_ptr<VolumeMap>& map) {
+void Session::ExecuteFallocate(uint32_t slotId, uint64_t nodeid, const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
+  auto* meta = reinterpret_cast<SlotMeta*>(slot.meta);
   auto* in = reinterpret_cast<fuse_fallocate_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
   uint32_t mode = in->mode;
   if (map->readOnly) return ReplyNative(slotId, -EROFS, nullptr, 0);
@@ -469,11 +481,20 @@ void Session::ExecuteFallocate(uint32_t slotId, const std::shared_ptr<VolumeMap>
   int backingMode = (mode & FALLOC_FL_PUNCH_HOLE) ? (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
                                                   : (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE);
   int error = 0;
-  uint64_t done = 0;
+  uint64_t done = meta->progressBytes;
   while (done < length && error == 0) {
     uint64_t position = offset + done;
     uint64_t within = position % map->extentBytes;
     uint64_t segment = std::min(length - done, map->extentBytes - within);
+    if (map->gateBytes > 0) {
+      segment = std::min(segment, map->gateBytes - position % map->gateBytes);
+      if (FirstClosedRegion(*map, position, segment) >= 0) {
+        meta->progressBytes = done;
+        counters_.gated++;
+        Push(Entry{kEntryGate, slotId, nodeid, static_cast<uint32_t>(position / map->gateBytes), 0, 0, 0});
+        return;
+      }
+    }
     const Extent& extent = map->extents[position / map->extentBytes];
     for (int index = 0; index < extent.count && error == 0; index++) {
       const CopyTarget& copy = extent.copies[index];

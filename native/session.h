@@ -106,7 +106,7 @@ class Session : public Napi::ObjectWrap<Session> {
   void ExecuteRead(uint32_t slot, const std::shared_ptr<Volume>& volume,
                    const std::shared_ptr<VolumeMap>& map);
   void ExecuteFsync(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
-  void ExecuteFallocate(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
+  void ExecuteFallocate(uint32_t slot, uint64_t nodeid, const std::shared_ptr<VolumeMap>& map);
   void ReplyNative(uint32_t slot, int error, const void* payload, size_t payloadBytes,
                    const void* payload2 = nullptr, size_t payload2Bytes = 0);
   void FreeSlot(uint32_t slot);

@@ -12,17 +12,17 @@ VolumeMap::~VolumeMap() {
   for (int fd : ownedFds) close(fd);
 }
 
-bool GateOpen(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes) {
-  if (map.gateBytes == 0 || lengthBytes == 0) return true;
+int64_t FirstClosedRegion(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes) {
+  if (map.gateBytes == 0 || lengthBytes == 0) return -1;
   uint64_t first = offsetBytes / map.gateBytes;
   uint64_t last = (offsetBytes + lengthBytes - 1) / map.gateBytes;
   for (uint64_t region = first; region <= last; region++) {
     size_t word = region / 64;
-    if (word >= map.gateWordCount) return false;
+    if (word >= map.gateWordCount) return static_cast<int64_t>(region);
     uint64_t bits = map.gateWords[word].load(std::memory_order_seq_cst);
-    if ((bits & (uint64_t(1) << (region % 64))) == 0) return false;
+    if ((bits & (uint64_t(1) << (region % 64))) == 0) return static_cast<int64_t>(region);
   }
-  return true;
+  return -1;
 }
 
 void SetGate(VolumeMap& map, uint64_t region, bool open) {

@@ -60,7 +60,8 @@ struct Volume {
   }
 };
 
-bool GateOpen(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes);
+// The first gate region of the range that is closed, or -1 when writes may run natively.
+int64_t FirstClosedRegion(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes);
 void SetGate(VolumeMap& map, uint64_t region, bool open);
 // Derives buffered fds for O_DIRECT copies and the distinct fd list.
 void FinishMap(VolumeMap& map);

@@ -56,6 +56,7 @@ export class MountedVg implements VolumeHost {
   private readonly served = new Map<number, Served>()
   private session: FuseSession | undefined
   private forcedOff = false
+  private pvStates: string[] = []
   private refreshing: Promise<void> = Promise.resolve()
 
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
@@ -107,6 +108,7 @@ export class MountedVg implements VolumeHost {
     this.session = await FuseSession.mount(new VolumeFileSystem(this), {
       mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
       threads: this.options.threads ?? 8, log: this.options.log, policy })
+    this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })
     this.vg.onForceOff((error) => this.onForceOff(error))
@@ -223,6 +225,13 @@ export class MountedVg implements VolumeHost {
   private async refreshNow(): Promise<void> {
     const session = this.session
     if (!session || this.forcedOff || this.vg.state !== 'online') return
+    // A PV that stopped being active drops its copies from the maps, and open gates would then
+    // let writes skip those copies without marking them stale. Close every gate first: the next
+    // write into each region goes through the gate policy, which marks the absent copies stale.
+    const pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
+    const lostPv = pvStates.some((state, index) => state !== 'active' && this.pvStates[index] === 'active')
+    this.pvStates = pvStates
+    if (lostPv) for (const nodeid of this.served.keys()) await this.gates.closeVolume(nodeid)
     const previous = new Map(this.served)
     this.served.clear()
     this.mapAll()
