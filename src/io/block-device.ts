@@ -24,6 +24,10 @@ export interface BlockDevice {
   write(buffer: Uint8Array, offsetBytes: number): Promise<void>
   /** Makes every completed write durable (fdatasync). */
   sync(): Promise<void>
+  /** Optional: writes the buffer and makes only this range durable before resolving (O_DSYNC),
+   * without flushing other dirty data of the device. Used for small log records (the MWC
+   * log); callers fall back to write + sync when it is absent. */
+  writeDurable?(buffer: Uint8Array, offsetBytes: number): Promise<void>
   /** Deallocates a range (punch hole / BLKDISCARD); reads of it then return zeros. */
   discard(offsetBytes: number, lengthBytes: number): Promise<void>
   close(): Promise<void>

@@ -79,6 +79,15 @@ export class FaultyDevice implements BlockDevice {
   }
 
   async write(buffer: Uint8Array, offsetBytes: number): Promise<void> {
+    await this.writeWith(buffer, offsetBytes, false)
+  }
+
+  /** Same faults as write; the bytes reach the inner device with its durable write. */
+  async writeDurable(buffer: Uint8Array, offsetBytes: number): Promise<void> {
+    await this.writeWith(buffer, offsetBytes, true)
+  }
+
+  private async writeWith(buffer: Uint8Array, offsetBytes: number, durable: boolean): Promise<void> {
     await this.before('write', offsetBytes, buffer.length)
     if (overlaps(this.writeErrorRanges, offsetBytes, offsetBytes + buffer.length) ||
         this.writesBeforeFailure <= 0) {
@@ -100,11 +109,16 @@ export class FaultyDevice implements BlockDevice {
       await this.applyTorn(buffer, offsetBytes, sectors)
       throw eio('write', this.path, offsetBytes, buffer.length)
     }
-    await this.apply(buffer, offsetBytes)
+    await this.apply(buffer, offsetBytes, durable)
   }
 
-  private async apply(buffer: Uint8Array, offsetBytes: number): Promise<void> {
-    await this.inner.write(buffer, offsetBytes)
+  private async apply(buffer: Uint8Array, offsetBytes: number, durable = false): Promise<void> {
+    if (!durable) await this.inner.write(buffer, offsetBytes)
+    else if (this.inner.writeDurable !== undefined) await this.inner.writeDurable(buffer, offsetBytes)
+    else {
+      await this.inner.write(buffer, offsetBytes)
+      await this.inner.sync()
+    }
     this.writeLog.push({ offsetBytes, lengthBytes: buffer.length })
   }
 

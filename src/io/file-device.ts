@@ -78,6 +78,7 @@ export async function openFileDevice(path: string, options: OpenOptions = {}): P
 
 class FileDevice implements BlockDevice {
   private closed = false
+  private dsyncHandle: Promise<fsp.FileHandle> | undefined
 
   constructor(readonly path: string, private readonly handle: fsp.FileHandle,
     readonly kind: 'file' | 'block', readonly sizeBytes: number, readonly sectorBytes: number,
@@ -130,6 +131,24 @@ class FileDevice implements BlockDevice {
     }
   }
 
+  async writeDurable(buffer: Uint8Array, offsetBytes: number): Promise<void> {
+    if (this.closed) throw closedError(this.path)
+    checkRange(this.path, this.sizeBytes, offsetBytes, buffer.length)
+    try {
+      // A second, O_DSYNC descriptor of the same file: each write returns once its own range
+      // is durable, unlike fdatasync, which also flushes every other dirty page of the file.
+      this.dsyncHandle ??= fsp.open(this.path, constants.O_RDWR | constants.O_DSYNC)
+      const handle = await this.dsyncHandle
+      let done = 0
+      while (done < buffer.length) {
+        const { bytesWritten } = await handle.write(buffer, done, buffer.length - done, offsetBytes + done)
+        done += bytesWritten
+      }
+    } catch (cause) {
+      throw ioError('write', this.path, offsetBytes, buffer.length, cause)
+    }
+  }
+
   async discard(offsetBytes: number, lengthBytes: number): Promise<void> {
     if (this.closed) throw closedError(this.path)
     checkRange(this.path, this.sizeBytes, offsetBytes, lengthBytes)
@@ -151,6 +170,9 @@ class FileDevice implements BlockDevice {
     if (this.closed) return
     this.closed = true
     try {
+      const dsync = this.dsyncHandle
+      this.dsyncHandle = undefined
+      if (dsync !== undefined) await (await dsync.catch(() => undefined))?.close()
       await this.handle.close()
     } finally {
       this.claim?.release()
