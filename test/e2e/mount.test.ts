@@ -63,7 +63,8 @@ t.test('fio with verify on a mirrored LV while one PV fails, then resync', { ski
   createAndMount(t, fixture, [{ name: 'mir', size: '128M', copies: 2 }])
   const fio = spawn('fio', ['--name=verify', `--filename=${join(fixture.mountpoint, 'mir')}`, '--rw=randwrite',
     '--bsrange=4k-64k', '--ioengine=libaio', '--direct=1', '--iodepth=8', '--size=128M', '--time_based',
-    '--runtime=6', '--verify=crc32c', '--verify_backlog=256', '--verify_fatal=1', '--output-format=json'],
+    '--runtime=6', '--verify=crc32c', '--verify_backlog=256', '--verify_fatal=1', '--verify_state_save=0',
+    '--output-format=json'],
   { stdio: ['ignore', 'pipe', 'pipe'] })
   let fioOut = ''
   fio.stdout.on('data', (chunk: Buffer) => { fioOut += chunk.toString() })
