@@ -162,8 +162,14 @@ export class MwcLog {
     const slotIndex = writer.nextSlot
     const record = this.#snapshot(pvIndex)
     const bytes = encodeMwcRecord(record, { ...this.#place(pvIndex), slotIndex })
-    await device.write(bytes, this.#vg.mwcArea(pvIndex).offsetBytes + slotIndex * MWC_RECORD_BYTES)
-    await device.sync()
+    const offsetBytes = this.#vg.mwcArea(pvIndex).offsetBytes + slotIndex * MWC_RECORD_BYTES
+    // Range-limited durability when the device offers it: fdatasync would also flush every
+    // dirty data page of the PV, which makes each new LTG wait for the disk.
+    if (device.writeDurable !== undefined) await device.writeDurable(bytes, offsetBytes)
+    else {
+      await device.write(bytes, offsetBytes)
+      await device.sync()
+    }
     writer.nextSlot = (slotIndex + 1) % writer.slotCount
     this.#recordsWritten += 1
   }

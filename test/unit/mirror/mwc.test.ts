@@ -71,16 +71,21 @@ void t.test('active MWC: the LTG is logged on both PVs before the data write; re
     for (const pvIndex of [0, 1]) {
       const device = vg.faulty[pvIndex]!
       const write = device.write.bind(device)
+      const writeDurable = device.writeDurable.bind(device)
       device.write = async (buffer, offsetBytes) => {
         order.push(`${pvIndex}:${offsetBytes < 1024 * 1024 ? 'mwc' : 'data'}`)
         await write(buffer, offsetBytes)
+      }
+      device.writeDurable = async (buffer, offsetBytes) => {
+        order.push(`${pvIndex}:${offsetBytes < 1024 * 1024 ? 'mwc' : 'data'}-durable`)
+        await writeDurable(buffer, offsetBytes)
       }
     }
     const lv = engine.open('lv0')
     await lv.write(randomBytes(4096), 3 * 256 * 1024 + 100)
     const firstData = order.findIndex((entry) => entry.endsWith('data'))
-    t.ok(order.slice(0, firstData).includes('0:mwc') && order.slice(0, firstData).includes('1:mwc'),
-      `both MWC records precede the first data write (${order.join(' ')})`)
+    t.ok(order.slice(0, firstData).includes('0:mwc-durable') && order.slice(0, firstData).includes('1:mwc-durable'),
+      `both MWC records are durable before the first data write (${order.join(' ')})`)
     // Simulate a crash: copy 1 misses part of a write inside LTG 3, and the log still lists it.
     patchCopy(dir, vg, 'lv0', 1, 3 * 256 * 1024 + 100, randomBytes(4096))
     t.notOk(readCopy(dir, vg, 'lv0', 0).equals(readCopy(dir, vg, 'lv0', 1)), 'copies differ before recovery')
