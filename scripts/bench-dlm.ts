@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { brokerPid } from '../src/dlm/broker-files.js'
 import { DlmClient } from '../src/dlm/client.js'
+import { EtcdDlmClient } from '../src/dlm/etcd-client.js'
+import { startEtcd } from '../test/helpers/etcd.js'
 
 const argv = process.argv.slice(2)
 const flag = (name: string, fallback: number): number => {
@@ -33,7 +35,11 @@ function percentile(sorted: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? Number.NaN
 }
 
-async function pairs(client: DlmClient, concurrency: number): Promise<{ pairsPerSecond: number, p50Us: number,
+interface Locker {
+  lock(resource: string, mode: 'EX'): Promise<{ unlock(): Promise<void> }>
+}
+
+async function pairs(client: Locker, concurrency: number): Promise<{ pairsPerSecond: number, p50Us: number,
   p99Us: number, pairs: number }> {
   const latenciesUs: number[] = []
   const started = performance.now()
@@ -79,6 +85,43 @@ async function deathToGrant(survivor: DlmClient): Promise<number[]> {
   return times
 }
 
+const ETCD_TTL_SECONDS = 2
+
+/** The same measurements through etcd (when /usr/bin/etcd exists): pairs/s and lease-expiry death. */
+async function etcdFigures(): Promise<Record<string, unknown> | null> {
+  const teardowns: Array<() => unknown> = []
+  try {
+    const url = await startEtcd({ teardown: (fn) => teardowns.push(fn) })
+    if (url === null) return null
+    const client = await EtcdDlmClient.connect({ hosts: url, ttlSeconds: ETCD_TTL_SECONDS })
+    teardowns.unshift(() => client.close())
+    const serialEtcd = await pairs(client, 1)
+    const pipelinedEtcd = await pairs(client, 16)
+    const rd = await client.attach('rd:vg1')
+    const samples: number[] = []
+    for (let round = 0; round < 3; round++) {
+      const holder = await EtcdDlmClient.connect({ hosts: url, ttlSeconds: ETCD_TTL_SECONDS })
+      const holderRd = await holder.attach('rd:vg1')
+      await holder.lock('VG:etcd', 'EX', { rd: holderRd })
+      const waiting = client.lock('VG:etcd', 'EX', { rd })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const t0 = performance.now()
+      await holder.abandon()
+      const lock = await waiting
+      samples.push(performance.now() - t0)
+      const collection = await client.collect(rd)
+      await client.validate(rd, collection.handle)
+      await lock.unlock()
+    }
+    samples.sort((a, b) => a - b)
+    return { serial: serialEtcd, pipelined16: pipelinedEtcd, leaseTtlS: ETCD_TTL_SECONDS,
+      deathToGrantMs: { median: Math.round(percentile(samples, 0.5)), max: Math.round(samples.at(-1) ?? 0),
+        samples: samples.map((ms) => Math.round(ms)) } }
+  } finally {
+    for (const fn of teardowns) await fn()
+  }
+}
+
 const client = await DlmClient.connect({ socketPath, brokerCommand, label: 'bench' })
 try {
   const serial = await pairs(client, 1)
@@ -91,8 +134,9 @@ try {
     elapsedMs: Math.round(performance.now() - twoStart) }
   await second.close()
   const deathMs = (await deathToGrant(client)).sort((a, b) => a - b)
+  const etcd = argv.includes('--no-etcd') ? null : await etcdFigures()
   const result = {
-    durationMs, workers, serial, pipelined, twoClients,
+    durationMs, workers, serial, pipelined, twoClients, etcd,
     deathToGrantMs: { median: Math.round(percentile(deathMs, 0.5)), max: Math.round(deathMs.at(-1) ?? 0),
       samples: deathMs.map((ms) => Math.round(ms)) },
     targets: { pairsPerSecond: 20_000, deathToGrantMs: 1000 },
@@ -109,6 +153,14 @@ try {
       line(`2 connections x ${workers / 2} workers`, twoClients),
       `death-to-grant (SIGKILL of EX holder): median ${result.deathToGrantMs.median} ms, ` +
         `max ${result.deathToGrantMs.max} ms over ${deaths}`,
+      ...(etcd === null ? ['etcd: skipped (no /usr/bin/etcd or --no-etcd)'] : [
+        'through etcd (one local member):',
+        line('serial (1 in flight)', etcd['serial'] as { pairsPerSecond: number, p99Us: number }),
+        line('pipelined (16 workers)', etcd['pipelined16'] as { pairsPerSecond: number, p99Us: number }),
+        `death-to-grant (lease expiry, TTL ${ETCD_TTL_SECONDS} s): ` +
+          `median ${(etcd['deathToGrantMs'] as { median: number }).median} ms, ` +
+          `max ${(etcd['deathToGrantMs'] as { max: number }).max} ms over 3`,
+      ]),
       '',
     ].join('\n'))
   }

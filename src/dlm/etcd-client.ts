@@ -42,7 +42,8 @@ interface Lvb { data: string, seq: number, valid: boolean }
 interface Collection { handle: number, owner: string, resources: string[], invalidationsAtCollect: number }
 interface DomainState { state: string, invalidations: number, handleSeq: number, collection: Collection | null }
 interface Entry { key: string, mode: LockMode, granted: boolean, convertOf: string | null }
-interface Held { key: string, rd: string | undefined, watcher?: Watcher }
+interface QueueValue { mode: LockMode, granted?: boolean, convertOf?: string | null }
+interface Held { key: string, rd: string | undefined, onRequest?: (key: string, value: QueueValue) => void }
 
 const enc = encodeURIComponent
 const parse = <T>(kv: IKeyValue | undefined, fallback: T): T =>
@@ -80,7 +81,7 @@ export class EtcdDlmClient implements LockBackend {
     }
     const namespace = options.namespace ?? 'lvmfs'
     const client = new EtcdDlmClient(etcd, lease, leaseId, namespace, `${options.prefix ?? '/lvmfs-dlm/'}${enc(namespace)}/`)
-    await client.watchDeaths()
+    await client.watchQueues()
     return client
   }
 
@@ -172,10 +173,6 @@ export class EtcdDlmClient implements LockBackend {
       .commit()
     lock.released = true
     this.live.delete(lock)
-    if (held.watcher !== undefined) {
-      this.watchers.delete(held.watcher)
-      await held.watcher.cancel()
-    }
   }
 
   async collect(rd: number, flags = 0): Promise<{ handle: number, resources: string[] }> {
@@ -331,18 +328,20 @@ export class EtcdDlmClient implements LockBackend {
    */
   private async waitGrant(resource: string, key: string, wanted: LockMode, convertOf: string | null,
     options: { noQueue?: boolean, signal?: AbortSignal, timeoutMs?: number }): Promise<boolean> {
+    const first = await this.tryGrant(resource, key, wanted, convertOf, true)
+    if (first === 'granted') return true
+    if (first === 'deadlock' || options.noQueue === true) {
+      await this.etcd.delete().key(key)
+      if (first === 'deadlock') {
+        throw new LvmfsError('DLM_DEADLOCK', `converting on "${resource}" to ${wanted} would deadlock`,
+          { detail: 'A conversion queued ahead waits for the mode this lock holds.' })
+      }
+      throw new LvmfsError('DLM_NOTQUEUED', `"${resource}" cannot be granted in ${wanted} at once`)
+    }
+    // Watch from here on and look again at once, so a change between the first look and the
+    // watch is not missed.
     const watcher = await this.etcd.watch().prefix(`${this.k('q', resource)}/`).create()
     try {
-      const first = await this.tryGrant(resource, key, wanted, convertOf, true)
-      if (first === 'granted') return true
-      if (first === 'deadlock' || options.noQueue === true) {
-        await this.etcd.delete().key(key)
-        if (first === 'deadlock') {
-          throw new LvmfsError('DLM_DEADLOCK', `converting on "${resource}" to ${wanted} would deadlock`,
-            { detail: 'A conversion queued ahead waits for the mode this lock holds.' })
-        }
-        throw new LvmfsError('DLM_NOTQUEUED', `"${resource}" cannot be granted in ${wanted} at once`)
-      }
       await new Promise<void>((resolve, reject) => {
         let checking = Promise.resolve()
         let done = false
@@ -473,38 +472,41 @@ export class EtcdDlmClient implements LockBackend {
     return (await txn.then(this.etcd.put(key).value(JSON.stringify(next))).commit()).succeeded
   }
 
-  /** Any q key deleted anywhere may be a dead PW/EX holder: sweep its resource. */
-  private async watchDeaths(): Promise<void> {
+  /**
+   * One watch on every q key of the namespace: a deleted key may be a dead PW/EX holder (sweep its
+   * resource); a new request may be blocked by one of our locks (blocking notification).
+   */
+  private async watchQueues(): Promise<void> {
     const prefix = `${this.root}q/`
+    const resourceOf = (kv: IKeyValue): string => {
+      const rest = kv.key.toString('utf8').slice(prefix.length)
+      return decodeURIComponent(rest.slice(0, rest.indexOf('/')))
+    }
     const watcher = await this.etcd.watch().prefix(prefix).create()
     watcher.on('delete', (kv) => {
-      const rest = kv.key.toString('utf8').slice(prefix.length)
-      const resource = decodeURIComponent(rest.slice(0, rest.indexOf('/')))
-      this.sweep(resource).catch(() => {})
+      this.sweep(resourceOf(kv)).catch(() => {})
+    })
+    watcher.on('put', (kv) => {
+      const resource = resourceOf(kv)
+      const value = parse<QueueValue>(kv, { mode: 'NL' })
+      for (const lock of this.live) {
+        if (lock.resource === resource) this.held.get(lock)?.onRequest?.(kv.key.toString('utf8'), value)
+      }
     })
     this.watchers.add(watcher)
   }
 
+  /** Blocking notifications come from the one q/ watch of watchQueues, per resource. */
   private async watchBlocking(lock: DlmLock): Promise<void> {
     const held = this.held.get(lock)!
     let notified: LockMode | null = null
-    const watcher = await this.etcd.watch().prefix(`${this.k('q', lock.resource)}/`).create()
-    watcher.on('put', (kv) => {
-      if (lock.released) {
-        this.watchers.delete(watcher)
-        watcher.cancel().catch(() => {})
-        return
-      }
-      const key = kv.key.toString('utf8')
-      const value = parse<{ mode: LockMode, granted?: boolean, convertOf?: string | null }>(kv, { mode: 'NL' })
-      const mode = value.mode
-      if (key === held.key || value.granted === true || value.convertOf === held.key) return
-      if (modesCompatible(lock.mode, mode)) return
-      if (notified !== null && isDownConversion(notified, mode)) return
-      notified = mode
-      lock.fireBlocking(mode)
-    })
-    this.watchers.add(watcher)
-    held.watcher = watcher
+    held.onRequest = (key, value) => {
+      if (lock.released || key === held.key || value.granted === true || value.convertOf === held.key) return
+      if (modesCompatible(lock.mode, value.mode)) return
+      if (notified !== null && isDownConversion(notified, value.mode)) return
+      notified = value.mode
+      lock.fireBlocking(value.mode)
+    }
+    return Promise.resolve()
   }
 }

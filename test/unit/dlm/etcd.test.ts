@@ -61,11 +61,19 @@ void t.test('etcd backend', { skip }, async (t) => {
       bGranted = true
       return lock
     })
-    const up = a.lock('C', 'NL').then(async (nl) => {
-      await nl.unlock()
-      return await la.convert('EX')
-    })
-    await new Promise((resolve) => setTimeout(resolve, 200)) // let A's conversion queue
+    const waitingKeys = async (count: number): Promise<number> => {
+      for (let attempt = 0; attempt < 400; attempt++) {
+        const values = Object.values(await a.etcd.getAll().prefix('/lvmfs-dlm/lvmfs/q/C/').json()) as
+          Array<{ granted: boolean }>
+        const pending = values.filter((value) => !value.granted).length
+        if (pending >= count) return pending
+        await new Promise((resolve) => setTimeout(resolve, 25))
+      }
+      return -1
+    }
+    t.equal(await waitingKeys(1), 1, 'B waits')
+    const up = la.convert('EX')
+    t.equal(await waitingKeys(2), 2, 'A\'s conversion is queued too')
     await t.rejects(lc.convert('EX'), { code: 'DLM_DEADLOCK' })
     await lc.unlock()
     const converted = await up
