@@ -11,9 +11,9 @@
  *  - Cleaning is lazy: an LTG leaves the cache only when room is needed and no write holds it;
  *    the PVs of evicted LTGs are synced before the record that drops them is written, so a
  *    power loss cannot leave an unlogged inconsistent LTG.
- *  - Look-ahead: a write to LTG n, once n is recorded, starts recording n+1 in the background
- *    when there is room, so sequential writers never wait for the log (a superset in the log
- *    only costs recovery time).
+ *  - Look-ahead: a write to LTG n, once n is recorded, starts recording n+1..n+8 with one
+ *    background record when n+1 is not logged yet, so sequential writers rarely wait for the
+ *    log (a superset in the log only costs recovery time).
  *
  * Invariants: an LTG with pins > 0 is in every record written after its pin to the PVs of its
  * copies; seq only grows; a PV's writer never overwrites the slot holding its newest record.
@@ -28,6 +28,8 @@ import { assert } from '../util/assert.js'
 
 export const DEFAULT_MWC_CACHE_LTGS = 62
 export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024
+/** LTGs logged ahead of a sequential writer with one record. */
+export const LOOK_AHEAD_LTGS = 8
 
 export interface MwcOptions {
   /** Cache size in LTGs (AIX: 62). */
@@ -81,6 +83,7 @@ export class MwcLog {
   readonly ltgBytes: number
   #seq = 0
   #tick = 0
+  #lookingAhead = false
   #recordsWritten = 0
 
   constructor(vg: VolumeGroup, ltgBytes: number, options: MwcOptions = {}) {
@@ -269,15 +272,30 @@ export class MwcLog {
     if (last !== undefined) this.#lookAhead(lv, last + 1)
   }
 
-  #lookAhead(lv: LvDescriptor, ltgIndex: number): void {
-    if (ltgIndex * this.ltgBytes >= lv.lps.length * this.#vg.ppSizeBytes) return
-    if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#cache.size >= this.#cacheLtgs) return
-    const pvs = this.#pvsOf(lv, ltgIndex)
-    const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: ++this.#tick,
-      recorded: undefined }
-    this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
-    entry.recorded = this.#commitPvs(pvs)
-    entry.recorded.catch(() => {})
+  /** Sequential look-ahead: when the LTG after a write is not logged yet, log the next
+   * LOOK_AHEAD_LTGS at once in the background (making room first), so a sequential writer
+   * needs one record per LOOK_AHEAD_LTGS LTGs and does not wait for it. */
+  #lookAhead(lv: LvDescriptor, first: number): void {
+    const endLtg = Math.ceil((lv.lps.length * this.#vg.ppSizeBytes) / this.ltgBytes)
+    if (first >= endLtg || this.#cache.has(entryKey(lv.lvId, first)) || this.#lookingAhead) return
+    this.#lookingAhead = true
+    const run = async (): Promise<void> => {
+      await this.#makeRoom()
+      const pvs = new Set<number>()
+      const added: CacheEntry[] = []
+      for (let ltgIndex = first; ltgIndex < Math.min(endLtg, first + LOOK_AHEAD_LTGS); ltgIndex++) {
+        if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#cache.size >= this.#cacheLtgs) continue
+        const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs: this.#pvsOf(lv, ltgIndex), pins: 0,
+          lastUseTick: ++this.#tick, recorded: undefined }
+        this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
+        for (const pvIndex of entry.pvs) pvs.add(pvIndex)
+        added.push(entry)
+      }
+      const recorded = this.#commitPvs(pvs)
+      for (const entry of added) entry.recorded = recorded
+      await recorded
+    }
+    run().catch(() => {}).finally(() => { this.#lookingAhead = false })
   }
 
   unpin(lv: LvDescriptor, ltgIndexes: readonly number[]): void {
