@@ -416,14 +416,15 @@ void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<Volume>&,
     int written = 0;
     for (int index = 0; index < extent.count; index++) {
       const CopyTarget& copy = extent.copies[index];
-      if (copy.stale) {
+      if (copy.stale && !copy.writeOnly) {
         if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = -ESTALE;
         continue;
       }
       int result = TransferFull(copy, true, data + done, segment, copy.offsetBytes + within);
       if (result == 0) {
-        written++;
-        if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = 0;
+        if (!copy.stale) written++;
+        // 2: written through to a resync target, which does not hold the write on its own.
+        if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = copy.stale ? 2 : 0;
         continue;
       }
       counters_.copyErrors++;
@@ -498,7 +499,7 @@ void Session::ExecuteFallocate(uint32_t slotId, uint64_t nodeid, const std::shar
     const Extent& extent = map->extents[position / map->extentBytes];
     for (int index = 0; index < extent.count && error == 0; index++) {
       const CopyTarget& copy = extent.copies[index];
-      if (copy.stale) continue;
+      if (copy.stale && !copy.writeOnly) continue;
       if (int fault = InjectedFault(copy.fd, true)) error = fault;
       else if (fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) error = -errno;
     }
@@ -638,6 +639,7 @@ Napi::Value Session::MapVolume(const Napi::CallbackInfo& info) {
       extent.copies[c].fd = fds[e * kMaxCopies + c];
       extent.copies[c].offsetBytes = static_cast<uint64_t>(offsets[e * kMaxCopies + c]);
       extent.copies[c].stale = stale[e * kMaxCopies + c] != 0;
+      extent.copies[c].writeOnly = stale[e * kMaxCopies + c] == 2;
     }
   }
   FinishMap(*map);

@@ -21,6 +21,7 @@ struct CopyTarget {
   bool direct = false;
   uint64_t offsetBytes = 0;
   bool stale = false;
+  bool writeOnly = false;  // stale, but written through while a resync copies it
 };
 
 struct Extent {

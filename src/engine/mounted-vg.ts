@@ -111,6 +111,18 @@ export class MountedVg implements VolumeHost {
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })
+    // Resync and scrub take a region exclusive: close its native gate and drain the writes
+    // already admitted, so a copy never races a native write.
+    this.engine.mirror.setExclusiveHook(async (lvId, region) => {
+      const lv = this.vg.lvById(lvId)
+      if (lv) await this.gates.closeGate(nodeidOf(lv), region)
+    })
+    // A resync target becomes (or stops being) written through: remap that LV at once, before
+    // the resync copies its first region.
+    this.engine.mirror.onWriteThroughChange((lvId) => {
+      const lv = this.vg.lvById(lvId)
+      if (lv && !this.forcedOff) this.mapLv(lv)
+    })
     this.vg.onForceOff((error) => this.onForceOff(error))
     void this.engine.startBackground().then((report) => {
       this.options.log.info({ forced: report.forced.length, autoResync: report.autoResync !== undefined },
@@ -206,10 +218,12 @@ export class MountedVg implements VolumeHost {
 
   private mapAll(): void {
     if (!this.session || this.forcedOff) return
-    for (const lv of this.vg.descriptor.lvs) {
-      this.session.mapVolume(nodeidOf(lv), this.engine.mirror.buildVolumeMap(lv, (pvIndex) => this.fdOf(pvIndex)))
-      this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv) })
-    }
+    for (const lv of this.vg.descriptor.lvs) this.mapLv(lv)
+  }
+
+  private mapLv(lv: LvDescriptor): void {
+    this.session?.mapVolume(nodeidOf(lv), this.engine.mirror.buildVolumeMap(lv, (pvIndex) => this.fdOf(pvIndex)))
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv) })
   }
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */

@@ -26,6 +26,7 @@ export interface NativeVolumeSpec {
   readonly copyCounts: Uint8Array
   readonly fds: Int32Array
   readonly offsets: Float64Array
+  /** Per copy: 0 fresh, 1 stale, 2 stale but written through (a resync target). */
   readonly stale: Uint8Array
 }
 

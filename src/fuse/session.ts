@@ -27,8 +27,8 @@ const silentLogger: Logger = { warn() {}, error() {} }
 export interface WriteErrorEvent {
   readonly nodeid: number
   readonly firstExtent: number
-  /** copyErrors[segment][copy]: 0 written, 1 no such copy, -ESTALE skipped as stale, other
-   * negative errno: the backing write failed. */
+  /** copyErrors[segment][copy]: 0 written, 1 no such copy, 2 written through to a stale resync
+   * target, -ESTALE skipped as stale, other negative errno: the backing write failed. */
   readonly copyErrors: readonly (readonly number[])[]
 }
 

@@ -27,7 +27,7 @@ export function toNativeSpec(map: VolumeMap): NativeVolumeSpec {
     extent.copies.forEach((copy, c) => {
       fds[index * MAX_COPIES + c] = copy.fd
       offsets[index * MAX_COPIES + c] = copy.offsetBytes
-      stale[index * MAX_COPIES + c] = copy.stale ? 1 : 0
+      stale[index * MAX_COPIES + c] = !copy.stale ? 0 : copy.writeOnly === true ? 2 : 1
     })
   })
   return { sizeBytes: map.sizeBytes, extentBytes: map.extentBytes, gateBytes: map.gateBytes,

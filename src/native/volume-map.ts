@@ -4,7 +4,7 @@
  * A volume is a sequence of equal-sized extents (logical partitions). Each extent has 1..3
  * physical copies, each a byte offset on a backing fd. Native code serves READ and WRITE on a
  * mapped volume without entering JavaScript:
- *  - WRITE goes to every copy whose `stale` is false (in parallel or in order, per
+ *  - WRITE goes to every copy whose `stale` is false or that is `writeOnly` (in parallel or in order, per
  *    `writeSchedule`); READ goes to one fresh copy chosen by `readPolicy` and fails over to the
  *    next fresh copy on error. A stale copy is never read.
  *  - Before a WRITE touches a gate region (`gateBytes`-sized, e.g. an MWC logical track group)
@@ -25,6 +25,12 @@ export interface CopyTarget {
   /** Byte offset on the backing fd where this extent's copy starts. */
   readonly offsetBytes: number
   readonly stale: boolean
+  /**
+   * A stale copy being resynchronised: native writes go to it as to a fresh copy (so the part
+   * already copied stays current), reads never do, and it does not count towards "some copy
+   * holds the write".
+   */
+  readonly writeOnly?: boolean
 }
 
 export interface VolumeExtent {

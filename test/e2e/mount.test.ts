@@ -167,3 +167,29 @@ t.test('an LV created while mounted is usable at once; a second mount is refused
   t.match(umountOpen.stderr, /LVM_LVOPEN.*later/, 'naming the open LV')
   fixture.ok(['umount', fixture.mountpoint])
 })
+
+t.test('online resync while fio writes and verifies: copies end identical', { skip }, async (t: Test) => {
+  const fixture = makeVg(t, { pvCount: 2, pvBytes: 256 << 20 })
+  createAndMount(t, fixture, [{ name: 'mir', size: '128M', copies: 2 }])
+  const file = join(fixture.mountpoint, 'mir')
+  execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', 'count=128', 'oflag=direct', 'conv=notrunc',
+    'status=none'])
+  fixture.ok(['fault', fixture.vg, fixture.pvs[1]!, '--disappear'])
+  execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', 'count=128', 'oflag=direct', 'conv=notrunc',
+    'status=none'])
+  t.ok(stalePps(fixture, 1) > 0, 'the lost PV has stale partitions')
+  fixture.ok(['fault', fixture.vg, fixture.pvs[1]!, '--clear'])
+  fixture.ok(['varyonvg', fixture.vg, '--no-resync', '--devices', fixture.pvs.join(',')])
+  t.ok(stalePps(fixture, 1) > 0, 'the returned PV is still stale (no automatic resync)')
+  const fio = spawn('fio', ['--name=online', `--filename=${file}`, '--rw=randwrite', '--bsrange=4k-64k',
+    '--ioengine=libaio', '--direct=1', '--iodepth=16', '--size=16M', '--time_based', '--runtime=8',
+    '--verify=crc32c', '--verify_backlog=256', '--verify_fatal=1', '--verify_state_save=0'], { stdio: 'ignore' })
+  t.teardown(() => { fio.kill('SIGKILL') })
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const resync = fixture.cli(['syncvg', fixture.vg, '--devices', fixture.pvs.join(','), '--rate', '32M'])
+  t.equal(resync.code, 0, `syncvg succeeds while fio writes: ${resync.stderr}`)
+  await new Promise<void>((resolve) => fio.once('exit', () => resolve()))
+  t.equal(fio.exitCode, 0, 'fio verified every block it wrote')
+  t.equal(stalePps(fixture, 1), 0, 'no stale partition left')
+  t.equal(scrubMismatches(fixture, 'mir'), 0, 'resync never overwrote newer data: copies identical')
+})
