@@ -13,7 +13,7 @@ import { writeSessions } from '../../../src/dlm/broker-files.js'
 import { FrameDecoder, encodeFrame } from '../../../src/dlm/protocol.js'
 import { brokerFixture } from '../../helpers/dlm-broker.js'
 
-const KILLS = 20
+const KILLS = Number(process.env['LVMFS_DLM_KILLS'] ?? 50)
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex')
