@@ -9,6 +9,8 @@
  *
  * Each write/read figure is the best of three passes (1 MiB) or two (4 KiB), after an
  * unmeasured warm-up write; the first pass over a sparse target also pays block allocation.
+ * Passes of the compared targets interleave (raw, linear, 2-copy active, 2-copy off, raw, ...)
+ * so load changes on a shared machine hit them alike.
  * Every write test ends with a flush (fdatasync) inside the timed section, so figures are
  * durable throughput. Reads follow writes and come mostly from the page cache (they measure
  * the engine's CPU overhead, not the disk). Files live in --dir (default: the OS temp dir).
@@ -55,29 +57,41 @@ interface Target {
   flush(): Promise<void>
 }
 
-/** Best of `runs` (the first pass over a sparse target also pays block allocation). */
-async function writeRead(name: string, target: Target, totalBytes: number, blockBytes: number,
-  runs = blockBytes >= MiB ? 3 : 2): Promise<void> {
+interface Pass { write: number, read: number }
+
+/** One pass: write everything (then flush), read everything; MiB/s of each. */
+async function pass(target: Target, totalBytes: number, blockBytes: number): Promise<Pass> {
   const block = randomBytes(blockBytes)
+  let start = performance.now()
+  for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.write(block, offset)
+  await target.flush()
+  const write = totalBytes / MiB / ((performance.now() - start) / 1000)
+  const buffer = Buffer.alloc(blockBytes)
+  start = performance.now()
+  for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.read(buffer, offset)
+  return { write, read: totalBytes / MiB / ((performance.now() - start) / 1000) }
+}
+
+function report(name: string, passes: readonly Pass[], totalBytes: number, blockBytes: number): void {
   const label = blockBytes >= MiB ? '1M' : '4K'
-  const best = { write: 0, read: 0 }
-  for (let run = 0; run < runs; run++) {
-    let start = performance.now()
-    for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.write(block, offset)
-    await target.flush()
-    best.write = Math.max(best.write, totalBytes / MiB / ((performance.now() - start) / 1000))
-    const buffer = Buffer.alloc(blockBytes)
-    start = performance.now()
-    for (let offset = 0; offset < totalBytes; offset += blockBytes) await target.read(buffer, offset)
-    best.read = Math.max(best.read, totalBytes / MiB / ((performance.now() - start) / 1000))
-  }
-  for (const [kind, mibPerSecond] of [['write', best.write], ['read', best.read]] as const) {
+  for (const kind of ['write', 'read'] as const) {
+    const mibPerSecond = Math.max(...passes.map((one) => one[kind]))
     const figure = { name: `${name} ${kind} ${label}`, bytes: totalBytes, seconds: totalBytes / MiB / mibPerSecond,
       mibPerSecond }
-    if (name === 'warm-up') continue
     figures.push(figure)
     if (!json) process.stdout.write(`${figure.name.padEnd(34)} ${mibPerSecond.toFixed(1).padStart(9)} MiB/s\n`)
   }
+}
+
+/** Best of `runs` passes per target; the targets' passes interleave (A B A B ...) so a change
+ * in machine load during the run hits every target alike. */
+async function compare(targets: ReadonlyArray<{ name: string, target: Target }>, totalBytes: number,
+  blockBytes: number, runs = blockBytes >= MiB ? 3 : 2): Promise<void> {
+  const passes = targets.map((): Pass[] => [])
+  for (let run = 0; run < runs; run++) {
+    for (const [index, { target }] of targets.entries()) passes[index]!.push(await pass(target, totalBytes, blockBytes))
+  }
+  targets.forEach(({ name }, index) => report(name, passes[index]!, totalBytes, blockBytes))
 }
 
 async function rawFile(path: string, bytes: number): Promise<Target & { close(): Promise<void> }> {
@@ -117,15 +131,9 @@ function ddSeconds(from: string, to: string, bytes: number): number {
 async function main(): Promise<void> {
   // Warm-up: the first large write of a process is slow (page-cache reclaim); not measured.
   const warm = await rawFile(join(root, 'warm.img'), sizeBytes)
-  await writeRead('warm-up', warm, sizeBytes, MiB, 1)
+  await pass(warm, sizeBytes, MiB)
   await warm.close()
   rmSync(join(root, 'warm.img'))
-  for (const [blockBytes, total] of [[MiB, sizeBytes], [4096, smallBytes]] as const) {
-    const raw = await rawFile(join(root, `raw-${blockBytes}.img`), total)
-    await writeRead('raw file', raw, total, blockBytes)
-    await raw.close()
-    rmSync(join(root, `raw-${blockBytes}.img`))
-  }
   const vg = await makeVg()
   const engine = await MirrorEngine.start(vg)
   const lpCount = vg.lpCountForBytes(sizeBytes)
@@ -133,13 +141,17 @@ async function main(): Promise<void> {
   await vg.lvCreate({ name: 'mwc', lpCount, copies: 2, mwc: 'active' })
   await vg.lvCreate({ name: 'nomwc', lpCount, copies: 2, mwc: 'off' })
   const linear = engine.open('linear')
-  await writeRead('linear LV', linear, sizeBytes, MiB)
-  await writeRead('linear LV', linear, smallBytes, 4096)
   const mwc = engine.open('mwc')
-  await writeRead('2-copy LV MWC active', mwc, sizeBytes, MiB)
   const noMwc = engine.open('nomwc')
-  await writeRead('2-copy LV MWC off', noMwc, sizeBytes, MiB)
-  await writeRead('2-copy LV MWC active', mwc, smallBytes, 4096)
+  for (const [blockBytes, total] of [[MiB, sizeBytes], [4096, smallBytes]] as const) {
+    const raw = await rawFile(join(root, `raw-${blockBytes}.img`), total)
+    const targets = [{ name: 'raw file', target: raw }, { name: 'linear LV', target: linear },
+      { name: '2-copy LV MWC active', target: mwc }]
+    if (blockBytes === MiB) targets.push({ name: '2-copy LV MWC off', target: noMwc })
+    await compare(targets, total, blockBytes)
+    await raw.close()
+    rmSync(join(root, `raw-${blockBytes}.img`))
+  }
   for (const lv of [linear, mwc, noMwc]) await lv.close()
 
   // Resync of a 1 GiB LV: fill copy 0, mark every copy 1 stale, time resynclv.
@@ -150,8 +162,8 @@ async function main(): Promise<void> {
   await filler.close()
   await vg.markStale(resyncLv.lps.map((copies) => copies[1]!))
   let start = performance.now()
-  const report = await engine.resyncer().resynclv('resync', false)
-  const resync = record('resync 1 GiB LV', report.copiedBytes, start)
+  const resyncReport = await engine.resyncer().resynclv('resync', false)
+  const resync = record('resync 1 GiB LV', resyncReport.copiedBytes, start)
   await engine.stop()
   await vg.varyOff()
 
