@@ -1,0 +1,71 @@
+/**
+ * In-memory state of one asynchronous mirror (source side), rebuilt at start from the persisted
+ * dirty set:
+ *  - `journal`: writes made through the in-process path since `journalFrom`, in commit-count
+ *    order with their data. While it covers every count above the target's mark the propagator
+ *    replays it in order (the target passes through prefixes of the source's write sequence).
+ *    It is dropped when it grows past its bound or after a restart; the propagator then copies
+ *    whole changed chunks (the target is flagged inconsistent until that finishes, as DRBD's
+ *    resync target is).
+ *  - `lastCount`: chunk -> commit count of the newest write known in it; a chunk leaves the
+ *    dirty set only when its newest write is at or below the new mark.
+ *  - `times`: (count, wall clock) samples for "seconds behind".
+ */
+export interface JournalEntry {
+  readonly count: number
+  readonly offsetBytes: number
+  readonly data: Buffer
+  readonly atMs: number
+}
+
+export class AsyncState {
+  journal: JournalEntry[] = []
+  journalBytes = 0
+  /** The journal holds every in-process write with count >= journalFrom (Infinity: none). */
+  journalFrom: number
+  readonly lastCount = new Map<number, number>()
+  /** Chunks persisted as dirty in the source's ext. */
+  readonly persistedDirty = new Set<number>()
+  readonly times: Array<{ count: number, atMs: number }> = []
+  running: Promise<void> = Promise.resolve()
+  timer: NodeJS.Timeout | undefined
+
+  constructor(journalFrom: number) {
+    this.journalFrom = journalFrom
+  }
+
+  note(count: number, atMs: number): void {
+    const last = this.times.at(-1)
+    if (last === undefined || last.atMs !== atMs) this.times.push({ count, atMs })
+    if (this.times.length > 4096) this.times.splice(0, this.times.length - 4096)
+  }
+
+  append(entry: JournalEntry, journalBytesMax: number): void {
+    if (this.journalFrom === Infinity) return
+    this.journal.push(entry)
+    this.journalBytes += entry.data.length
+    if (this.journalBytes > journalBytesMax) this.dropJournal(Infinity)
+  }
+
+  dropJournal(from: number): void {
+    this.journal = []
+    this.journalBytes = 0
+    this.journalFrom = from
+  }
+
+  /** Removes journal entries at or below `count` (they reached the target). */
+  trim(count: number): void {
+    let index = 0
+    while (index < this.journal.length && this.journal[index]!.count <= count) {
+      this.journalBytes -= this.journal[index]!.data.length
+      index++
+    }
+    this.journal.splice(0, index)
+    while (this.times.length > 1 && this.times[1]!.count <= count) this.times.shift()
+  }
+
+  /** Wall clock of the oldest write above `lwm`, if known. */
+  oldestAbove(lwm: number): number | undefined {
+    return this.times.find((sample) => sample.count > lwm)?.atMs
+  }
+}
