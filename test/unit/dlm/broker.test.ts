@@ -191,3 +191,19 @@ void t.test('broker death: requests in flight fail with DLM_INTR and granted loc
   t.equal(snapshot.resources[0]?.holders[0]?.grantedMode, 'EX', 're-asserted after the restart')
   await held.unlock()
 })
+
+const notRoot = process.getuid?.() === 0 ? false : 'needs root to run a child as another user'
+
+void t.test('the socket is root-only: another user gets DLM_NOACCESS', { skip: notRoot }, async (t) => {
+  const fixture = brokerFixture(t)
+  await fixture.connect()
+  const { chmodSync } = await import('node:fs')
+  const { dirname, join } = await import('node:path')
+  const { spawnSync } = await import('node:child_process')
+  chmodSync(dirname(fixture.socketPath), 0o755) // only the socket's own mode may refuse
+  const root = new URL('../../../', import.meta.url).pathname
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test/helpers/dlm-noaccess.ts'),
+    fixture.socketPath], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, HOME: '/tmp' } })
+  t.equal(result.stdout.trim(), 'DLM_NOACCESS', result.stderr)
+})

@@ -198,3 +198,27 @@ void t.test('bounds: queue length and locks per client give DLM_INSFMEM', async 
   manager.nsJoin(b, 'ns')
   t.throws(() => manager.lock(b, { namespace: 'ns', resource: 'R', mode: 'EX' }), { code: 'DLM_INSFMEM' })
 })
+
+void t.test('value blocks: all 36 conversions - who may write, who reads', async (t) => {
+  const { LOCK_MODES, isDownConversion } = await import('../../../src/dlm/index.js')
+  for (const from of LOCK_MODES) {
+    for (const to of LOCK_MODES) {
+      const h = harness()
+      const a = h.client(1)
+      const seed = h.lock(a, 'R', 'EX')
+      h.manager.convert(a, seed.lockId, from, { valueBlock: bytes(1) })
+      const writes = (from === 'PW' || from === 'EX') && isDownConversion(from, to)
+      const attempt = (): unknown => h.manager.convert(a, seed.lockId, to, { valueBlock: bytes(2) })
+      if (writes) {
+        t.match(attempt(), { granted: true, valueBlock: undefined }, `${from}->${to} writes`)
+      } else {
+        t.throws(attempt, { code: 'DLM_BADPARAM' }, `${from}->${to} may not write`)
+        const read = h.manager.convert(a, seed.lockId, to)
+        t.same(read.granted && read.valueBlock, bytes(1), `${from}->${to} reads`)
+      }
+      const b = h.client(2)
+      const reader = h.lock(b, 'R', 'NL')
+      t.same(reader.granted && reader.valueBlock, writes ? bytes(2) : bytes(1))
+    }
+  }
+})
