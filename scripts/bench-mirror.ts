@@ -169,13 +169,14 @@ async function main(): Promise<void> {
 
   const ddFrom = join(root, 'dd-from.img')
   const ddTo = join(root, 'dd-to.img')
-  const source = await rawFile(ddFrom, resyncBytes)
-  for (let offset = 0; offset < resyncBytes; offset += block.length) await source.write(block, offset)
-  await source.flush()
-  await source.close()
-  // Like a PV, the target has its full size before the copy (no file extension during dd).
-  writeFileSync(ddTo, '')
-  truncateSync(ddTo, resyncBytes)
+  // Both files are written and synced first, as the resync's source and target PPs were (the
+  // filler wrote both copies): dd then overwrites allocated blocks, exactly like the resync.
+  for (const path of [ddFrom, ddTo]) {
+    const file = await rawFile(path, resyncBytes)
+    for (let offset = 0; offset < resyncBytes; offset += block.length) await file.write(block, offset)
+    await file.flush()
+    await file.close()
+  }
   start = performance.now()
   const seconds = ddSeconds(ddFrom, ddTo, resyncBytes)
   const dd = { name: 'dd copy 1 GiB (bs=1M, fdatasync)', bytes: resyncBytes, seconds,
