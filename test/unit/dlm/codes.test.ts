@@ -31,3 +31,13 @@ void t.test('every dlm code builds a typed error and is documented', async (t) =
   const refs = Object.values(DLM_CODES).flatMap((spec) => ('ref' in spec ? [spec.ref] : []))
   t.equal(new Set(refs).size, refs.length, 'reference numbers are unique')
 })
+
+void t.test('coverage table: every dlm code and status is asserted by some dlm test', async (t) => {
+  const { readdirSync } = await import('node:fs')
+  const dir = new URL('./', import.meta.url)
+  const sources = readdirSync(dir).filter((name) => name.endsWith('.test.ts') && name !== 'codes.test.ts')
+    .map((name) => readFileSync(new URL(name, dir), 'utf8')).join('\n')
+  for (const code of [...Object.keys(DLM_CODES), ...Object.keys(DLM_SUCCESS_STATUSES)]) {
+    t.ok(sources.includes(`'${code}'`), `${code} is provoked by a directed test`)
+  }
+})
