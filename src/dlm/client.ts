@@ -242,6 +242,7 @@ export class DlmClient implements LockBackend {
   async lock(resource: string, mode: LockMode, options: LockOptions = {}): Promise<DlmLock> {
     const deadline = Date.now() + (this.options.graceRetryMs ?? 10_000)
     for (;;) {
+      if (options.signal?.aborted === true) throw new LvmfsError('DLM_ABORT', `request on "${resource}" aborted`)
       try {
         return await this.lockOnce(resource, mode, options)
       } catch (error) {
