@@ -1128,15 +1128,16 @@ export class ReplicationEngine {
     }
     const located = this.#locateReplicated(vgName, lvName)
     const copies = this.#sitesOf(located)
-    const local = copies.find((copy) => copy.located.lv.lvId === located.lv.lvId &&
-      copy.located.engine === located.engine)!
+    const localSite = replicaOf(located.lv)?.site ?? 1
     const at = copies.find((copy) => copy.site === site)
     if (at === undefined) {
       throw lsm('LWM_EINVAL', `"${vgName}/${lvName}" has no copy at site ${site}`, {
         detail: `Sites: ${copies.map((copy) => copy.site).join(', ')}.` })
     }
-    if (at.located.engine.vg.state !== 'online') throw lsm('LWM_ESITEDN1', `site ${site} is down`)
-    if (at.site !== local.site) return await this.#markOf(at)
+    if (at.located === undefined) {
+      throw lsm('LWM_ESITEDN1', `site ${site} (${at.vg}/${at.lv}) is down: its volume group is not online`)
+    }
+    if (site !== localSite) return await this.#markOf(site, at.located)
     if (site === 1) {
       const key = this.#sourceKey(vgName, located.lv)
       const previous = this.#currentCount(vgName, located.lv)
@@ -1154,8 +1155,8 @@ export class ReplicationEngine {
       throw lsm('LWM_ENOSTORE', `volume group "${vgName}" is not mounted (not online)`, { context: { vg: vgName } })
     }
     const lv = engine.vg.lvByName(lvName)
-    const replicated = lv !== undefined && (replicaOf(lv)?.kind === 'mirror-async' ||
-      this.#children(vgName, lv).some((c) => c.replica.kind === 'mirror-async' && c.replica.state !== 'split'))
+    const replicated = lv !== undefined && ((replicaOf(lv)?.kind === 'mirror-async' && replicaOf(lv)?.state !== 'split') ||
+      (sourceOf(lv)?.children ?? []).some((c) => c.kind === 'mirror-async' && c.split !== true))
     if (lv === undefined || !replicated) {
       throw lsm('LWM_ENOSTORE', `"${vgName}/${lvName}" is not a replicated volume`, {
         detail: 'Low-water marks exist for asynchronous mirrors (source and targets).' })
@@ -1163,18 +1164,38 @@ export class ReplicationEngine {
     return { engine, lv }
   }
 
-  #sitesOf(located: Located): Array<{ site: number, located: Located }> {
+  /** The copies of a replicated volume by site; `located` is undefined for a site that is down. */
+  #sitesOf(located: Located): Array<{ site: number, vg: string, lv: string, located?: Located }> {
     const replica = replicaOf(located.lv)
-    const source = replica === undefined ? located : this.#sourceOfReplica(replica)
-    const vgName = replica === undefined ? located.engine.vg.name : replica.source.vg
-    return [{ site: 1, located: source }, ...this.#children(vgName, source.lv)
-      .filter((c) => c.replica.kind === 'mirror-async' && c.replica.state !== 'split')
-      .map((c) => ({ site: c.replica.site ?? 2, located: c as Located }))]
+    let source: Located | undefined = replica === undefined ? located : undefined
+    if (replica !== undefined) {
+      try {
+        source = this.#sourceOfReplica(replica)
+      } catch {
+        source = undefined
+      }
+    }
+    const sourceVg = replica?.source.vg ?? located.engine.vg.name
+    const sourceLv = replica?.source.lv ?? located.lv.name
+    const sites: Array<{ site: number, vg: string, lv: string, located?: Located }> = [
+      { site: 1, vg: sourceVg, lv: sourceLv, ...(source === undefined ? {} : { located: source }) }]
+    const recorded = source === undefined ? [] : sourceOf(this.#fresh(source))?.children ?? []
+    for (const child of recorded) {
+      if (child.kind !== 'mirror-async' || child.split === true) continue
+      const engine = this.#engines.get(child.vg)
+      const lv = engine?.vg.state === 'online' ? engine.vg.lvByName(child.lv) : undefined
+      sites.push({ site: child.site ?? 2, vg: child.vg, lv: child.lv,
+        ...(engine === undefined || lv === undefined ? {} : { located: { engine, lv } }) })
+    }
+    if (replica?.site !== undefined && !sites.some((entry) => entry.site === replica.site)) {
+      sites.push({ site: replica.site, vg: located.engine.vg.name, lv: located.lv.name, located })
+    }
+    return sites
   }
 
-  async #markOf(copy: { site: number, located: Located }): Promise<number> {
-    if (copy.site === 1) return this.#currentCount(copy.located.engine.vg.name, copy.located.lv)
-    return (await this.#superblock(copy.located)).lwm
+  async #markOf(site: number, located: Located): Promise<number> {
+    if (site === 1) return this.#currentCount(located.engine.vg.name, located.lv)
+    return (await this.#superblock(located)).lwm
   }
 
   /**

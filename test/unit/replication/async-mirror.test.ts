@@ -1,0 +1,88 @@
+/**
+ * Asynchronous mirrors with low-water marks, in process: every write to the source gets the next
+ * commit count; at every applied change the target equals the source after exactly that prefix
+ * of the write sequence (each write is stamped), the mark never decreases, and once propagation
+ * catches up the target equals the source and the lag is 0. After a restart (journal lost) the
+ * propagator copies the changed chunks from the mark on: no gap.
+ */
+import t from 'tap'
+import { createVg, openRepl, prng, PP } from '../../helpers/replication-fixture.js'
+import type { StepEvent } from '../../../src/replication/index.js'
+
+const LPS = 6
+
+t.test('target passes through prefixes of the write sequence; mark only rises; lag returns to 0', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  await createVg(dir, 'vg1')
+  const states: Buffer[] = [Buffer.alloc(LPS * PP)]
+  const marks: number[] = []
+  let checks = 0
+  let failures = 0
+  let fx: Awaited<ReturnType<typeof openRepl>> | undefined
+  const onStep = async (event: StepEvent): Promise<void> => {
+    if (event.kind === 'lwm') marks.push(event.lwm)
+    if (event.kind !== 'applied' || fx === undefined) return
+    const target = Buffer.alloc(LPS * PP)
+    await fx.repl.read('vg1', 'm', target, 0)
+    checks++
+    if (!target.equals(states[event.count]!)) failures++
+  }
+  fx = await openRepl(dir, ['vg0', 'vg1'], { onStep })
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', pool: 'vg1',
+    intervalMs: 60_000 })
+  t.equal(result.status, 'LSM_ERR_JOB_STARTED')
+  if (result.status !== 'LSM_ERR_JOB_STARTED') return
+  t.equal((await fx.repl.waitJob(result.jobId)).state, 'COMPLETE', 'initial sync complete')
+  const random = prng(11)
+  for (let write = 1; write <= 150; write++) {
+    const length = 512 * (1 + Math.floor(random() * 24))
+    const offset = 512 * Math.floor(random() * ((LPS * PP - length) / 512))
+    const data = Buffer.alloc(length, write % 251 + 1)
+    await fx.repl.write('vg0', 's', data, offset)
+    const next = Buffer.from(states.at(-1)!)
+    data.copy(next, offset)
+    states.push(next)
+    if (write < 150 && random() < 0.08) await fx.repl.propagate('vg1', 'm')
+  }
+  t.ok((await fx.repl.lag('vg1', 'm')).commits > 0, 'the target lags before the last cycle')
+  await fx.repl.propagate('vg1', 'm')
+  t.ok(checks >= 150, `${checks} intermediate target states checked`)
+  t.equal(failures, 0, 'every intermediate target state is a prefix state')
+  t.same(marks, [...marks].sort((a, b) => a - b), 'the mark never decreases')
+  t.equal(marks.at(-1), 150, 'the mark reaches the last commit count')
+  const lag = await fx.repl.lag('vg1', 'm')
+  t.equal(lag.commits, 0, 'lag back to 0 commits')
+  t.equal(lag.bytes, 0, 'lag back to 0 bytes')
+  await t.rejects(fx.repl.write('vg1', 'm', Buffer.alloc(1), 0), { code: 'LSM_ERR_REPLICA_BUSY' }, 'target read-only')
+  await fx.close()
+})
+
+t.test('after a restart the changed chunks since the mark are copied: no gap', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  let fx = await openRepl(dir, ['vg0'])
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async' })
+  if (result.status !== 'LSM_ERR_JOB_STARTED') return t.fail('job expected')
+  await fx.repl.waitJob(result.jobId)
+  await fx.repl.write('vg0', 's', Buffer.alloc(PP, 1), 0)
+  await fx.repl.propagate('vg0', 'm')
+  await fx.repl.write('vg0', 's', Buffer.alloc(100, 2), 3 * PP + 5)
+  await fx.repl.write('vg0', 's', Buffer.alloc(100, 3), 5 * PP + 7)
+  const markBefore = (await fx.repl.lag('vg0', 'm')).lwm
+  await fx.close()
+  fx = await openRepl(dir, ['vg0'])
+  const lag = await fx.repl.lag('vg0', 'm')
+  t.equal(lag.lwm, markBefore, 'the mark survived the restart')
+  t.ok(lag.commitCount >= lag.lwm, 'the commit count never restarts below the mark')
+  await fx.repl.propagate('vg0', 'm')
+  const source = Buffer.alloc(LPS * PP)
+  const target = Buffer.alloc(LPS * PP)
+  await fx.repl.read('vg0', 's', source, 0)
+  await fx.repl.read('vg0', 'm', target, 0)
+  t.ok(target.equals(source), 'target equals source after the first cycle after restart')
+  t.equal((await fx.repl.status('vg0', 'm'))?.syncState, 'in sync')
+  await fx.close()
+})
