@@ -82,6 +82,14 @@ export class EtcdDlmClient implements LockBackend {
     const namespace = options.namespace ?? 'lvmfs'
     const client = new EtcdDlmClient(etcd, lease, leaseId, namespace, `${options.prefix ?? '/lvmfs-dlm/'}${enc(namespace)}/`)
     await client.watchQueues()
+    lease.on('lost', (cause) => {
+      // etcd says our lease is gone: every lock of this client may already be granted to others.
+      for (const lock of [...client.live]) {
+        client.live.delete(lock)
+        lock.fireLost(new LvmfsError('DLM_NOTGRANTED', `lock on "${lock.resource}" lost with the etcd lease`,
+          { cause }))
+      }
+    })
     return client
   }
 
