@@ -19,16 +19,17 @@ t.test('target passes through prefixes of the write sequence; mark only rises; l
   const marks: number[] = []
   let checks = 0
   let failures = 0
-  let fx: Awaited<ReturnType<typeof openRepl>> | undefined
+  const ref: { fx?: Awaited<ReturnType<typeof openRepl>> } = {}
   const onStep = async (event: StepEvent): Promise<void> => {
     if (event.kind === 'lwm') marks.push(event.lwm)
-    if (event.kind !== 'applied' || fx === undefined) return
+    if (event.kind !== 'applied' || ref.fx === undefined) return
     const target = Buffer.alloc(LPS * PP)
-    await fx.repl.read('vg1', 'm', target, 0)
+    await ref.fx.repl.read('vg1', 'm', target, 0)
     checks++
     if (!target.equals(states[event.count]!)) failures++
   }
-  fx = await openRepl(dir, ['vg0', 'vg1'], { onStep })
+  const fx = await openRepl(dir, ['vg0', 'vg1'], { onStep })
+  ref.fx = fx
   await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
   const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', pool: 'vg1',
     intervalMs: 60_000 })
