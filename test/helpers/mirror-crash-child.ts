@@ -7,6 +7,8 @@
  *     and prints "ack <count>".
  *   node --import tsx mirror-crash-child.ts resync <dir> <checkpointEveryRegions>
  *     Runs resynclv(lv0, force=false), printing "done <doneBytes> <copiedBytes>" per region.
+ *   node --import tsx mirror-crash-child.ts resync-write <dir> <journal> <seed> <checkpointEveryRegions>
+ *     The resync above (rate-limited to 64 MiB/s) with the stamped writer running on the same LV.
  *
  * Block stamp (4 KiB): u32 block index, u32 seq, filler from seq, u32 crc32c of the rest at the
  * end. A block whose crc fails is torn; an all-zero block was never written.
@@ -38,6 +40,11 @@ async function writer(dir: string, journalPath: string, seed: number): Promise<v
   const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024, mwcCacheLtgs: 8 })
   // Copy 1 lags copy 0 by a millisecond, so kills often land between the two copy writes.
   vg.faulty[1]!.latencyMs = 1
+  await writeLoop(engine, journalPath, seed, () => false)
+}
+
+/** Stamped random writes with an ack journal until `stop()` says so. */
+async function writeLoop(engine: MirrorEngine, journalPath: string, seed: number, stop: () => boolean): Promise<void> {
   const lv = engine.open('lv0')
   const blocks = lv.sizeBytes / BLOCK_BYTES
   const journal = openSync(journalPath, 'a')
@@ -50,7 +57,7 @@ async function writer(dir: string, journalPath: string, seed: number): Promise<v
   let seq = seed * 1_000_000
   let pending: Array<[number, number]> = []
   let acked = 0
-  for (;;) {
+  while (!stop()) {
     const count = 1 + Math.floor(random() * 16)
     const first = Math.floor(random() * (blocks - count))
     const buffer = Buffer.alloc(count * BLOCK_BYTES)
@@ -70,12 +77,30 @@ async function writer(dir: string, journalPath: string, seed: number): Promise<v
     }
   }
   closeSync(journal)
+  await lv.close()
+}
+
+/** resynclv with a stamped writer running against the same LV (online resync). */
+async function resyncWhileWriting(dir: string, journalPath: string, seed: number, interval: number): Promise<void> {
+  const vg = await FakeVg.open(dir)
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024, mwcCacheLtgs: 16 })
+  let finished = false
+  const writing = writeLoop(engine, journalPath, seed, () => finished)
+  await engine.resyncer({ checkpointEveryRegions: interval, rateBytesPerSecond: 16 * 1024 * 1024,
+    onProgress: (progress) => { process.stdout.write(`done ${progress.doneBytes} ${progress.copiedBytes}\n`) },
+  }).resynclv('lv0', false)
+  finished = true
+  await writing
+  process.stdout.write('finished\n')
+  await engine.stop()
+  await vg.varyOff()
 }
 
 async function resync(dir: string, checkpointEveryRegions: number): Promise<void> {
   const vg = await FakeVg.open(dir)
   const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024 })
-  await engine.resyncer({ checkpointEveryRegions, onProgress: (progress) => {
+  // Rate-limited so the parent's kill lands while the copy is still running.
+  await engine.resyncer({ checkpointEveryRegions, rateBytesPerSecond: 16 * 1024 * 1024, onProgress: (progress) => {
     process.stdout.write(`done ${progress.doneBytes} ${progress.copiedBytes}\n`)
   } }).resynclv('lv0', false)
   process.stdout.write('finished\n')
@@ -83,6 +108,7 @@ async function resync(dir: string, checkpointEveryRegions: number): Promise<void
   await vg.varyOff()
 }
 
-const [mode, dir, arg1, arg2] = process.argv.slice(2)
+const [mode, dir, arg1, arg2, arg3] = process.argv.slice(2)
 if (mode === 'write') await writer(dir!, arg1!, Number(arg2))
 else if (mode === 'resync') await resync(dir!, Number(arg1))
+else if (mode === 'resync-write') await resyncWhileWriting(dir!, arg1!, Number(arg2), Number(arg3))
