@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs'
 import { join } from 'node:path'
+import { constants } from 'node:os'
 import t from 'tap'
 import { mountsAt } from '../../src/fuse/mounts.js'
 import { fuseAvailable, makeMountpoint, repoRoot, startChild, waitExit } from '../helpers/mount-child.js'
@@ -68,3 +69,13 @@ t.test('memory example: the JavaScript data path', { skip }, async (t) => {
   t.ok(readFileSync(file).subarray(0, 100).every((b) => b === 0), 'punch hole zeroes')
   t.equal(readFileSync(file).subarray(100, 106).toString(), 'lvmfs-'.slice(100 % 6) + 'lvmfs-'.slice(0, 100 % 6))
 })
+
+t.test('exactly one reply: throwing and silent handlers get EIO; the daemon\'s own requests get EDEADLK',
+  { skip }, async (t) => {
+    const mountpoint = makeMountpoint(t)
+    const mounted = await startChild(t, script, ['misbehaving', mountpoint, '4096'], mountpoint)
+    t.equal(mounted.ready['selfProbe'], constants.errno.EDEADLK, 'the daemon touching its own mount gets EDEADLK at once')
+    t.throws(() => readFileSync(join(mountpoint, 'throws')), { code: 'EIO' }, 'an untyped throw becomes EIO')
+    t.throws(() => readFileSync(join(mountpoint, 'hangs')), { code: 'EIO' }, 'a handler that never answers gets EIO')
+    t.equal(readFileSync(join(mountpoint, 'file0')).length, 4096, 'the session keeps serving afterwards')
+  })

@@ -23,6 +23,8 @@ export function fuseAvailable(): string | false {
 export interface MountedChild {
   readonly child: ChildProcess
   readonly mountpoint: string
+  /** The JSON object of the child's ready line. */
+  readonly ready: Record<string, unknown>
   stop(): Promise<void>
 }
 
@@ -50,14 +52,14 @@ export async function startChild(t: Test, script: string, args: string[], mountp
   }
   t.teardown(stop)
   const lines = createInterface({ input: child.stdout! })
-  await new Promise<void>((resolve, reject) => {
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not become ready`)), 30_000)
     lines.on('line', (line) => {
-      if (line.includes('"ready"')) { clearTimeout(timer); resolve() }
+      if (line.includes('"ready"')) { clearTimeout(timer); resolve(JSON.parse(line) as Record<string, unknown>) }
     })
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${script} exited ${code}`)) })
   })
-  return { child, mountpoint, stop }
+  return { child, mountpoint, stop, ready }
 }
 
 export async function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
