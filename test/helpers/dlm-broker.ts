@@ -24,7 +24,7 @@ interface Teardown {
 export interface BrokerFixture {
   readonly socketPath: string
   readonly children: Set<ChildProcess>
-  child(args: string[]): Child
+  child(args: string[], options?: { waitGo?: boolean }): Child
   /** A DlmClient on this broker, closed in teardown before the broker is killed. */
   connect(extra?: Partial<DlmClientOptions>): Promise<DlmClient>
   brokerPid(): number | null
@@ -35,6 +35,8 @@ export interface Child {
   readonly process: ChildProcess
   /** Resolves with the first stdout line starting with `prefix` (the rest of the line). */
   line(prefix: string, timeoutMs?: number): Promise<string>
+  /** With waitGo: tells the child to run its command. */
+  go(): void
   kill9(): Promise<void>
 }
 
@@ -47,9 +49,10 @@ export function brokerFixture(t: Teardown): BrokerFixture {
   const fixture: BrokerFixture = {
     socketPath,
     children,
-    child(args) {
+    child(args, options = {}) {
       const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/helpers/dlm-child.ts'), ...args],
-        { env, stdio: ['ignore', 'pipe', 'inherit'] })
+        { env: { ...env, LVMFS_CHILD_WAIT_GO: options.waitGo === true ? '1' : '0' },
+          stdio: ['pipe', 'pipe', 'inherit'] })
       children.add(proc)
       proc.on('exit', () => children.delete(proc))
       let buffered = ''
@@ -66,6 +69,9 @@ export function brokerFixture(t: Teardown): BrokerFixture {
       })
       return {
         process: proc,
+        go() {
+          proc.stdin!.write('go\n')
+        },
         async line(prefix, timeoutMs = 30_000) {
           const deadline = Date.now() + timeoutMs
           for (;;) {

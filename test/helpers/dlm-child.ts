@@ -4,6 +4,8 @@
  *                                               print "held", then wait to be killed
  *   collect                                     attach "rd:vg1", collect, print "collected <json>",
  *                                               then wait to be killed
+ * With LVMFS_CHILD_WAIT_GO=1 the child connects and attaches, prints "ready", and waits for a
+ * line on stdin before its command (so tests can start the next child while one round runs).
  */
 import { DlmClient } from '../../src/dlm/client.js'
 import { brokerCommand } from './dlm-broker.js'
@@ -11,6 +13,10 @@ import { brokerCommand } from './dlm-broker.js'
 const [command, resource, valueHex, flag] = process.argv.slice(2)
 const client = await DlmClient.connect({ brokerCommand, label: `child ${command}` })
 const rd = await client.attach('rd:vg1')
+if (process.env['LVMFS_CHILD_WAIT_GO'] === '1') {
+  process.stdout.write('ready\n')
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()))
+}
 if (command === 'hold-ex') {
   const lock = await client.lock(resource!, 'EX', { rd, persistent: flag === 'persistent' })
   await lock.convert('PW', { valueBlock: Buffer.from(valueHex!, 'hex') })

@@ -26,10 +26,17 @@ void t.test('kill -9 of an EX holder: the survivor sees the invalid value block,
     const rd = await survivor.attach('rd:vg1')
     const socketMode = statSync(fixture.socketPath).mode & 0o777
     t.equal(socketMode, 0o600, 'the broker socket is root-only')
+    const spawnHolder = (round: number): ReturnType<typeof fixture.child> =>
+      fixture.child(['hold-ex', 'VG:1', `c0de${round.toString(16).padStart(4, '0')}`,
+        round === 0 ? 'persistent' : ''], { waitGo: true })
+    let next = spawnHolder(0)
     for (let round = 0; round < KILLS; round++) {
       const value = `c0de${round.toString(16).padStart(4, '0')}`
-      const holder = fixture.child(['hold-ex', 'VG:1', value, round === 0 ? 'persistent' : ''])
+      const holder = next
+      await holder.line('ready')
+      holder.go()
       await holder.line('held')
+      if (round + 1 < KILLS) next = spawnHolder(round + 1) // starts while this round runs
       const recovery = new Promise<string>((resolve) => survivor.onRecoveryNeeded((_rd, name) => resolve(name)))
       const waiting = survivor.lock('VG:1', 'EX', { rd, timeoutMs: 60_000 })
       await holder.kill9()
