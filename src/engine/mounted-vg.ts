@@ -26,6 +26,7 @@ import type { ResyncActivity } from './status.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
 
 const syncFd = promisify(fdatasyncCb)
+const MWC_CACHE_LTGS = 120
 
 export interface MountedVgOptions {
   readonly vgName: string
@@ -37,7 +38,7 @@ export interface MountedVgOptions {
   readonly threads?: number
   /** O_DIRECT backing I/O for volume data (default true). */
   readonly directBacking?: boolean
-  /** Open write gates kept at most (below the MWC cache of 62 LTGs). */
+  /** Open write gates kept at most (below the MWC cache size, MWC_CACHE_LTGS). */
   readonly maxOpenGates?: number
 }
 
@@ -70,7 +71,7 @@ export class MountedVg implements VolumeHost {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
         if (lv) this.engine.afterWriteRegion(lv.name, region)
       },
-    }, options.maxOpenGates ?? 48)
+    }, options.maxOpenGates ?? MWC_CACHE_LTGS - 8)
   }
 
   /** Varies the VG on, runs mirror recovery and mounts every LV. */
@@ -88,7 +89,9 @@ export class MountedVg implements VolumeHost {
     }
     const vg = result.vg
     try {
-      const engine = await MirrorEngine.start(vg, { logger: options.log })
+      // The MWC log records up to 128 LTGs; a larger cache than AIX's 62 keeps random writers
+      // over a big LV from logging on most writes (DRBD's activity log makes the same trade).
+      const engine = await MirrorEngine.start(vg, { logger: options.log, mwcCacheLtgs: MWC_CACHE_LTGS })
       const mounted = new MountedVg(vg, engine, result, options)
       for (const [path, device] of faulty) mounted.faulty.set(path, device)
       await mounted.mount()
