@@ -555,12 +555,17 @@ export class LockManager {
   }
 
   private dropIfIdle(resource: Resource): void {
-    // Resources of a domain live as long as the domain, so their invalid value blocks stay
-    // collectable; others go when idle, unless their value block is not valid (VMS keeps
-    // reporting that until someone writes it).
-    if (resource.domain === null && resource.isIdle() && resource.valueBlockValid) {
-      this.resources.delete(resource.key)
+    // An idle resource is forgotten unless that would lose something: a value block that is not
+    // valid (VMS keeps reporting it; a domain must be able to collect it), or, inside a recovery
+    // domain, a value block that was ever written (like lvmlockd's VG version). Resources of a
+    // domain that never carried a value block (per-extent locks) go, so memory stays bounded.
+    if (!resource.isIdle() || !resource.valueBlockValid) return
+    const domain = resource.domain
+    if (domain !== null) {
+      if (resource.valueBlockSeq > 0 || domain.collection?.resources.includes(resource) === true) return
+      domain.resources.delete(resource)
     }
+    this.resources.delete(resource.key)
   }
 
   private checkValueBlockWrite(lock: Lock, valueBlock: Uint8Array, down: boolean): void {

@@ -172,9 +172,9 @@ void t.test('validate releases orphaned persistent locks of the dead holder', as
 
 void t.test('rdDetach: DLM_HASLOCKS, DLM_EINPROGRESS, then DLM_IVRDID; invalidate flag', async (t) => {
   const { h, m, a, b, ra, rb } = setup()
-  const lock = h.lock(a, 'VG:1', 'PR', { rdId: ra })
+  const lock = h.lock(a, 'VG:1', 'EX', { rdId: ra })
   t.throws(() => m.rdDetach(a, ra), { code: 'DLM_HASLOCKS' })
-  m.unlock(a, lock.lockId)
+  m.unlock(a, lock.lockId, { valueBlock: bytes(1) })
   const collection = m.rdCollect(a, ra)
   t.throws(() => m.rdDetach(a, ra), { code: 'DLM_EINPROGRESS' })
   m.rdValidate(a, ra, collection.handle)
@@ -215,4 +215,15 @@ void t.test('grace period: DLM_RETRY for new grants, re-assertions granted, DLM_
   m.grace = false
   const reader = h.lock(b, 'VG:1', 'CR', { rdId: rb })
   t.same(reader.granted && reader.valueBlock, bytes(8))
+})
+
+void t.test('idle domain resources: forgotten unless their value block was written or is not valid', async (t) => {
+  const { h, m, a, ra } = setup()
+  const plain = h.lock(a, 'LP:1:7', 'EX', { rdId: ra })
+  m.unlock(a, plain.lockId)
+  const written = h.lock(a, 'VG:1', 'EX', { rdId: ra })
+  m.unlock(a, written.lockId, { valueBlock: bytes(4) })
+  t.same(m.describe().resources.map((r) => r.name), ['VG:1'], 'the never-written LP lock went')
+  const again = h.lock(a, 'VG:1', 'NL', { rdId: ra })
+  t.same(again.granted && again.valueBlock, bytes(4), 'the written value block stayed')
 })
