@@ -270,6 +270,18 @@ export class DlmClient implements LockBackend {
   }
 
   async convertLock(lock: DlmLock, mode: LockMode, options: ConvertLockOptions): Promise<DlmLock> {
+    const deadline = Date.now() + (this.options.graceRetryMs ?? 10_000)
+    for (;;) {
+      try {
+        return await this.convertOnce(lock, mode, options)
+      } catch (error) {
+        if (!(error instanceof LvmfsError) || error.code !== 'DLM_RETRY' || Date.now() >= deadline) throw error
+        await sleep(50)
+      }
+    }
+  }
+
+  private async convertOnce(lock: DlmLock, mode: LockMode, options: ConvertLockOptions): Promise<DlmLock> {
     this.checkLive(lock)
     let waiting: Promise<WireGrant> | null = null
     const result = await this.call('convert', {
