@@ -1,6 +1,7 @@
 /**
- * The mirror CLI verbs on PV files, run as child processes (`lvmfs resync|syncvg|scrub`):
- * exit codes (0 ok, 3 usage, 5 failure), JSON reports, and the copies on disk afterwards.
+ * The mirror CLI verbs on PV files (`lvmfs resync|syncvg|scrub`): exit codes (0 ok, 3 usage,
+ * 5 failure), JSON reports, and the copies on disk afterwards. Commands run in-process through
+ * runCli with captured output (the io-context streams); one runs as a real child process.
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
@@ -10,13 +11,26 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pvCreate, vgCreate, varyOnVg, type LvDescriptor } from '../../../src/lvm/index.js'
 import { MirrorEngine } from '../../../src/mirror/index.js'
+import { runCli } from '../../../src/cli/program.js'
+import { runInContext } from '../../../src/cli/io-context.js'
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
 const PP = 1024 * 1024
 
-function cli(env: NodeJS.ProcessEnv, ...args: string[]): { code: number, stdout: string, stderr: string } {
+function spawnCli(env: NodeJS.ProcessEnv, ...args: string[]): { code: number, stdout: string, stderr: string } {
   const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { env, encoding: 'utf8' })
   return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr }
+}
+
+type CliRun = { code: number, stdout: string, stderr: string }
+async function cli(_env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> {
+  let stdout = ''
+  let stderr = ''
+  const code = await runInContext({
+    stdout: { write: (chunk: string) => { stdout += chunk; return true } },
+    stderr: { write: (chunk: string) => { stderr += chunk; return true } },
+  }, () => runCli(args))
+  return { code, stdout, stderr }
 }
 
 /** The final JSON report (with --json, progress events come first, one JSON object a line). */
@@ -67,17 +81,17 @@ void t.test('lvmfs resync / syncvg / scrub', async (t) => {
   }
   const devices = ['--devices', paths.join(',')]
 
-  t.equal(cli(env, 'resync', 'vg0').code, 3, 'VG without /LV is a usage error')
-  t.equal(cli(env, 'resync', 'vg0/lv0', '--lp', 'x', ...devices).code, 3, 'a bad --lp is a usage error')
-  const missing = cli(env, 'resync', 'vg0/nope', ...devices)
+  t.equal(spawnCli(env, 'resync', 'vg0').code, 3, 'VG without /LV is a usage error (real binary)')
+  t.equal((await cli(env, 'resync', 'vg0/lv0', '--lp', 'x', ...devices)).code, 3, 'a bad --lp is a usage error')
+  const missing = await cli(env, 'resync', 'vg0/nope', ...devices)
   t.equal(missing.code, 5, 'an unknown LV fails with exit 5')
   t.match(missing.stderr, /ENGINE_NOT_FOUND/)
 
-  const one = cli(env, 'resync', 'vg0/lv0', '--lp', '1', '--json', ...devices)
+  const one = await cli(env, 'resync', 'vg0/lv0', '--lp', '1', '--json', ...devices)
   t.equal(one.code, 0, one.stderr)
   t.match(report(one.stdout), { copiedBytes: PP, lps: [{ lp: 1, source: 0, targets: [1] }] })
   t.match(one.stdout, /"event":"progress","doneBytes":1048576,"totalBytes":1048576/, 'progress events precede the report')
-  const all = cli(env, 'syncvg', 'vg0', '--json', ...devices)
+  const all = await cli(env, 'syncvg', 'vg0', '--json', ...devices)
   t.equal(all.code, 0, all.stderr)
   t.equal(report(all.stdout).copiedBytes, PP, 'syncvg copied only the LP still stale')
   for (const lp of [0, 1, 2, 3]) {
@@ -90,14 +104,14 @@ void t.test('lvmfs resync / syncvg / scrub', async (t) => {
   const fd = openSync(places[3]![1]!.path, 'r+')
   writeSync(fd, randomBytes(1024), 0, 1024, places[3]![1]!.offset + 5000)
   closeSync(fd)
-  const check = cli(env, 'scrub', 'vg0/lv0', '--json', ...devices)
+  const check = await cli(env, 'scrub', 'vg0/lv0', '--json', ...devices)
   t.equal(check.code, 0, check.stderr)
   t.equal(report(check.stdout).mismatches.length, 1, 'scrub reports the corrupted region')
-  const repair = cli(env, 'scrub', 'vg0/lv0', '--repair', ...devices)
+  const repair = await cli(env, 'scrub', 'vg0/lv0', '--repair', ...devices)
   t.equal(repair.code, 0, repair.stderr)
   t.match(repair.stdout, /repaired 1 from copy 0/)
-  t.equal(report(cli(env, 'scrub', 'vg0/lv0', '--json', ...devices).stdout).mismatches.length, 0)
-  const forced = cli(env, 'resync', 'vg0/lv0', '--force', '--json', ...devices)
+  t.equal(report((await cli(env, 'scrub', 'vg0/lv0', '--json', ...devices)).stdout).mismatches.length, 0)
+  const forced = await cli(env, 'resync', 'vg0/lv0', '--force', '--json', ...devices)
   t.equal(forced.code, 0, forced.stderr)
   t.equal(report(forced.stdout).copiedBytes, 4 * PP, '--force copies every LP to the other copy')
 })
