@@ -151,6 +151,9 @@ function lsm(code: ErrorCode, message: string, extra: ErrorExtra = {}): LvmfsErr
   return new LvmfsError(code, message, extra)
 }
 
+/** Commit counts reserved per descriptor commit (see #nextCount). */
+const COUNT_RESERVE = 1024
+
 export class ReplicationEngine {
   readonly io = new VolumeIo()
   readonly #engines = new Map<string, MirrorEngine>()
@@ -614,7 +617,7 @@ export class ReplicationEngine {
       } else if (replica.kind === 'copy' && replica.state === 'in-progress') {
         for (const chunk of chunks) await this.#pushCopy(source, child, chunk)
       } else if (replica.kind === 'mirror-async') {
-        count ??= this.#nextCount(vgName, source.lv)
+        count ??= await this.#nextCount(vgName, source)
         await this.#markDirty(vgName, source, child, chunks, count)
       }
     }
@@ -927,9 +930,20 @@ export class ReplicationEngine {
     return count
   }
 
-  #nextCount(vgName: string, source: LvDescriptor): number {
-    const count = this.#currentCount(vgName, source) + 1
-    this.#counts.set(this.#sourceKey(vgName, source), count)
+  /**
+   * The next commit count. Counts are reserved in blocks: the persisted floor (source ext) is
+   * raised to count + COUNT_RESERVE before a count beyond the previous reservation is handed
+   * out, so after a crash counting restarts above every count given before it (one descriptor
+   * commit per COUNT_RESERVE writes).
+   */
+  async #nextCount(vgName: string, source: Located): Promise<number> {
+    const key = this.#sourceKey(vgName, source.lv)
+    const count = this.#currentCount(vgName, source.lv) + 1
+    this.#counts.set(key, count)
+    const floor = sourceOf(this.#fresh(source))?.commitCount ?? 0
+    if (count > floor) {
+      await this.#updateSource(source, (ext) => ({ ...ext, commitCount: Math.max(ext.commitCount, count + COUNT_RESERVE) }))
+    }
     return count
   }
 
@@ -977,7 +991,7 @@ export class ReplicationEngine {
         const state = this.#async.get(key)
         dirty[key] = state === undefined ? [...(ext.dirty[key] ?? [])] : [...state.persistedDirty].sort((a, b) => a - b)
       }
-      return { ...ext, dirty, commitCount: Math.max(ext.commitCount, this.#currentCount(vgName, this.#fresh(source))) }
+      return { ...ext, dirty }
     })
   }
 
