@@ -942,7 +942,8 @@ export class ReplicationEngine {
     this.#counts.set(key, count)
     const floor = sourceOf(this.#fresh(source))?.commitCount ?? 0
     if (count > floor) {
-      await this.#updateSource(source, (ext) => ({ ...ext, commitCount: Math.max(ext.commitCount, count + COUNT_RESERVE) }))
+      await this.#updateSource(source, (ext) => ({ ...ext,
+        commitCount: Math.max(ext.commitCount, count + COUNT_RESERVE) }))
     }
     return count
   }
