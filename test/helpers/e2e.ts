@@ -1,0 +1,34 @@
+/** Shared pieces of the end-to-end tests of the mounted volume group (test/e2e/). */
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync, readSync } from 'node:fs'
+import { fuseAvailable } from './mount-child.js'
+import type { VgFixture } from './vg-mount.js'
+
+export const skip = fuseAvailable() || (spawnSync('fio', ['--version']).status !== 0 ? 'fio is not installed' : false)
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+export function readAt(path: string, offset: number, length: number): Buffer {
+  const fd = openSync(path, 'r')
+  try {
+    const buffer = Buffer.alloc(length)
+    readSync(fd, buffer, 0, length, offset)
+    return buffer
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export function scrubMismatches(fixture: VgFixture, lv: string): number {
+  const report = JSON.parse(fixture.ok(['scrub', `${fixture.vg}/${lv}`, '--json']).trim().split('\n').pop()!) as
+    { mismatches: unknown[] }
+  return report.mismatches.length
+}
+
+export function stalePps(fixture: VgFixture, pvIndex: number): number {
+  const status = JSON.parse(fixture.ok(['status', fixture.vg, '--json'])) as { pvs: Array<{ stalePps: number }> }
+  return status.pvs[pvIndex]!.stalePps
+}
