@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
 import { callControl } from '../engine/control-protocol.js'
-import { runDir, socketPath } from '../engine/runtime-paths.js'
+import { runDir, sharedInstancesOf, socketPath } from '../engine/runtime-paths.js'
 import type { VgStatusReport } from '../engine/status.js'
 
 /** VG names with a control socket in the runtime directory (live or stale). */
@@ -45,4 +45,23 @@ export async function isServed(vgName: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/**
+ * The control socket a command on `vgName` goes to: the VG's daemon, else (shared VG) the
+ * shared daemon serving `lvName`, else any live shared daemon of the VG; undefined if none.
+ */
+export async function daemonSocketFor(vgName: string, lvName: string | undefined): Promise<string | undefined> {
+  if (await isServed(vgName)) return socketPath(vgName)
+  let anyLive: string | undefined
+  for (const instance of sharedInstancesOf(vgName)) {
+    try {
+      const status = await statusOfVg(instance)
+      if (lvName !== undefined && status.shared?.lvs.some((lv) => lv.name === lvName) === true) {
+        return socketPath(instance)
+      }
+      anyLive ??= socketPath(instance)
+    } catch { /* a stale socket of a dead daemon */ }
+  }
+  return anyLive
 }

@@ -10,8 +10,7 @@ import { resolveDeviceList } from '../io/index.js'
 import { callControl } from '../engine/control-protocol.js'
 import type { ControlHandler } from '../engine/control-server.js'
 import type { MountedVg } from '../engine/mounted-vg.js'
-import { socketPath } from '../engine/runtime-paths.js'
-import { isServed } from './daemon-cli.js'
+import { daemonSocketFor } from './daemon-cli.js'
 import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
 
 /** Verbs that act on one VG named by their first argument (VG or VG/LV). */
@@ -102,9 +101,13 @@ export function installForwarding(program: Command): void {
   program.hook('preAction', async (_program, action) => {
     if (insideDaemon() || !FORWARDED_VERBS.has(action.name())) return
     const vgName = vgNameOf(action)
-    if (vgName === undefined || !(await isServed(vgName))) return
+    if (vgName === undefined) return
+    // Shared VGs: the daemon that serves the LV named as VG/LV or as the second argument.
+    const lvName = action.args[0]?.split('/')[1] ?? action.args[1]
+    const socket = await daemonSocketFor(vgName, lvName)
+    if (socket === undefined) return
     const argv = absoluteDeviceArgs(process.argv.slice(2))
-    const result = await callControl(socketPath(vgName), 'cli', { argv, isTTY: process.stderr.isTTY === true,
+    const result = await callControl(socket, 'cli', { argv, isTTY: process.stderr.isTTY === true,
       columns: process.stderr.columns ?? 80 }, (event, data) => {
       if (event === 'stdout') process.stdout.write(String(data))
       else if (event === 'stderr') process.stderr.write(String(data))

@@ -13,10 +13,13 @@ import { callControl } from './control-protocol.js'
 import { ControlServer, type ControlHandler } from './control-server.js'
 import type { FaultMode } from './backing-fds.js'
 import { MountedVg, type MountedVgOptions } from './mounted-vg.js'
-import { logPath, pidPath, socketPath } from './runtime-paths.js'
+import { instanceName, logPath, pidPath, socketPath, sharedInstancesOf } from './runtime-paths.js'
+import { SharedMount, type SharedMountOptions } from './shared-mount.js'
 import { statusOf } from './status.js'
 
-export interface DaemonOptions extends Omit<MountedVgOptions, 'log'> {
+export interface DaemonOptions extends Omit<MountedVgOptions, 'log' | 'shared'> {
+  /** A shared VG mount (`--lvs`): DLM locks, and socket/pid files named VG@pid (shared-mount.ts). */
+  readonly sharedLocks?: SharedMountOptions
   /** Extra control methods (the CLI layer registers `cli` here). */
   readonly handlers?: (mounted: MountedVg) => Record<string, ControlHandler>
   /** Called once mounted, with the vary-on result (the parent prints vvg_out from it). */
@@ -24,14 +27,17 @@ export interface DaemonOptions extends Omit<MountedVgOptions, 'log'> {
   readonly logToStderr?: boolean
 }
 
-/** Throws ENGINE_ALREADY_MOUNTED when a live daemon already serves `vgName`. */
-export async function refuseIfMounted(vgName: string): Promise<void> {
+/** Throws ENGINE_ALREADY_MOUNTED when a live daemon already serves `vgName` (for a non-shared
+ * mount: also any shared mount of it). */
+export async function refuseIfMounted(vgName: string, options: { shared?: boolean } = {}): Promise<void> {
   let status: { mountpoint?: string; pid?: number } | undefined
-  try {
-    status = await callControl(socketPath(vgName), 'status') as { mountpoint?: string; pid?: number }
-  } catch {
-    return
+  for (const name of [vgName, ...(options.shared === true ? [] : sharedInstancesOf(vgName))]) {
+    try {
+      status = await callControl(socketPath(name), 'status') as { mountpoint?: string; pid?: number }
+      break
+    } catch { /* not served there (or a stale socket) */ }
   }
+  if (status === undefined) return
   throw new LvmfsError('ENGINE_ALREADY_MOUNTED', `volume group "${vgName}" is already mounted`, {
     detail: `Process ${status.pid} serves it at ${status.mountpoint}.`,
     hint: `Unmount it first with lvmfs umount ${status.mountpoint}.`, context: { ...status } })
@@ -45,11 +51,20 @@ function makeLogger(options: DaemonOptions): PinoLogger {
 
 /** Runs the daemon until unmounted; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
-  await refuseIfMounted(options.vgName)
+  await refuseIfMounted(options.vgName, { shared: options.sharedLocks !== undefined })
   const log = makeLogger(options)
-  const mounted = await MountedVg.start({ ...options, log })
+  const shared = options.sharedLocks === undefined ? undefined
+    : await SharedMount.prepare(options.sharedLocks, options.vgName, options.devices, log)
+  let mounted: MountedVg
+  try {
+    mounted = await MountedVg.start({ ...options, log, ...(shared ? { shared: shared.hooks() } : {}) })
+  } catch (error) {
+    await shared?.close()
+    throw error
+  }
   log.info({ mountpoint: options.mountpoint, rc: mounted.varyOn.rc }, 'volume group mounted')
-  const control = new ControlServer(socketPath(options.vgName))
+  const instance = shared ? instanceName(options.vgName, process.pid) : options.vgName
+  const control = new ControlServer(socketPath(instance))
   let stopping: Promise<void> | undefined
   const stop = (force: boolean): Promise<void> => {
     stopping ??= mounted.stop({ force }).catch((error: unknown) => {
@@ -59,7 +74,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     return stopping
   }
   control
-    .on('status', async () => statusOf(mounted, [...mounted.activities.values()], mounted.openGates))
+    .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
+      ...(shared ? { instance, shared: shared.report() } : {}) }))
     .on('fault', async (params) => ({ path: mounted.setFault(String(params['pv']), params['mode'] as FaultMode) }))
     .on('umount', async (params) => {
       await stop(params['force'] === true)
@@ -67,7 +83,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     })
   for (const [method, handler] of Object.entries(options.handlers?.(mounted) ?? {})) control.on(method, handler)
   await control.listen()
-  writeFileSync(pidPath(options.vgName), `${process.pid}\n`)
+  writeFileSync(pidPath(instance), `${process.pid}\n`)
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping on signal')
     void stop(true).catch((error: unknown) => log.error({ err: error }, 'stop failed'))
@@ -82,8 +98,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   } else {
     await stopping.catch(() => undefined)
   }
+  await shared?.close().catch((error: unknown) => log.error({ err: error }, 'releasing the DLM locks failed'))
   await control.close()
-  rmSync(pidPath(options.vgName), { force: true })
+  rmSync(pidPath(instance), { force: true })
   process.off('SIGTERM', onSignal)
   process.off('SIGINT', onSignal)
   log.info({}, 'volume group unmounted and varied off')

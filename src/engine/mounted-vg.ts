@@ -40,6 +40,17 @@ export interface MountedVgOptions {
   readonly directBacking?: boolean
   /** Open write gates kept at most (below the MWC cache size, MWC_CACHE_LTGS). */
   readonly maxOpenGates?: number
+  /** Shared VG (shared-mount.ts): vary on without the exclusive claim and serve some LVs only. */
+  readonly shared?: SharedVgHooks
+}
+
+export interface SharedVgHooks {
+  /** After the shared vary-on, before mirror recovery: takes the DLM locks (throws to abort). */
+  afterVaryOn(vg: VolumeGroup): Promise<void>
+  /** Whether this process serves `lv` (holds its LV lock). */
+  serves(lv: LvDescriptor): boolean
+  /** Throws when `lv` may not be opened so (e.g. served read-only). */
+  checkOpen(lv: LvDescriptor, writable: boolean): void
 }
 
 interface Served {
@@ -83,12 +94,14 @@ export class MountedVg implements VolumeHost {
       return device
     }
     const result = await varyOnVg({ vgName: options.vgName, devices: [...options.devices],
-      ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener })
+      ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener,
+      ...(options.shared ? { shared: true } : {}) })
     if (result.vg === undefined) {
       throw result.error ?? new LvmfsError('LVM_NOQUORUM', `cannot vary on "${options.vgName}"`)
     }
     const vg = result.vg
     try {
+      await options.shared?.afterVaryOn(vg)
       // The MWC log records up to 128 LTGs; a larger cache than AIX's 62 keeps random writers
       // over a big LV from logging on most writes (DRBD's activity log makes the same trade).
       const engine = await MirrorEngine.start(vg, { logger: options.log, mwcCacheLtgs: MWC_CACHE_LTGS })
@@ -152,7 +165,9 @@ export class MountedVg implements VolumeHost {
   // --- VolumeHost -----------------------------------------------------------------------------
 
   lvs(): readonly LvDescriptor[] {
-    return this.vg.state === 'online' || this.forcedOff ? this.vg.descriptor.lvs : []
+    if (this.vg.state !== 'online' && !this.forcedOff) return []
+    const shared = this.options.shared
+    return shared ? this.vg.descriptor.lvs.filter((lv) => shared.serves(lv)) : this.vg.descriptor.lvs
   }
 
   lvSizeBytes(lv: LvDescriptor): number {
@@ -168,7 +183,8 @@ export class MountedVg implements VolumeHost {
     return Math.max(0, this.totalBytes() - used * this.vg.ppSizeBytes)
   }
 
-  checkOpen(lv: LvDescriptor, _writable: boolean): void {
+  checkOpen(lv: LvDescriptor, writable: boolean): void {
+    this.options.shared?.checkOpen(lv, writable)
     if (this.forcedOff) throw new LvmfsError('LVM_FORCEOFF', `volume group "${this.vg.name}" was forced off`)
     if (this.vg.noOpenLvs) {
       throw new LvmfsError('ENGINE_BUSY', `"${lv.name}": volume group "${this.vg.name}" was varied on with --no-open`)
@@ -221,7 +237,7 @@ export class MountedVg implements VolumeHost {
 
   private mapAll(): void {
     if (!this.session || this.forcedOff) return
-    for (const lv of this.vg.descriptor.lvs) this.mapLv(lv)
+    for (const lv of this.lvs()) this.mapLv(lv)
   }
 
   private mapLv(lv: LvDescriptor): void {

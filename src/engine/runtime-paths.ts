@@ -1,4 +1,5 @@
 /** Where a mounted VG's control socket, pid file and log live (overridable for tests). */
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 export function runDir(): string {
@@ -19,4 +20,19 @@ export function pidPath(vgName: string): string {
 
 export function logPath(vgName: string): string {
   return join(logDir(), `${vgName}.log`)
+}
+
+/** A shared-VG daemon's name for its socket and pid file: several serve one VG at once. */
+export function instanceName(vgName: string, pid: number): string {
+  return `${vgName}@${pid}`
+}
+
+/** Instance names of shared-VG daemons of `vgName` with a socket here (live or stale). */
+export function sharedInstancesOf(vgName: string): string[] {
+  try {
+    return readdirSync(runDir()).filter((name) => name.startsWith(`${vgName}@`) && name.endsWith('.sock'))
+      .map((name) => name.slice(0, -'.sock'.length))
+  } catch {
+    return []
+  }
 }

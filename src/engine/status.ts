@@ -1,5 +1,6 @@
 /** The status report of a mounted VG (lvmfs status): PVs, LVs, MWC, resyncs, I/O counters. */
 import type { MountedVg } from './mounted-vg.js'
+import type { SharedMountReport } from './shared-mount.js'
 
 export interface ResyncActivity {
   readonly id: number
@@ -20,6 +21,9 @@ export interface VgStatusReport {
   readonly mwc: { readonly openGates: number }
   readonly resyncs: readonly ResyncActivity[]
   readonly io: Record<string, number>
+  /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
+  readonly instance?: string
+  readonly shared?: SharedMountReport
 }
 
 function popcount(bitmap: Uint8Array): number {

@@ -5,12 +5,15 @@
  *     "pvs":    [ { "pvId", "lastPath", "ppCount", "removed" } ],
  *     "copies": [ [pvIndex, area], ... ],                 descriptor/status copy placement
  *     "lvs":    [ { "lvId", "name", "copies", "strict", "schedule", "mwc", "lps",
- *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...} } ] }
+ *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...} } ],
+ *     "shared": true }                                    optional, only for `vgcreate --shared`
  *
  * LP maps are run-length encoded: one segment covers `count` consecutive LPs whose copy k sits
  * on PV pv_k at PPs pp_k, pp_k + 1, ... Allocation is mostly contiguous, so a 1 TiB LV is a
  * handful of segments. `ext` is an opaque JSON object carried unchanged (replication).
- * Unknown top-level keys are rejected in v1 so that a later format must bump `v`.
+ * Unknown top-level keys are rejected in v1 so that a later format must bump `v`. `shared` is the
+ * one optional v1 key: written only when true, so non-shared descriptors keep their bytes and an
+ * older lvmfs refuses a shared VG (it would not take the DLM locks) instead of corrupting it.
  */
 import type {
   CopyPlace, JsonValue, LvDescriptor, PpRef, PvDescriptor, VgDescriptor,
@@ -51,6 +54,7 @@ export function encodeDescriptorBody(d: VgDescriptor): Uint8Array {
     copies: d.descriptorCopies.map((c) => [c.pvIndex, c.area]),
     lvs: d.lvs.map((lv) => ({ lvId: lv.lvId, name: lv.name, copies: lv.copies, strict: lv.strict,
       schedule: lv.schedule, mwc: lv.mwc, lps: lv.lps.length, segs: encodeSegments(lv.lps), ext: lv.ext })),
+    ...(d.shared === true ? { shared: true } : {}),
   }
   return new TextEncoder().encode(JSON.stringify(body))
 }
@@ -119,7 +123,7 @@ function decodePv(raw: unknown, i: number): PvDescriptor {
     ppCount: int(o['ppCount'], `pvs[${i}].ppCount`, 0, 2 ** 32 - 1), removed: o['removed'] }
 }
 
-const TOP_KEYS = ['v', 'vgId', 'name', 'seq', 'ts', 'ppSizeLog2', 'nextLvId', 'pvs', 'copies', 'lvs']
+const TOP_KEYS = ['v', 'vgId', 'name', 'seq', 'ts', 'ppSizeLog2', 'nextLvId', 'pvs', 'copies', 'lvs', 'shared']
 
 /** Decodes a body; throws ENGINE_CORRUPT naming the field, or LVM_BADVERSION. */
 export function decodeDescriptorBody(bytes: Uint8Array): VgDescriptor {
@@ -142,6 +146,7 @@ export function decodeDescriptorBody(bytes: Uint8Array): VgDescriptor {
   })
   const name = str(o['name'], 'name')
   if (!NAME_PATTERN.test(name)) throw corrupt('name', 'a valid VG name', name)
+  if (o['shared'] !== undefined && o['shared'] !== true) throw corrupt('shared', 'true or absent', String(o['shared']))
   return {
     vgId: o['vgId'], name, seq: int(o['seq'], 'seq', 0, Number.MAX_SAFE_INTEGER),
     timestampMs: int(o['ts'], 'ts', 0, Number.MAX_SAFE_INTEGER),
@@ -149,5 +154,6 @@ export function decodeDescriptorBody(bytes: Uint8Array): VgDescriptor {
     nextLvId: int(o['nextLvId'], 'nextLvId', 1, 2 ** 32),
     pvs, descriptorCopies,
     lvs: arr(o['lvs'], 'lvs').map((lv, i) => decodeLv(lv, i, pvs.length)),
+    ...(o['shared'] === true ? { shared: true } : {}),
   }
 }

@@ -81,6 +81,9 @@ export interface VgDescriptor {
   readonly nextLvId: number
   /** Which PV areas hold a descriptor/status copy; quorum is a majority of these. */
   readonly descriptorCopies: readonly CopyPlace[]
+  /** `vgcreate --shared`: several processes may vary it on at once under the DLM's VG and LV
+   * locks (lvm/shared-vg.ts). Absent (not false) on non-shared VGs. */
+  readonly shared?: boolean
 }
 
 /** The volume group status area (VGSA) content: small and fixed in shape, written on I/O

@@ -26,6 +26,9 @@
  *    with EIO);
  *  - flags `noOpenLvs` (refuse LV opens with EBUSY) and `autoResync` (the mirror engine should
  *    resync stale PPs now).
+ * Shared VGs (`vgcreate --shared`, shared-vg.ts): `varyOnVg({ ..., shared: true })` opens PVs
+ * without the exclusive claim; `SharedVgLock` takes the DLM's VG lock and installs the OnlineVg
+ * commit guard (`setCommitGuard`); `reloadOnlineVg` re-reads the newest committed copies.
  * Tests and tools inject devices with `opener` (MemoryDevice, FaultyDevice).
  */
 export * from './model.js'
@@ -34,7 +37,9 @@ export { varyOnVg, varyOffVg, rcRef, type VaryOnRequest, type VaryOnResult } fro
 export { pvCreate, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
   type VgCreateOptions } from './pv-ops.js'
 export { scanDevices, scanLabels, type ScannedDevice, type ScannedVg } from './scan.js'
-export { onlineVgs, commitStats, type DeviceOpener } from './online-vg.js'
+export { onlineVgs, commitStats, OnlineVg, type DeviceOpener, type CommitGuard } from './online-vg.js'
+export { SharedVgLock, reloadOnlineVg, encodeSeqs, decodeSeqs, type SharedSeqs, type SharedVgLockOptions }
+  from './shared-vg.js'
 export { standardPlacement, isMajority } from './placement.js'
 export { selectCopy, type CopyReading, type Selection } from './quorum.js'
 export { descriptorProblems } from './descriptor.js'

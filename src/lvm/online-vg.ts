@@ -35,6 +35,9 @@ import { addPvsToVg, attachPv, releasePvFromVg } from './pv-ops.js'
 
 export type DeviceOpener = (path: string, options: OpenOptions) => Promise<BlockDevice>
 
+/** Runs one serialised mutation (shared VGs: under the DLM's VG lock EX, see shared-vg.ts). */
+export type CommitGuard = <T>(mutation: () => Promise<T>) => Promise<T>
+
 export interface PvRuntime {
   readonly device: BlockDevice
   readonly label: PvLabel
@@ -79,6 +82,7 @@ export class OnlineVg implements VolumeGroup {
   readonly autoResync: boolean
   readonly opener: DeviceOpener
   private chain: Promise<unknown> = Promise.resolve()
+  private commitGuard: CommitGuard | undefined
   private readonly changeListeners = new Set<(event: VgChangeEvent) => void>()
   private readonly forceOffListeners = new Set<(error: Error) => void>()
 
@@ -158,8 +162,25 @@ export class OnlineVg implements VolumeGroup {
     return () => this.forceOffListeners.delete(listener)
   }
 
-  /** Runs mutations one at a time, in call order. */
+  /** Runs mutations one at a time, in call order, each inside the commit guard if one is set. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
+    const guarded = (): Promise<T> => {
+      this.assertOnline()
+      return fn()
+    }
+    const run = this.chain.then(() => (this.commitGuard === undefined ? guarded() : this.commitGuard(guarded)))
+    this.chain = run.catch(() => undefined)
+    return run
+  }
+
+  /** Shared VGs: every later mutation runs inside `guard` (which takes the VG lock EX and
+   * reloads the descriptor when another process moved it). */
+  setCommitGuard(guard: CommitGuard | undefined): void {
+    this.commitGuard = guard
+  }
+
+  /** Runs `fn` in the mutation order but outside the commit guard (shared-vg.ts reloads). */
+  unguarded<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(() => {
       this.assertOnline()
       return fn()
@@ -511,7 +532,8 @@ export class OnlineVg implements VolumeGroup {
     await Promise.all(runtimes.map((rt) => rt.device.close().catch(() => undefined)))
   }
 
-  private emit(kind: VgChangeEvent['kind']): void {
+  /** Tells listeners about a new descriptor or status (commits, and reloads in shared-vg.ts). */
+  emit(kind: VgChangeEvent['kind']): void {
     const event = { kind, descriptor: this.descriptor, status: this.status }
     for (const listener of this.changeListeners) listener(event)
   }

@@ -5,7 +5,7 @@
  * depend on the descriptor). Devices that cannot be members are closed at once.
  */
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
-import { statDeviceEntry, type BlockDevice } from '../io/index.js'
+import { statDeviceEntry, type BlockDevice, type OpenOptions } from '../io/index.js'
 import { ZERO_ID, type PvLabel } from '../format/index.js'
 import { readLabel, type ReadStats } from './metadata-io.js'
 import type { DeviceOpener } from './online-vg.js'
@@ -29,7 +29,15 @@ export class RcError extends Error {
   }
 }
 
-async function openEntry(name: string, opener: DeviceOpener, readOnly: boolean): Promise<BlockDevice | string> {
+/** How a probe opens devices: read-only (scans), with the exclusive claim (vary-on), or
+ * read-write without the claim (shared vary-on: the DLM's VG lock serialises the writers). */
+export type ProbeAccess = 'readOnly' | 'exclusive' | 'shared'
+
+function openOptions(access: ProbeAccess): OpenOptions {
+  return access === 'readOnly' ? { readOnly: true } : access === 'exclusive' ? { exclusive: true } : {}
+}
+
+async function openEntry(name: string, opener: DeviceOpener, access: ProbeAccess): Promise<BlockDevice | string> {
   const entry = await statDeviceEntry(name)
   if (entry.kind === 'other') {
     throw new RcError(new LvmfsError('LVM_NOTCHARDEV', `"${name}" is not a block device or regular file`, {
@@ -41,7 +49,7 @@ async function openEntry(name: string, opener: DeviceOpener, readOnly: boolean):
   }
   if (entry.kind === 'absent') return 'does not exist'
   try {
-    return await opener(name, readOnly ? { readOnly: true } : { exclusive: true })
+    return await opener(name, openOptions(access))
   } catch (error) {
     if (!isLvmfsError(error)) throw error
     if (error.code === 'ENGINE_BUSY') {
@@ -56,7 +64,8 @@ async function openEntry(name: string, opener: DeviceOpener, readOnly: boolean):
 /** Memory devices in tests have no directory entry: an opener may accept any name; then the
  * stat step is skipped by passing `statEntries: false`. */
 export async function probeEntries(vvgIn: readonly VvgIn[], vgId: string, opener: DeviceOpener,
-  options: { readOnly: boolean; statEntries: boolean; stats?: ReadStats }): Promise<Probe[]> {
+  options: { readOnly: boolean; shared?: boolean; statEntries: boolean; stats?: ReadStats }): Promise<Probe[]> {
+  const access: ProbeAccess = options.readOnly ? 'readOnly' : options.shared === true ? 'shared' : 'exclusive'
   const probes: Probe[] = []
   try {
     for (const entry of vvgIn) {
@@ -66,8 +75,8 @@ export async function probeEntries(vvgIn: readonly VvgIn[], vgId: string, opener
         probe.status = 'LVM_DUPPVID'
         continue
       }
-      const opened = options.statEntries ? await openEntry(entry.name, opener, options.readOnly)
-        : await openWithoutStat(entry.name, opener, options.readOnly)
+      const opened = options.statEntries ? await openEntry(entry.name, opener, access)
+        : await openWithoutStat(entry.name, opener, access)
       if (typeof opened === 'string') {
         probe.problem = opened
         continue
@@ -81,9 +90,9 @@ export async function probeEntries(vvgIn: readonly VvgIn[], vgId: string, opener
   }
 }
 
-async function openWithoutStat(name: string, opener: DeviceOpener, readOnly: boolean): Promise<BlockDevice | string> {
+async function openWithoutStat(name: string, opener: DeviceOpener, access: ProbeAccess): Promise<BlockDevice | string> {
   try {
-    return await opener(name, readOnly ? { readOnly: true } : { exclusive: true })
+    return await opener(name, openOptions(access))
   } catch (error) {
     if (isLvmfsError(error) && error.code === 'ENGINE_BUSY') {
       throw new RcError(new LvmfsError('LVM_INVCONFIG', `"${name}" is held by another process`, { cause: error }))

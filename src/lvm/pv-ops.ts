@@ -113,6 +113,8 @@ export interface VgCreateOptions {
   readonly ppSizeBytes: number
   readonly layout?: LayoutOptions
   readonly opener?: DeviceOpener
+  /** Mark the VG for shared use (several processes under the DLM; lvm/shared-vg.ts). */
+  readonly shared?: boolean
 }
 
 export function validatePpSize(ppSizeBytes: number): number {
@@ -194,7 +196,8 @@ export async function vgCreate(options: VgCreateOptions): Promise<VgDescriptor> 
     const pvs = joiners.map((j) => ({ pvId: j.label?.pvId ?? newId(), lastPath: j.device.path,
       ppCount: j.ppCount, removed: false }))
     const draft: VgDescriptor = { vgId, name: options.name, seq: 1, timestampMs: Date.now(),
-      ppSizeBytes: options.ppSizeBytes, pvs, lvs: [], nextLvId: 1, descriptorCopies: standardPlacement(pvs) }
+      ppSizeBytes: options.ppSizeBytes, pvs, lvs: [], nextLvId: 1, descriptorCopies: standardPlacement(pvs),
+      ...(options.shared === true ? { shared: true } : {}) }
     checkFits(draft, emptyStatus(draft, 1), joiners.map((j) => j.label ?? { ...computeLayout(options.layout) }))
     const runtimes = await labelJoiners(joiners, vgId, ppSizeLog2, options.layout)
     const d: VgDescriptor = { ...draft, pvs: pvs.map((p, i) => ({ ...p, pvId: runtimes[i]!.label.pvId })) }

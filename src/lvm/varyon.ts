@@ -47,6 +47,10 @@ export interface VaryOnRequest {
   readonly opener?: DeviceOpener
   /** Steps 1-4 only: no writes, no exclusive claims (pvs/vgs/lvs). */
   readonly readOnly?: boolean
+  /** Shared vary-on (lvm/shared-vg.ts): PVs are opened without the exclusive claim, and only a VG
+   * created with --shared is accepted (LVM_INVCONFIG otherwise). The caller holds the VG lock EX
+   * of the DLM meanwhile, since recovery may write. */
+  readonly shared?: boolean
   readonly stats?: ReadStats
 }
 
@@ -142,18 +146,29 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
     vvgIn = scanned!.filter((d) => d.label?.vgId === vgId && request.devices!.includes(d.path))
       .map((d) => ({ name: d.path }))
   }
-  const probes = await probeEntries(vvgIn, vgId, opener, { readOnly, statEntries,
+  const shared = request.shared === true
+  const probes = await probeEntries(vvgIn, vgId, opener, { readOnly, shared, statEntries,
     ...(request.stats ? { stats: request.stats } : {}) })
   let handedOver = false
   try {
     const members = probes.filter((p) => p.status === 'LVM_PVINVG')
     const read = await readVgCopies(vgId, members, request.stats)
+    const refusal = read.kind === 'chosen' && !readOnly ? sharedMismatch(read.descriptor, shared) : undefined
+    if (refusal !== undefined) return failure('LVM_INVCONFIG', refusal, provisional(probes))
     const result = await decide(read, probes, flags, readOnly, opener)
     handedOver = result.vg !== undefined
     return result
   } finally {
     if (!handedOver) await closeProbes(probes)
   }
+}
+
+/** A shared vary-on needs a VG created with --shared; a non-shared one keeps its exclusive claim. */
+function sharedMismatch(d: VgDescriptor, shared: boolean): LvmfsError | undefined {
+  if (!shared || d.shared === true) return undefined
+  return new LvmfsError('LVM_INVCONFIG', `volume group "${d.name}" is not shared`, {
+    detail: 'Only a VG created with vgcreate --shared may be varied on by several processes.',
+    hint: 'Mount it without --lvs (one process serves every LV).', context: { vg: d.name } })
 }
 
 function provisional(probes: readonly Probe[]): VvgOut[] {
@@ -323,7 +338,7 @@ async function activate(input: ActivateInput): Promise<VaryOnResult> {
 }
 
 /** Descriptor recovery: rewrite when any reachable placement position is not current. */
-async function recover(vg: OnlineVg, read: Extract<VgRead, { kind: 'chosen' }>, wanted: VgStatus): Promise<void> {
+export async function recover(vg: OnlineVg, read: Extract<VgRead, { kind: 'chosen' }>, wanted: VgStatus): Promise<void> {
   const d = read.descriptor
   const byKey = new Map(read.areas.map((a) => [placeKey(a.pvId, a.area), a]))
   let vgdaStale = false

@@ -2,7 +2,8 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
 import { runDaemon, spawnDaemon } from '../../engine/daemon.js'
-import { PV_STATUS, type VaryOnResult } from '../../lvm/index.js'
+import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
+import { parseServedLvs, type SharedMountOptions } from '../../engine/shared-mount.js'
 import { forwardedCommandHandlers } from '../forward.js'
 import { addDeviceOptions, deviceList, print, requireName, requireVgExists, table, type DeviceOptions } from '../lvm-cli.js'
 import { parseIntegerOption } from '../options.js'
@@ -16,6 +17,29 @@ interface Options extends DeviceOptions {
   foreground?: boolean
   threads: string
   direct: boolean
+  lvs?: string
+  lockBackend: string
+  etcd?: string
+  lockTtl?: string
+}
+
+/** `--lvs` (shared VG): the DLM options, checked here so usage errors exit 3 before spawning. */
+function sharedOptions(options: Options): SharedMountOptions | undefined {
+  if (options.lvs === undefined) {
+    if (options.lockBackend !== 'broker' || options.etcd !== undefined) {
+      throw new LvmfsError('ENGINE_USAGE', '--lock-backend and --etcd apply to shared mounts (--lvs) only')
+    }
+    return undefined
+  }
+  if (options.lockBackend !== 'broker' && options.lockBackend !== 'etcd') {
+    throw new LvmfsError('ENGINE_USAGE', `invalid --lock-backend "${options.lockBackend}"`, { detail: 'broker or etcd.' })
+  }
+  if (options.lockBackend === 'etcd' && options.etcd === undefined) {
+    throw new LvmfsError('ENGINE_USAGE', '--lock-backend etcd needs --etcd URL')
+  }
+  return { lvs: parseServedLvs(options.lvs), backend: options.lockBackend,
+    ...(options.etcd === undefined ? {} : { etcd: options.etcd }),
+    ...(options.lockTtl === undefined ? {} : { ttlSeconds: parseIntegerOption(options.lockTtl, '--lock-ttl', 1, 3600) }) }
 }
 
 function printVaryOn(options: Options, vgName: string, mountpoint: string, rc: string,
@@ -31,6 +55,8 @@ function printVaryOn(options: Options, vgName: string, mountpoint: string, rc: s
  * `lvmfs mount VG MOUNTPOINT [--devices ...] [vary-on flags] [--foreground]`: varies the VG on
  * and serves each LV as MOUNTPOINT/<lv>. Without --foreground it starts a background daemon
  * (log in /var/log/lvmfs/VG.log, pid in /run/lvmfs/VG.pid) and returns once it has mounted.
+ * A shared VG (vgcreate --shared) is mounted with `--lvs a,b[:ro] [--lock-backend broker|etcd
+ * --etcd URL]`: several daemons serve different LVs at once (socket and pid file VG@pid).
  */
 export function register(program: Command): void {
   addDeviceOptions(program.command('mount')
@@ -44,13 +70,19 @@ export function register(program: Command): void {
     .option('--no-open', 'management only: logical volumes cannot be opened (noopen_lvs)')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
     .option('--threads <n>', 'native FUSE reader threads', '8')
-    .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT'))
+    .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
+    .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
+    .option('--lock-backend <backend>', 'shared VG: lock manager, broker (this host) or etcd', 'broker')
+    .option('--etcd <urls>', 'shared VG with --lock-backend etcd: etcd endpoint(s), comma-separated')
+    .option('--lock-ttl <seconds>', 'shared VG with etcd: lease TTL (a dead holder loses its locks after it)'))
     .action(async (vgName: string, mountpointArg: string, options: Options) => {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
       const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
+      const shared = sharedOptions(options)
+      if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const force = options.force === true
       const flags = { override: force, misspvVon: force || options.missingOk === true,
         missnameVon: force || options.nonameOk === true, autoResync: options.resync, noopenLvs: !options.open }
@@ -58,7 +90,10 @@ export function register(program: Command): void {
         const argv = [process.argv[1]!, 'mount', vgName, mountpoint, '--foreground', '--devices', devices.join(','),
           '--threads', String(threads), ...(force ? ['--force'] : []), ...(options.resync ? [] : ['--no-resync']),
           ...(options.missingOk === true ? ['--missing-ok'] : []), ...(options.nonameOk === true ? ['--noname-ok'] : []),
-          ...(options.open ? [] : ['--no-open']), ...(options.direct ? [] : ['--no-direct'])]
+          ...(options.open ? [] : ['--no-open']), ...(options.direct ? [] : ['--no-direct']),
+          ...(options.lvs === undefined ? [] : ['--lvs', options.lvs, '--lock-backend', options.lockBackend]),
+          ...(options.etcd === undefined ? [] : ['--etcd', options.etcd]),
+          ...(options.lockTtl === undefined ? [] : ['--lock-ttl', options.lockTtl])]
         const message = await spawnDaemon(vgName, argv)
         if (message.error) {
           throw new LvmfsError(message.error.code as 'ENGINE_IO', message.error.message.replace(/^[A-Z_]+: /, ''), {
@@ -70,7 +105,9 @@ export function register(program: Command): void {
         return
       }
       try {
-        const exitCode = await runDaemon({ vgName, mountpoint, devices, flags, threads, directBacking: options.direct,
+        const exitCode = await runDaemon({ vgName, mountpoint, devices, threads, directBacking: options.direct,
+          // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
+          flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
           logToStderr: process.send === undefined, handlers: forwardedCommandHandlers,
           onReady: (result) => {
             if (process.send) process.send({ ready: { rc: result.rc, vvgOut: result.vvgOut } })
@@ -82,4 +119,13 @@ export function register(program: Command): void {
         throw error
       }
     })
+}
+
+/** A shared VG is served LV by LV: a mount without --lvs would take every LV unlocked. */
+async function refuseSharedWithoutLvs(vgName: string, devices: readonly string[]): Promise<void> {
+  const { vgs } = await scanDevices(devices)
+  if (vgs.some((vg) => vg.name === vgName && vg.result.descriptor?.shared === true)) {
+    throw new LvmfsError('ENGINE_USAGE', `volume group "${vgName}" is shared: name the LVs to serve with --lvs`, {
+      hint: `lvmfs mount ${vgName} MOUNTPOINT --lvs LV1,LV2` })
+  }
 }

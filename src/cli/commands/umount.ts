@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (target: string, options: { force?: boolean; json?: boolean }) => {
       const status = await findMounted(target)
-      await callControl(socketPath(status.vg), 'umount', { force: options.force === true })
+      await callControl(socketPath(status.instance ?? status.vg), 'umount', { force: options.force === true })
       print(options, { vg: status.vg, mountpoint: status.mountpoint, unmounted: true },
         `volume group "${status.vg}" unmounted from ${status.mountpoint} and varied off\n`)
     })
