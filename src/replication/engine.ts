@@ -40,6 +40,7 @@ import type { VolumeExtent, VolumeMap } from '../native/volume-map.js'
 import { AsyncState } from './async-state.js'
 import { compareGenerations, freshGeneration, nextGeneration } from './generations.js'
 import { KeyedMutex } from './keyed-mutex.js'
+import { childDependenciesIn } from './dependencies.js'
 import {
   REPLICATION_TYPES, jobIdOf, keyOf, parseJobId, replicaOf, sourceOf, withReplica, withSource,
   type ChildRef, type ReplicaExt, type ReplicationType, type SourceExt,
@@ -818,7 +819,7 @@ export class ReplicationEngine {
       for (const chunk of state.persistedDirty) {
         run.copied[chunk >> 3] = (run.copied[chunk >> 3] ?? 0) & ~(1 << (chunk & 7))
       }
-      startCount = this.#currentCount(target.replica.source.vg, source.lv)
+      startCount = await this.#currentCount(target.replica.source.vg, source.lv)
     }
     run.persisted = run.copied.slice()
     const total = target.replica.dataLps
@@ -917,16 +918,22 @@ export class ReplicationEngine {
     return `${vgName}:${source.lvId}`
   }
 
-  #currentCount(vgName: string, source: LvDescriptor): number {
+  /**
+   * The live commit count of a source. After a restart it starts at the persisted floor, or at
+   * the highest mark of its targets if that is higher (chlwm may have raised one), so counts
+   * only ever rise.
+   */
+  async #currentCount(vgName: string, source: LvDescriptor): Promise<number> {
     const key = this.#sourceKey(vgName, source)
-    let count = this.#counts.get(key)
-    if (count === undefined) {
-      // After a restart: never below the persisted floor nor below any target's mark.
-      const lwms = this.#children(vgName, source).filter((c) => c.replica.kind === 'mirror-async')
-        .map((c) => this.#sb.get(keyOf(c.engine.vg.name, c.lv.name))?.lwm ?? 0)
-      count = Math.max(sourceOf(source)?.commitCount ?? 0, ...lwms)
-      this.#counts.set(key, count)
+    const cached = this.#counts.get(key)
+    if (cached !== undefined) return cached
+    const lwms: number[] = []
+    for (const child of this.#children(vgName, source)) {
+      if (child.replica.kind !== 'mirror-async') continue
+      lwms.push((await this.#superblock(child).catch(() => undefined))?.lwm ?? 0)
     }
+    const count = Math.max(this.#counts.get(key) ?? 0, sourceOf(source)?.commitCount ?? 0, ...lwms)
+    this.#counts.set(key, count)
     return count
   }
 
@@ -938,7 +945,7 @@ export class ReplicationEngine {
    */
   async #nextCount(vgName: string, source: Located): Promise<number> {
     const key = this.#sourceKey(vgName, source.lv)
-    const count = this.#currentCount(vgName, source.lv) + 1
+    const count = await this.#currentCount(vgName, source.lv) + 1
     this.#counts.set(key, count)
     const floor = sourceOf(this.#fresh(source))?.commitCount ?? 0
     if (count > floor) {
@@ -958,10 +965,9 @@ export class ReplicationEngine {
       // A new mirror journals from its first write; after a restart the journal is gone.
       const fresh = replica.state === 'in-progress' && dirty.length === 0
       state = new AsyncState(fresh ? 1 : Infinity)
-      const floor = sourceLv === undefined ? 0 : this.#currentCount(replica.source.vg, sourceLv)
       for (const chunk of dirty) {
         state.persistedDirty.add(chunk)
-        state.lastCount.set(chunk, floor)
+        state.lastCount.set(chunk, 0)
       }
       this.#async.set(key, state)
     }
@@ -1039,7 +1045,7 @@ export class ReplicationEngine {
     if (replica.state !== 'complete' || (sb.flags & FLAG_COMPLETE) === 0) return sb.lwm
     const source = this.#sourceOfReplica(replica)
     this.#checkGenerations(source, target, sb)
-    const count = this.#currentCount(replica.source.vg, source.lv)
+    const count = await this.#currentCount(replica.source.vg, source.lv)
     if (count <= sb.lwm && state.lastCount.size === 0) return sb.lwm
     const targetKey = keyOf(target.engine.vg.name, target.lv.name)
     if (state.journalFrom <= sb.lwm + 1 && !this.#native.has(keyOf(replica.source.vg, source.lv.name))) {
@@ -1116,7 +1122,7 @@ export class ReplicationEngine {
     if (replica?.kind !== 'mirror-async') throw lsm('LWM_ENOSTORE', `"${targetName}" is not an asynchronous mirror`)
     const source = this.#sourceOfReplica(replica)
     const sb = await this.#superblock(target)
-    const commitCount = this.#currentCount(replica.source.vg, source.lv)
+    const commitCount = await this.#currentCount(replica.source.vg, source.lv)
     const state = this.#asyncStateOf(targetVg, target.lv)
     const pending = [...state.lastCount.values()].filter((count) => count > sb.lwm).length
     const journalBytes = state.journal.filter((e) => e.count > sb.lwm).reduce((sum, e) => sum + e.data.length, 0)
@@ -1155,7 +1161,7 @@ export class ReplicationEngine {
     if (site !== localSite) return await this.#markOf(site, at.located)
     if (site === 1) {
       const key = this.#sourceKey(vgName, located.lv)
-      const previous = this.#currentCount(vgName, located.lv)
+      const previous = await this.#currentCount(vgName, located.lv)
       this.#counts.set(key, Math.max(previous, lwm))
       return previous
     }
@@ -1209,7 +1215,7 @@ export class ReplicationEngine {
   }
 
   async #markOf(site: number, located: Located): Promise<number> {
-    if (site === 1) return this.#currentCount(located.engine.vg.name, located.lv)
+    if (site === 1) return await this.#currentCount(located.engine.vg.name, located.lv)
     return (await this.#superblock(located)).lwm
   }
 
@@ -1239,14 +1245,14 @@ export class ReplicationEngine {
     const work = state.running.then(async () => {
       const sb = await this.#superblock(target)
       this.#checkGenerations(source, target, sb)
-      const count = this.#currentCount(replica.source.vg, source.lv)
+      const count = await this.#currentCount(replica.source.vg, source.lv)
       const chunks = full ? Array.from({ length: replica.dataLps }, (_, chunk) => chunk) : [...state.lastCount.keys()]
       await this.#copyChangedChunks(source, target, state, chunks, count)
       await this.io.flush(target.engine, this.#fresh(target))
       const previous = await this.chlwm(vgName, lvName, replica.site ?? 2, count)
-      await this.#raiseMark(source, target, state, count)
+      const lwm = await this.#raiseMark(source, target, state, count)
       await this.#updateSuperblock(target, (s) => ({ ...s, flags: s.flags | FLAG_COMPLETE | FLAG_CONSISTENT }), false)
-      return { previousLwm: previous, lwm: count, copiedChunks: chunks.length }
+      return { previousLwm: previous, lwm, copiedChunks: chunks.length }
     })
     state.running = work.then(() => undefined, () => undefined)
     return await work
@@ -1334,18 +1340,9 @@ export class ReplicationEngine {
 
   /** Names of the replicas that keep `lvName` from being removed (lsm_volume_child_dependency). */
   childDependencies(vgName: string, lvName: string): string[] {
-    const { lv } = this.#locate(vgName, lvName)
-    const names = new Set<string>()
-    for (const child of this.#children(vgName, lv)) {
-      const { replica } = child
-      const blocks = replica.state !== 'split' && (replica.kind !== 'copy' || replica.state !== 'complete')
-      if (blocks) names.add(keyOf(child.engine.vg.name, child.lv.name))
-    }
-    for (const child of sourceOf(lv)?.children ?? []) {
-      const online = this.#engines.get(child.vg)?.vg.state === 'online'
-      if (!online && child.split !== true) names.add(keyOf(child.vg, child.lv))
-    }
-    return [...names].sort()
+    this.#locate(vgName, lvName)
+    const vgs = [...this.#engines.values()].filter((engine) => engine.vg.state === 'online').map((engine) => engine.vg)
+    return childDependenciesIn(vgs, vgName, lvName)
   }
 
   /** Throws LSM_ERR_HAS_CHILD_DEPENDENCY naming the replicas that depend on the volume. */
@@ -1401,7 +1398,7 @@ export class ReplicationEngine {
       replica.state === 'in-progress' ? `syncing ${job?.percent ?? 0}%` :
         replica.kind === 'mirror-async' && sb !== undefined && (sb.flags & FLAG_CONSISTENT) === 0 ? 'inconsistent' : 'in sync'
     if (replica.kind !== 'mirror-async' || replica.state !== 'complete') {
-      return { ...base, syncState, ...(sb === undefined ? {} : { lwm: sb.lwm }) }
+      return { ...base, syncState, ...(sb === undefined || replica.kind !== 'mirror-async' ? {} : { lwm: sb.lwm }) }
     }
     const lag = await this.lag(vgName, lvName).catch(() => undefined)
     return { ...base, syncState: lag !== undefined && lag.commits > 0 && syncState === 'in sync' ? 'behind' : syncState,

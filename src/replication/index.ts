@@ -28,3 +28,4 @@ export {
   type SourceExt, type ChildRef,
 } from './model.js'
 export { readSuperblock } from './superblock-io.js'
+export { assertNoChildDependency, childDependenciesIn } from './dependencies.js'

@@ -24,6 +24,11 @@ import * as umount from './umount.js'
 import * as status from './status.js'
 import * as fault from './fault.js'
 import * as demo from './demo.js'
+import * as replicate from './replicate.js'
+import * as replica from './replica.js'
+import * as chlwm from './chlwm.js'
+import * as primrec from './primrec.js'
+import * as job from './job.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
@@ -55,6 +60,11 @@ const modules: Array<{ register(program: Command): void }> = [
   status,
   fault,
   demo,
+  replicate,
+  replica,
+  chlwm,
+  primrec,
+  job,
 ]
 
 export function registerCommands(program: Command): void {
