@@ -7,9 +7,8 @@
  */
 import { errnoNumber, errnoOf, LvmfsError } from '../errors/index.js'
 import type { VolumeMap } from '../native/volume-map.js'
-import { assert } from '../util/assert.js'
-import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, Opcode } from './abi.js'
-import { decodeHeader, decodeRequest, type Request } from './codec.js'
+import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2 } from './abi.js'
+import { decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
@@ -253,14 +252,9 @@ export class FuseSession {
       request = decodeRequest(bytes)
     } catch (error) {
       this.log.error({ err: error }, 'malformed FUSE request')
-      if (bytes.length >= 16) {
-        try {
-          decodeHeader(bytes.subarray(0, Math.min(bytes.length, 40)))
-        } catch { /* the unique is still at bytes 8..16 */ }
-        this.native.reply(slot, -errnoNumber('EIO'), 0)
-      } else {
-        this.native.release(slot)
-      }
+      // Native code answers with the unique at bytes 8..16; without one there is no one to answer.
+      if (bytes.length >= 16) this.native.reply(slot, -errnoNumber('EIO'), 0)
+      else this.native.release(slot)
       return
     }
     if (request.body.op === 'INIT') return this.onInit(slot, request.body)
@@ -309,7 +303,6 @@ export class FuseSession {
       maxBackground: 128, congestionThreshold: 96, maxWrite: layout.maxWrite, timeGranNs: 1,
       maxPages: Math.ceil(layout.maxWrite / 4096),
     })
-    assert(Opcode.INIT === 26)
     this.native.reply(slot, 0, length)
     this.resolveReady()
   }
