@@ -22,7 +22,7 @@ const { values } = parseArgs({ options: {
   dir: { type: 'string', default: '/var/tmp' },
 } })
 const runtimeSeconds = Number(values.runtime)
-const sizeBytes = Number(values['size-mb']) << 20
+const sizeBytes = Number(values['size-mb']) * 2 ** 20
 const work = mkdtempSync(join(values.dir, 'lvmfs-bench-e2e-'))
 const env = { ...process.env, LVMFS_RUN_DIR: join(work, 'run'), LVMFS_LOG_DIR: join(work, 'log') }
 
@@ -66,7 +66,7 @@ const mnt = join(work, 'mnt')
 try {
   // Baselines: the raw file (O_DIRECT, as the daemon accesses its PVs) and the passthrough example.
   const raw = join(work, 'raw.img')
-  execFileSync('dd', ['if=/dev/zero', `of=${raw}`, 'bs=1M', `count=${sizeBytes >> 20}`, 'conv=fsync', 'status=none'])
+  execFileSync('dd', ['if=/dev/zero', `of=${raw}`, 'bs=1M', `count=${sizeBytes / 2 ** 20}`, 'conv=fsync', 'status=none'])
   const rawRow = runAll('raw', raw)
   const passthrough = await startLvmfsPassthrough(raw, join(work, 'mnt-passthrough'))
   let passRow: Map<string, number>
@@ -78,8 +78,8 @@ try {
   const devices = pvs.join(',')
   lvmfs(['pvcreate', ...pvs])
   lvmfs(['vgcreate', 'bench', ...pvs, '--devices', devices])
-  lvmfs(['lvcreate', 'bench', 'lin', '--size', `${sizeBytes >> 20}M`, '--devices', devices])
-  lvmfs(['lvcreate', 'bench', 'mir', '--size', `${sizeBytes >> 20}M`, '--copies', '2', '--mwc', 'active',
+  lvmfs(['lvcreate', 'bench', 'lin', '--size', `${sizeBytes / 2 ** 20}M`, '--devices', devices])
+  lvmfs(['lvcreate', 'bench', 'mir', '--size', `${sizeBytes / 2 ** 20}M`, '--copies', '2', '--mwc', 'active',
     '--devices', devices])
   mkdirSync(mnt)
   lvmfs(['mount', 'bench', mnt, '--devices', devices, '--threads', '16'])
@@ -97,7 +97,7 @@ try {
     // Resync of 1 GiB of stale copies while fio writes to the LV.
     const resyncBytes = Math.min(sizeBytes, 1 << 30)
     lvmfs(['fault', 'bench', pvs[1]!, '--disappear'])
-    execFileSync('dd', ['if=/dev/zero', `of=${join(mnt, 'mir')}`, 'bs=1M', `count=${resyncBytes >> 20}`,
+    execFileSync('dd', ['if=/dev/zero', `of=${join(mnt, 'mir')}`, 'bs=1M', `count=${resyncBytes / 2 ** 20}`,
       'oflag=direct', 'conv=notrunc', 'status=none'])
     lvmfs(['fault', 'bench', pvs[1]!, '--clear'])
     lvmfs(['varyonvg', 'bench', '--no-resync', '--devices', devices])
@@ -110,7 +110,7 @@ try {
     fio.kill('SIGTERM')
     const copy = join(work, 'dd-copy.img')
     const ddStarted = process.hrtime.bigint()
-    execFileSync('dd', [`if=${raw}`, `of=${copy}`, 'bs=1M', `count=${resyncBytes >> 20}`, 'iflag=direct',
+    execFileSync('dd', [`if=${raw}`, `of=${copy}`, 'bs=1M', `count=${resyncBytes / 2 ** 20}`, 'iflag=direct',
       'oflag=direct', 'status=none'])
     const ddSeconds = Number(process.hrtime.bigint() - ddStarted) / 1e9
     record('resync-under-fio', 'resync-1G', resyncBytes / seconds / 1e6, 'MB/s',

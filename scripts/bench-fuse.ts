@@ -20,10 +20,10 @@ const { values } = parseArgs({ options: {
   dir: { type: 'string', default: '/var/tmp' },
 } })
 const runtimeSeconds = Number(values.runtime)
-const sizeBytes = Number(values['size-mb']) << 20
+const sizeBytes = Number(values['size-mb']) * 2 ** 20
 const work = mkdtempSync(join(values.dir, 'lvmfs-bench-fuse-'))
 const backing = join(work, 'backing.img')
-execFileSync('dd', ['if=/dev/zero', `of=${backing}`, 'bs=1M', `count=${sizeBytes >> 20}`, 'conv=fsync', 'status=none'])
+execFileSync('dd', ['if=/dev/zero', `of=${backing}`, 'bs=1M', `count=${sizeBytes / 2 ** 20}`, 'conv=fsync', 'status=none'])
 
 const starters: Record<string, (backing: string, mountpoint: string) => Promise<RunningServer>> = {
   lvmfs: startLvmfsPassthrough, libfuse3: startLibfuse3, 'fuse-native': startFuseNative,
