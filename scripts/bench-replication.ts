@@ -12,6 +12,7 @@
  * Every write figure ends with a flush (fdatasync) inside the timed section.
  *
  *   npm run bench:replication [-- --json] [--size 64M] [--copy 256M] [--dir PATH]
+ *                             [--only clones|cow|create|copy|async]
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
@@ -55,15 +56,16 @@ async function makeEnv(pvBytes: number, ppSizeBytes = 4 * MiB, intervalMs?: numb
   await pvCreate(path, {})
   await vgCreate({ name, paths: [path], ppSizeBytes })
   const result = await varyOnVg({ vgName: name, devices: [path], flags: {} })
-  if (result.vg === undefined) throw result.error ?? new Error('vary-on failed')
-  const engine = await MirrorEngine.start(result.vg)
+  const vg = result.vg
+  if (vg === undefined) throw result.error ?? new Error('vary-on failed')
+  const engine = await MirrorEngine.start(vg)
   const repl = new ReplicationEngine([engine], intervalMs === undefined ? {} : { defaultIntervalMs: intervalMs })
   return {
-    vg: result.vg, engine, repl, paths: [path],
+    vg, engine, repl, paths: [path],
     close: async () => {
       await repl.stop()
       await engine.stop()
-      await result.vg.varyOff()
+      await vg.varyOff()
       rmSync(path, { force: true })
     },
   }
@@ -137,8 +139,10 @@ async function copyVersusDd(): Promise<void> {
   await writePass(env, 's', copyBytes)
   const started = process.hrtime.bigint()
   const result = await env.repl.replicate({ vg: env.vg.name, lv: 's', name: 'k', type: 'copy' })
+  const createdMs = Number(process.hrtime.bigint() - started) / 1e6
   if (result.status === 'LSM_ERR_JOB_STARTED') await env.repl.waitJob(result.jobId)
   const copySeconds = Number(process.hrtime.bigint() - started) / 1e9
+  log(`  (target creation ${createdMs.toFixed(0)} ms of ${(copySeconds * 1000).toFixed(0)} ms)`)
   const target = join(root, 'dd.out')
   const dd = spawnSync('dd', [`if=${env.paths[0]}`, `of=${target}`, 'bs=1M', `count=${copyBytes / MiB}`, 'conv=fdatasync',
     'status=none'])
@@ -205,12 +209,11 @@ function pct(ratio: number): string {
   return `${(ratio * 100).toFixed(0)}%`
 }
 
+const only = argValue('--only')
+const parts: Record<string, () => Promise<void>> = { clones: cloneWrites, cow: cowVersusCommit, create: cloneCreation,
+  copy: copyVersusDd, async: asyncLag }
 try {
-  await cloneWrites()
-  await cowVersusCommit()
-  await cloneCreation()
-  await copyVersusDd()
-  await asyncLag()
+  for (const [name, part] of Object.entries(parts)) if (only === undefined || only === name) await part()
   if (json) process.stdout.write(JSON.stringify(results) + '\n')
 } finally {
   rmSync(root, { recursive: true, force: true })

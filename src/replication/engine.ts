@@ -71,7 +71,7 @@ export interface ReplicationOptions {
   readonly now?: () => number
   /** Bound of the in-memory async journal per target (default 64 MiB). */
   readonly journalBytesMax?: number
-  /** Copy jobs persist their progress every this many partitions (default 16). */
+  /** Copy jobs persist their progress every this many partitions (default: 256 MiB worth). */
   readonly checkpointLps?: number
   /** Async propagation interval when replicate gives none (default 1000 ms). */
   readonly defaultIntervalMs?: number
@@ -146,6 +146,11 @@ interface ErrorExtra {
   hint?: string
   context?: Record<string, unknown>
   cause?: unknown
+}
+
+/** target |= bits (bitmaps of copied partitions). */
+function orInto(target: Uint8Array, bits: Uint8Array): void {
+  for (let index = 0; index < bits.length; index++) target[index] = (target[index] ?? 0) | bits[index]!
 }
 
 function lsm(code: ErrorCode, message: string, extra: ErrorExtra = {}): LvmfsError {
@@ -738,13 +743,14 @@ export class ReplicationEngine {
       await this.#copyLp(source, child, chunk)
       setCopied(run.copied, chunk)
     }
-    await this.#persistCopied(child, run.copied, 0)
-    run.persisted = run.copied.slice()
+    const snapshot = run.copied.slice()
+    await this.#persistCopied(child, snapshot, 0)
+    orInto(run.persisted, snapshot)
   }
 
-  async #copyLp(source: Located, target: Located, lp: number): Promise<void> {
+  async #copyLp(source: Located, target: Located, lp: number, buffer = Buffer.alloc(source.engine.vg.ppSizeBytes)):
+    Promise<void> {
     const pp = source.engine.vg.ppSizeBytes
-    const buffer = Buffer.alloc(pp)
     await this.io.read(source.engine, this.#fresh(source), buffer, lp * pp)
     await this.io.write(target.engine, this.#fresh(target), buffer, (lp + 1) * pp)
   }
@@ -823,27 +829,38 @@ export class ReplicationEngine {
     }
     run.persisted = run.copied.slice()
     const total = target.replica.dataLps
-    const every = this.#options.checkpointLps ?? 16
+    const pp = target.engine.vg.ppSizeBytes
+    const every = this.#options.checkpointLps ?? Math.max(1, Math.floor((256 * 1024 * 1024) / pp))
     let since = 0
-    for (let lp = 0; lp < total; lp++) {
-      if (this.#stopping) return
-      if (isCopied(run.copied, lp)) continue
-      const release = await this.#locks.lock(this.#chunkKey(target.replica.source.vg, source.lv.lvId, lp))
-      try {
-        if (!isCopied(run.copied, lp)) {
-          await this.#copyLp(source, target, lp)
-          setCopied(run.copied, lp)
+    let next = 0
+    // A few partitions in flight: each is copied under its own chunk lock, so source writes
+    // (and synchronous mirror writes) to it wait; the checkpoint records completed ones only.
+    const worker = async (): Promise<void> => {
+      const buffer = Buffer.alloc(pp)
+      for (;;) {
+        const lp = next++
+        if (lp >= total || this.#stopping) return
+        if (isCopied(run.copied, lp)) continue
+        const release = await this.#locks.lock(this.#chunkKey(target.replica.source.vg, source.lv.lvId, lp))
+        try {
+          if (!isCopied(run.copied, lp)) {
+            await this.#copyLp(source, target, lp, buffer)
+            setCopied(run.copied, lp)
+          }
+        } finally {
+          release()
         }
-      } finally {
-        release()
-      }
-      await this.#options.onStep?.({ kind: 'copied', job: run.id, lp, doneLps: countCopied(run.copied), totalLps: total })
-      if (++since >= every) {
-        since = 0
-        await this.#persistCopied(target, run.copied, 0)
-        run.persisted = run.copied.slice()
+        await this.#options.onStep?.({ kind: 'copied', job: run.id, lp, doneLps: countCopied(run.copied), totalLps: total })
+        if (++since >= every) {
+          since = 0
+          const snapshot = run.copied.slice()
+          await this.#persistCopied(target, snapshot, 0)
+          orInto(run.persisted, snapshot)
+        }
       }
     }
+    await Promise.all(Array.from({ length: 4 }, worker))
+    if (this.#stopping) return
     await this.#finishJob(run, target, startCount)
   }
 
