@@ -183,21 +183,29 @@ export class MirroredLv {
     this.#mirror.assertOnline()
     const pvs = new Set<number>(this.#unsynced.keys())
     for (const copies of this.#lv.lps) for (const copy of copies) pvs.add(copy.pvIndex)
+    const epoch = this.#mirror.mwc.flushStarted()
     let failed: unknown
+    let anyFailed = false
     await Promise.all([...pvs].map(async (pvIndex) => {
       const written = this.#unsynced.get(pvIndex) ?? new Map<number, { lp: number, copyIndex: number }>()
       this.#unsynced.delete(pvIndex)
       const device = this.#mirror.vg.device(pvIndex)
-      if (device === undefined) return
+      if (device === undefined) {
+        anyFailed = true // an absent PV was not synced: its LTGs do not count as clean
+        return
+      }
       try {
         await device.sync()
       } catch (error) {
+        anyFailed = true
         for (const { lp, copyIndex } of written.values()) {
           const decision = await this.#mirror.onCopyError(this.#lv, lp, copyIndex, errnoOf(error), true)
           if (decision === 'fail') failed = error
         }
       }
     }))
+    // Every PV of the LV synced: the LV's LTGs written before the flush began are clean.
+    if (!anyFailed) this.#mirror.mwc.flushDone(this.#lv.lvId, epoch)
     if (failed !== undefined) {
       throw new LvmfsError('MIRROR_NO_FRESH_COPY', `flush of LV ${this.#lv.name} failed on the last fresh copy`,
         { cause: failed })

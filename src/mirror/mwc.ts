@@ -44,6 +44,8 @@ interface CacheEntry {
   readonly pvs: ReadonlySet<number>
   pins: number
   lastUseTick: number
+  /** Flush epoch when the last write into this LTG completed (see #clean). */
+  doneEpoch: number
   /** Resolves once a record holding this entry is durable on every PV in `pvs`. */
   recorded: Promise<void> | undefined
 }
@@ -84,6 +86,8 @@ export class MwcLog {
   #seq = 0
   #tick = 0
   #lookingAhead = false
+  #epoch = 0
+  readonly #cleanEpochs = new Map<number, number>()
   #recordsWritten = 0
 
   constructor(vg: VolumeGroup, ltgBytes: number, options: MwcOptions = {}) {
@@ -228,13 +232,14 @@ export class MwcLog {
         await new Promise<void>((wake) => this.#roomWaiters.push(wake))
         continue
       }
-      idle.sort((a, b) => a.lastUseTick - b.lastUseTick)
+      // Clean LTGs (flushed since their last write) first, then least recently used.
+      idle.sort((a, b) => Number(this.#clean(b)) - Number(this.#clean(a)) || a.lastUseTick - b.lastUseTick)
       const victims = idle.slice(0, Math.max(1, Math.floor(this.#cacheLtgs / 4)))
         .map((entry) => ({ entry, tick: entry.lastUseTick }))
       const pvs = new Set<number>()
-      for (const { entry } of victims) for (const pvIndex of entry.pvs) pvs.add(pvIndex)
-      // The victims' data must be durable before a record stops listing them; a victim used
-      // again while the sync ran may hold newer, unsynced data and stays.
+      for (const { entry } of victims) if (!this.#clean(entry)) for (const pvIndex of entry.pvs) pvs.add(pvIndex)
+      // The victims' data must be durable before a record stops listing them (clean ones already
+      // are); a victim used again while the sync ran may hold newer, unsynced data and stays.
       await Promise.all([...pvs].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
       for (const { entry, tick } of victims) {
         // Another makeRoom may have dropped this entry meanwhile and a pin re-created the key:
@@ -257,7 +262,7 @@ export class MwcLog {
       }
       if (entry === undefined) {
         const pvs = this.#pvsOf(lv, ltgIndex)
-        entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, recorded: undefined }
+        entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, doneEpoch: 0, recorded: undefined }
         this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
         entry.recorded = this.#commitPvs(pvs)
         // Awaited below; this only keeps an early rejection from counting as unhandled.
@@ -286,7 +291,7 @@ export class MwcLog {
       for (let ltgIndex = first; ltgIndex < Math.min(endLtg, first + LOOK_AHEAD_LTGS); ltgIndex++) {
         if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#cache.size >= this.#cacheLtgs) continue
         const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs: this.#pvsOf(lv, ltgIndex), pins: 0,
-          lastUseTick: ++this.#tick, recorded: undefined }
+          lastUseTick: ++this.#tick, doneEpoch: 0, recorded: undefined }
         this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
         for (const pvIndex of entry.pvs) pvs.add(pvIndex)
         added.push(entry)
@@ -303,8 +308,28 @@ export class MwcLog {
       const entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
       assert(entry !== undefined && entry.pins > 0, `LTG ${ltgIndex} of LV ${lv.name} unpinned but not pinned`)
       entry.pins -= 1
+      entry.doneEpoch = this.#epoch
     }
     while (this.#roomWaiters.length > 0) this.#roomWaiters.shift()!()
+  }
+
+  /**
+   * Flush bookkeeping, so eviction can skip the sync for LTGs an application flush already made
+   * durable: `flushStarted` before syncing the PVs of an LV, `flushDone` after every sync of
+   * that flush succeeded. A write completed (unpinned) before the flush started is covered.
+   */
+  flushStarted(): number {
+    const captured = this.#epoch
+    this.#epoch += 1
+    return captured
+  }
+
+  flushDone(lvId: number, captured: number): void {
+    this.#cleanEpochs.set(lvId, Math.max(this.#cleanEpochs.get(lvId) ?? -1, captured))
+  }
+
+  #clean(entry: CacheEntry): boolean {
+    return entry.pins === 0 && entry.doneEpoch <= (this.#cleanEpochs.get(entry.lvId) ?? -1)
   }
 
   /** Sets (or with offset undefined, removes) the resync cursor of one LP and makes it durable

@@ -178,3 +178,24 @@ void t.test('MWC off: a crash is reported as needing a forced resync, which clea
   t.same(again.status.dirtyLvs, [], 'the forced resync clears the flag')
   t.ok(readCopy(dir, again, 'lv0', 0).equals(readCopy(dir, again, 'lv0', 1)))
 })
+
+void t.test('MWC eviction syncs the PVs of unflushed LTGs only', async (t) => {
+  const { vg } = await setup(t, 'active')
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024, mwcCacheLtgs: 4 })
+  let syncs = 0
+  for (const device of vg.faulty) {
+    const sync = device.sync.bind(device)
+    device.sync = async () => { syncs += 1; await sync() }
+  }
+  const lv = engine.open('lv0')
+  const block = randomBytes(4096)
+  for (const ltg of [0, 4, 8, 12]) await lv.write(block, ltg * 256 * 1024)
+  syncs = 0
+  for (const ltg of [1, 5, 9, 13]) await lv.write(block, ltg * 256 * 1024)
+  t.ok(syncs > 0, `evicting unflushed LTGs synced their PVs (${syncs} syncs)`)
+  await lv.flush()
+  syncs = 0
+  await lv.write(block, 2 * 256 * 1024) // evicts flushed LTGs (for LTG 2 and its look-ahead)
+  t.equal(syncs, 0, 'LTGs made durable by a flush leave the log without another sync')
+  await lv.close()
+})
