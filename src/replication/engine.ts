@@ -843,9 +843,13 @@ export class ReplicationEngine {
         if (isCopied(run.copied, lp)) continue
         const release = await this.#locks.lock(this.#chunkKey(target.replica.source.vg, source.lv.lvId, lp))
         try {
+          // Native writes into the partition wait in the gate hook (which takes this lock).
+          await this.#options.gates?.closeChunkGates(target.replica.source.vg, source.lv.name, lp)
           if (!isCopied(run.copied, lp)) {
             await this.#copyLp(source, target, lp, buffer)
             setCopied(run.copied, lp)
+            // A synchronous mirror's copy of this partition joins the source's native map now.
+            if (target.replica.kind === 'mirror-sync') await this.#options.gates?.remap(target.replica.source.vg, [source.lv.name])
           }
         } finally {
           release()

@@ -134,3 +134,27 @@ t.test('replica superblock on disk survives a restart', async (t) => {
   t.equal(sb.flags & 2, 2, 'complete flag on disk')
   await fx.close()
 })
+
+t.test('GateControl: the daemon is asked to close gates and remap exactly where the contract says', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0', 1, 8 * 1024 * 1024)
+  const calls: string[] = []
+  const gates = {
+    closeVolumeGates: async (vg: string, lv: string) => { calls.push(`closeVolume ${vg}/${lv}`) },
+    closeChunkGates: async (vg: string, lv: string, chunk: number) => { calls.push(`closeChunk ${vg}/${lv} ${chunk}`) },
+    remap: async (vg: string, lvs: readonly string[]) => { calls.push(`remap ${vg}/${lvs.join(',')}`) },
+  }
+  const fx = await openRepl(dir, ['vg0'], { gates })
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: 2 })
+  await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'c', type: 'clone' })
+  t.same(calls.splice(0), ['closeVolume vg0/s'], 'replicate closes the source gates before the replica exists')
+  await fx.repl.beforeWriteRegion('vg0', 's', 1, PP)
+  t.same(calls.splice(0), ['remap vg0/c'], 'an origin copy-on-write remaps the clone before the gate opens')
+  await fx.repl.beforeWriteRegion('vg0', 's', 1, PP)
+  t.same(calls.splice(0), [], 'a chunk no clone shares needs nothing')
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-sync' })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+  t.ok(calls.includes('closeChunk vg0/s 0') && calls.includes('closeChunk vg0/s 1'), 'the job closes each chunk before copying it')
+  t.ok(calls.filter((call) => call === 'remap vg0/s').length >= 2, 'each copied chunk joins the source map')
+  await fx.close()
+})
