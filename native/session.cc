@@ -138,7 +138,9 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
     return;
   }
   arena_ = static_cast<uint8_t*>(memory);
-  memset(arena_, 0, arenaBytes_);
+  // Only the entry and slot-metadata areas need zeros; slots are always written before read, so
+  // their pages stay untouched (and out of RSS) until a request of that size arrives.
+  memset(arena_, 0, slotsOffset_);
   // The arena is exposed once, as one external ArrayBuffer; it is freed with the session.
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, arena_, arenaBytes_);
   arenaRef_ = Napi::Persistent(buffer);

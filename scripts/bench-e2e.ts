@@ -82,7 +82,7 @@ try {
   lvmfs(['lvcreate', 'bench', 'mir', '--size', `${sizeBytes / 2 ** 20}M`, '--copies', '2', '--mwc', 'active',
     '--devices', devices])
   mkdirSync(mnt)
-  lvmfs(['mount', 'bench', mnt, '--devices', devices, '--threads', '16'])
+  lvmfs(['mount', 'bench', mnt, '--devices', devices])
   try {
     const linRow = runAll('linear-lv', join(mnt, 'lin'))
     const mirRow = runAll('2-copy-lv', join(mnt, 'mir'))

@@ -8,7 +8,7 @@ if (!backingPath || !mountpoint) {
   process.exit(3)
 }
 const fs = new PassthroughFileSystem({ backingPath, name: 'lv0' })
-const session = await FuseSession.mount(fs, { mountpoint, threads: Number(threads ?? 8),
+const session = await FuseSession.mount(fs, { mountpoint, threads: Number(threads ?? 32),
   log: { warn: (o, m) => console.error(m, o), error: (o, m) => console.error(m, o) } })
 fs.attach(session)
 process.stdout.write(`mounted ${backingPath} at ${mountpoint}\n`)

@@ -38,7 +38,7 @@ async function start(command: string, args: string[], mountpoint: string, what: 
 }
 
 export function startLvmfsPassthrough(backing: string, mountpoint: string): Promise<RunningServer> {
-  return start(process.execPath, ['--import', 'tsx', 'scripts/passthrough.ts', backing, mountpoint, '16'],
+  return start(process.execPath, ['--import', 'tsx', 'scripts/passthrough.ts', backing, mountpoint, '32'],
     mountpoint, 'lvmfs passthrough')
 }
 

@@ -123,7 +123,7 @@ export class MountedVg implements VolumeHost {
     }
     this.session = await FuseSession.mount(new VolumeFileSystem(this), {
       mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
-      threads: this.options.threads ?? 8, log: this.options.log, policy })
+      threads: this.options.threads ?? 32, log: this.options.log, policy })
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })

@@ -87,9 +87,11 @@ export class FuseSession {
     this.policy = options.policy ?? {}
     this.ready = new Promise((resolve) => { this.resolveReady = resolve })
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
-    const threads = options.threads ?? 8
+    // One blocking pread/pwrite per reader: the thread count is the backing queue depth (32 measured
+    // best for 4 KiB random I/O at qd32 here; 16 gave 20% less).
+    const threads = options.threads ?? 32
     this.native = createNativeSession({ maxWrite: options.maxWriteBytes ?? MAX_PAGES * 4096,
-      threads, slotsPerThread: options.slotsPerThread ?? 2, executors: 2,
+      threads, slotsPerThread: options.slotsPerThread ?? 1, executors: 2,
       onBatch: () => this.onBatch() })
     this.arena = new Uint8Array(this.native.arena)
     this.metaView = new DataView(this.native.arena)

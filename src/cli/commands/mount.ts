@@ -69,7 +69,7 @@ export function register(program: Command): void {
     .option('--noname-ok', 'treat member PVs not found among the devices as missing (missname_von)')
     .option('--no-open', 'management only: logical volumes cannot be opened (noopen_lvs)')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
-    .option('--threads <n>', 'native FUSE reader threads', '8')
+    .option('--threads <n>', 'native FUSE reader threads (the backing queue depth)', '32')
     .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
     .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
     .option('--lock-backend <backend>', 'shared VG: lock manager, broker (this host) or etcd', 'broker')
