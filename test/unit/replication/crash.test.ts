@@ -169,7 +169,9 @@ t.test('clone: killed amid copy-on-writes, origin and clones equal the model', a
   const dir = t.testdir()
   await createVg(dir, 'vg0', 1, 16 * 1024 * 1024)
   const fx = await openRepl(dir, ['vg0'])
-  const lps = 10
+  // Many chunks, so copy-on-writes continue through the first hundred writes and the kill
+  // lands among them.
+  const lps = 60
   await fx.vgs.get('vg0')!.lvCreate({ name: 'o', lpCount: lps })
   const base = Buffer.alloc(lps * PP)
   for (let lp = 0; lp < lps; lp++) base.fill(0x10 + lp, lp * PP, (lp + 1) * PP)
@@ -180,7 +182,7 @@ t.test('clone: killed amid copy-on-writes, origin and clones equal the model', a
   const journal = join(dir, 'clone-journal')
   let seen = 0
   const killAt = 1 + Math.floor(random() * 3)
-  await runAndKill(['clone', dir, journal, String(seed)], (line) => line === 'writing' && ++seen >= killAt, 300)
+  await runAndKill(['clone', dir, journal, String(seed)], (line) => line === 'writing' && ++seen >= killAt, 100)
   const model = new Map(['o', 'c1', 'c2'].map((name) => [name, Buffer.from(base)]))
   let pending: { name: string, offset: number, length: number, byte: number } | undefined
   let acked = 0
@@ -208,5 +210,7 @@ t.test('clone: killed amid copy-on-writes, origin and clones equal the model', a
     t.equal(wrong, 0, `${name}: equals the model of ${acked} acknowledged writes`)
   }
   t.ok(acked > 0, `${acked} writes acknowledged before the kill`)
+  const owned = check.vgs.get('vg0')!.lvByName('c1')!.lps.length + check.vgs.get('vg0')!.lvByName('c2')!.lps.length - 2
+  t.ok(owned < 2 * lps, `the kill came while chunks were still shared (${owned} of ${2 * lps} owned)`)
   await check.close()
 })

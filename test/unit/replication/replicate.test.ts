@@ -158,3 +158,31 @@ t.test('GateControl: the daemon is asked to close gates and remap exactly where 
   t.ok(calls.filter((call) => call === 'remap vg0/s').length >= 2, 'each copied chunk joins the source map')
   await fx.close()
 })
+
+t.test('copy is the point-in-time image even while the source is written during the job', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0', 1, 8 * 1024 * 1024)
+  const ref: { fx?: Fx, writes: number } = { writes: 0 }
+  const fx = await openRepl(dir, ['vg0'], { checkpointLps: 2, onStep: async (event) => {
+    if (event.kind !== 'copied' || ref.fx === undefined || ref.writes >= 12) return
+    ref.writes++
+    // Write partitions ahead of the job (pushed first) and behind it (already copied).
+    await ref.fx.repl.write('vg0', 's', Buffer.alloc(3000, 0xee), ((event.lp * 7 + 3) % 16) * PP + 11)
+  } })
+  ref.fx = fx
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: 16 })
+  const image = Buffer.alloc(16 * PP)
+  for (let lp = 0; lp < 16; lp++) image.fill(lp + 1, lp * PP, (lp + 1) * PP)
+  await fx.repl.write('vg0', 's', image, 0)
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'k', type: 'copy' })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+  t.ok(ref.writes > 0, `${ref.writes} source writes during the job`)
+  const copy = Buffer.alloc(16 * PP)
+  await fx.repl.read('vg0', 'k', copy, 0)
+  t.ok(copy.equals(image), 'the copy equals the source at creation')
+  const now = Buffer.alloc(16 * PP)
+  await fx.repl.read('vg0', 's', now, 0)
+  t.notOk(now.equals(image), 'while the source moved on')
+  t.same(fx.repl.childDependencies('vg0', 's'), [], 'a complete copy does not block removing its source')
+  await fx.close()
+})
