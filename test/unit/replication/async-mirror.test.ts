@@ -87,3 +87,39 @@ t.test('after a restart the changed chunks since the mark are copied: no gap', a
   t.equal((await fx.repl.status('vg0', 'm'))?.syncState, 'in sync')
   await fx.close()
 })
+
+t.test('natively served source: gate hook + region copies, re-recorded after each copy (no gap)', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  const closed: number[] = []
+  const fx = await openRepl(dir, ['vg0'], { gates: {
+    closeVolumeGates: async () => {},
+    closeChunkGates: async (_vg, _lv, chunk) => { closed.push(chunk) },
+    remap: async () => {},
+  } })
+  const vg = fx.vgs.get('vg0')!
+  await vg.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', intervalMs: 60_000 })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+  closed.length = 0
+  // What the daemon does for a native write: the hook once per closed gate region, then the
+  // write runs without TypeScript (here: straight to the source's partitions).
+  const nativeWrite = async (offset: number, byte: number): Promise<void> => {
+    await fx.repl.beforeWriteRegion('vg0', 's', Math.floor(offset / PP), PP)
+    await fx.repl.io.write(fx.engines[0]!, vg.lvByName('s')!, Buffer.alloc(1000, byte), offset)
+  }
+  await nativeWrite(PP + 10, 1)
+  await nativeWrite(4 * PP + 10, 2)
+  const mark = await fx.repl.propagate('vg0', 'm')
+  t.ok(mark > 0, `mark raised to ${mark}`)
+  t.same(closed.sort(), [1, 4], 'each dirty chunk had its gates closed before it was copied')
+  await nativeWrite(PP + 500, 3)
+  await fx.repl.propagate('vg0', 'm')
+  const source = Buffer.alloc(LPS * PP)
+  const target = Buffer.alloc(LPS * PP)
+  await fx.repl.read('vg0', 's', source, 0)
+  await fx.repl.read('vg0', 'm', target, 0)
+  t.ok(target.equals(source), 'target equals source')
+  t.equal((await fx.repl.lag('vg0', 'm')).commits, 0)
+  await fx.close()
+})
