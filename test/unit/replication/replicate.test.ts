@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createVg, openRepl, PP } from '../../helpers/replication-fixture.js'
-import { readSuperblock } from '../../../src/replication/index.js'
+import { readSuperblock, replicaOf } from '../../../src/replication/index.js'
 import {
   decodeSuperblock, encodeSuperblock, newestSuperblock, superblockSlotBytes, type ReplicaSuperblock,
 } from '../../../src/format/replica-superblock.js'
@@ -105,7 +105,8 @@ t.test('clone map: shared chunks on the origin partitions, owned chunks on its o
   t.equal(clone.sizeBytes, 4 * PP, 'the clone file has the origin size (metadata partition hidden)')
   t.equal(where(clone.extents[0]), where(origin.extents[0]), 'chunk 0 shared')
   t.not(where(clone.extents[2]), where(origin.extents[2]), 'chunk 2 owned after the hook')
-  t.equal(vg.lvByName('c')!.lps.length, 2, 'the hook allocated one partition')
+  t.same(replicaOf(vg.lvByName('c')!)?.chunks, [2], 'the clone owns exactly chunk 2')
+  t.equal(vg.lvByName('c')!.lps.length, 5, 'partitions are allocated ahead, at most the origin size')
   t.ok(origin.gateBytes > 0 && origin.gateBytes <= PP, 'origin writes are gated (copy-on-write hook)')
   await fx.close()
 })
