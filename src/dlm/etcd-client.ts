@@ -159,6 +159,7 @@ export class EtcdDlmClient implements LockBackend {
       const lvb = await this.readLvb(lock.resource)
       lock.applyGrant({ ...this.grantOf(held.key, mode, lvb.value, true),
         ...(options.valueBlock === undefined ? {} : { valueBlock: undefined }) }, options.valueBlock)
+      await this.watchBlocking(lock) // a new granted mode resets the blocking notification (as the broker)
       return lock
     }
     const key = this.queueKey(lock.resource)
@@ -167,6 +168,7 @@ export class EtcdDlmClient implements LockBackend {
     const grant = await this.afterGrant(lock.resource, mode, immediate, key)
     held.key = key
     lock.applyGrant(grant, undefined)
+    await this.watchBlocking(lock)
     return lock
   }
 
