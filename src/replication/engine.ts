@@ -881,9 +881,12 @@ export class ReplicationEngine {
     await this.#persistCopied(target, run.copied, flags)
     run.persisted = run.copied.slice()
     if (target.replica.kind === 'mirror-async') {
+      // Chunks were copied at different times: the copy equals a prefix of the source's writes
+      // only if none happened during the job; otherwise the first propagation makes it one.
+      const source = this.#fresh(this.#sourceOfReplica(target.replica))
+      const quiet = await this.#currentCount(target.replica.source.vg, source) === startCount
       await this.#updateSuperblock(target, (sb) => ({ ...sb, lwm: Math.max(sb.lwm, startCount),
-        flags: sb.flags | FLAG_CONSISTENT,
-        lwmAtMs: this.#now() }))
+        flags: quiet ? sb.flags | FLAG_CONSISTENT : sb.flags & ~FLAG_CONSISTENT, lwmAtMs: this.#now() }))
     }
     await this.#setJobState(run.id, 'complete')
     await this.#options.gates?.remap(target.replica.source.vg, [target.replica.source.lv])
