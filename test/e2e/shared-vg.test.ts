@@ -49,20 +49,16 @@ async function sharedVg(t: Test): Promise<Shared> {
   const broker = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'lockd',
     '--socket', join(dir, 'lockd.sock')], { cwd: repoRoot, env, stdio: 'ignore' })
   t.teardown(async () => {
-    const pids = new Set<number>()
-    try {
-      for (const name of readdirSync(join(dir, 'run'))) {
-        if (name.endsWith('.pid')) pids.add(Number(readFileSync(join(dir, 'run', name), 'utf8')))
-      }
-    } catch { /* no daemon ever started */ }
+    // Every process started for this fixture names its directory on its command line (daemons
+    // that never got as far as a pid file included).
+    for (const child of children) child.kill('SIGKILL')
+    for (const pid of processesNaming(dir)) {
+      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+    }
     for (const mountpoint of mountpoints) {
       if (mountsAt(mountpoint).length > 0) spawnSync('umount', ['-l', mountpoint])
       try { cleanupMountpoint(mountpoint, { force: true }) } catch { /* already gone */ }
     }
-    for (const pid of pids) {
-      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
-    }
-    for (const child of children) child.kill('SIGKILL')
     broker.kill('SIGKILL')
     await sleep(200)
     rmSync(dir, { recursive: true, force: true })
@@ -121,6 +117,19 @@ async function sharedVg(t: Test): Promise<Shared> {
       throw new Error(`no shared daemon serves ${mountpoint}`)
     },
   }
+}
+
+/** Pids of processes whose command line contains `text` (this fixture's unique directory). */
+function processesNaming(text: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text)) pids.push(pid)
+    } catch { /* exited meanwhile */ }
+  }
+  return pids
 }
 
 function lvSize(status: VgStatusReport, lv: string): number | undefined {
