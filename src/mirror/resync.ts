@@ -27,6 +27,10 @@ import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
 import { copyRange, syncCopies } from './region-copy.js'
 
+/** Default checkpoint interval: bytes a resumed resync may copy again after a crash. Each
+ * checkpoint costs a sync of the targets, a VGSA commit and an MWC record. */
+export const DEFAULT_CHECKPOINT_BYTES = 256 * 1024 * 1024
+
 export interface ResyncProgress {
   /** LP bytes finished (each LP region counts once, whatever the number of targets). */
   readonly doneBytes: number
@@ -40,7 +44,7 @@ export interface ResyncProgress {
 export interface ResyncOptions {
   /** Upper bound of the copy rate; unlimited when absent. */
   readonly rateBytesPerSecond?: number
-  /** Regions (LTGs) copied between two durable checkpoints; default 16. */
+  /** Regions (LTGs) copied between two durable checkpoints; default 256 MiB worth. */
   readonly checkpointEveryRegions?: number
   readonly onProgress?: (progress: ResyncProgress) => void
   readonly signal?: AbortSignal
@@ -97,6 +101,12 @@ export class Resyncer {
     this.#options = options
     this.#rate = new RateLimiter(options.rateBytesPerSecond)
     assert(options.rateBytesPerSecond === undefined || options.rateBytesPerSecond > 0, 'rate must be positive')
+  }
+
+  /** Regions between durable checkpoints: the option, else DEFAULT_CHECKPOINT_BYTES worth. */
+  #checkpointRegions(): number {
+    return this.#options.checkpointEveryRegions ??
+      Math.max(1, Math.floor(DEFAULT_CHECKPOINT_BYTES / this.#mirror.ltgBytes))
   }
 
   progress(): ResyncProgress {
@@ -214,7 +224,7 @@ export class Resyncer {
         this.#emit(lv.name, lp)
         sinceCheckpoint += 1
         const next = offset + mirror.ltgBytes
-        if (sinceCheckpoint >= (this.#options.checkpointEveryRegions ?? 16) && next < vg.ppSizeBytes) {
+        if (sinceCheckpoint >= this.#checkpointRegions() && next < vg.ppSizeBytes) {
           sinceCheckpoint = 0
           await this.#checkpoint(lv, lp, force, targets, next)
         }
@@ -370,7 +380,7 @@ export class Resyncer {
     const lps: LpResyncResult[] = []
     const failed: Array<{ lv: string, lp: number, code: string }> = []
     const batch: PendingFinish[] = []
-    const interval = this.#options.checkpointEveryRegions ?? 16
+    const interval = this.#checkpointRegions()
     let copiedBytes = 0
     let regionsSinceFinish = 0
     try {
