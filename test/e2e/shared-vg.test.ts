@@ -96,8 +96,9 @@ async function sharedVg(t: Test): Promise<Shared> {
       return result.stdout
     },
     cliAsync(args) {
+      // Bounded: a lock protocol that stalls fails the test instead of hanging the suite.
       const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args],
-        { cwd: repoRoot, env, stdio: 'ignore' })
+        { cwd: repoRoot, env, stdio: 'ignore', timeout: 60_000 })
       children.push(child)
       return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? -1)))
     },
@@ -163,7 +164,7 @@ async function twoServers(t: Test, fixture: Shared, lockArgs: string[]): Promise
   writeFileSync(source, data)
   const dd = new Promise<number>((resolve) => {
     const child = spawn('dd', [`if=${source}`, `of=${join(mntB, 'b')}`, 'bs=256K', 'oflag=direct', 'conv=notrunc,fsync'],
-      { stdio: 'ignore' })
+      { stdio: 'ignore', timeout: 60_000 })
     child.once('exit', (code) => resolve(code ?? -1))
   })
   const extend = fixture.cliAsync(['lvextend', fixture.vg, 'a', '--size', '+8M', ...devices])
