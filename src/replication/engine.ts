@@ -173,6 +173,8 @@ export class ReplicationEngine {
   readonly #jobs = new Map<string, JobRun>()
   readonly #async = new Map<string, AsyncState>()
   readonly #counts = new Map<string, number>()
+  /** Source key -> commit counts handed out whose write has not settled yet. */
+  readonly #pending = new Map<string, Set<number>>()
   /** Sources written through the native gate hook: their writes are not journaled. */
   readonly #native = new Set<string>()
   #stopping = false
@@ -571,8 +573,10 @@ export class ReplicationEngine {
       return await this.io.write(source.engine, source.lv, data, offsetBytes)
     }
     const release = await this.#locks.lockAll(chunks.map((chunk) => this.#chunkKey(vgName, source.lv.lvId, chunk)))
+    let count: number | undefined
+    let journaled = false
     try {
-      const count = await this.#beforeSourceWrite(vgName, source, chunks, false)
+      count = await this.#beforeSourceWrite(vgName, source, chunks, false)
       const lv = this.#fresh(source)
       const writes = [this.io.write(source.engine, lv, data, offsetBytes)]
       for (const child of this.#children(vgName, lv)) {
@@ -581,8 +585,10 @@ export class ReplicationEngine {
       }
       await Promise.all(writes)
       if (count !== undefined) this.#journal(vgName, lv, count, data, offsetBytes)
+      journaled = true
     } finally {
       release()
+      if (count !== undefined) this.#settleCount(vgName, source.lv, count, journaled)
     }
   }
 
@@ -631,15 +637,35 @@ export class ReplicationEngine {
       } else if (replica.kind === 'copy' && replica.state === 'in-progress') {
         for (const chunk of chunks) await this.#pushCopy(source, child, chunk)
       } else if (replica.kind === 'mirror-async') {
-        count ??= await this.#nextCount(vgName, source)
-        await this.#markDirty(vgName, source, child, chunks, count)
+        if (count === undefined) {
+          count = await this.#nextCount(vgName, source)
+          // From here on the count must be settled, whatever happens.
+          if (native) this.#native.add(keyOf(vgName, source.lv.name))
+        }
+        try {
+          await this.#markDirty(vgName, source, child, chunks, count)
+        } catch (error) {
+          this.#settleCount(vgName, source.lv, count, false)
+          throw error
+        }
       }
     }
-    await this.#noteSourceWrittenApart(source, children)
-    if (native && count !== undefined) this.#native.add(keyOf(vgName, source.lv.name))
-    for (const name of remap) {
-      const child = children.find((c) => c.lv.name === name)!
-      await this.#options.gates?.remap(child.engine.vg.name, [name])
+    try {
+      await this.#noteSourceWrittenApart(source, children)
+    } catch (error) {
+      if (count !== undefined) this.#settleCount(vgName, source.lv, count, false)
+      throw error
+    }
+    // The native path journals nothing: its count is settled at once.
+    if (native && count !== undefined) this.#settleCount(vgName, source.lv, count, true)
+    try {
+      for (const name of remap) {
+        const child = children.find((c) => c.lv.name === name)!
+        await this.#options.gates?.remap(child.engine.vg.name, [name])
+      }
+    } catch (error) {
+      if (count !== undefined) this.#settleCount(vgName, source.lv, count, false)
+      throw error
     }
     return count
   }
@@ -977,14 +1003,40 @@ export class ReplicationEngine {
    */
   async #nextCount(vgName: string, source: Located): Promise<number> {
     const key = this.#sourceKey(vgName, source.lv)
-    const count = await this.#currentCount(vgName, source.lv) + 1
+    await this.#currentCount(vgName, source.lv)
+    // Read and bump with no await in between: concurrent writers get distinct counts.
+    const count = this.#counts.get(key)! + 1
     this.#counts.set(key, count)
+    let pending = this.#pending.get(key)
+    if (pending === undefined) this.#pending.set(key, pending = new Set())
+    pending.add(count)
     const floor = sourceOf(this.#fresh(source))?.commitCount ?? 0
     if (count > floor) {
       await this.#updateSource(source, (ext) => ({ ...ext,
         commitCount: Math.max(ext.commitCount, count + COUNT_RESERVE) }))
     }
     return count
+  }
+
+  /**
+   * A write's count is settled once it is journaled, or once it failed (then the journals of
+   * the source's async targets are dropped: the next cycle copies the changed chunks, so a
+   * partially applied failed write is never left out of the target).
+   */
+  #settleCount(vgName: string, source: LvDescriptor, count: number, journaled: boolean): void {
+    this.#pending.get(this.#sourceKey(vgName, source))?.delete(count)
+    if (journaled) return
+    for (const child of this.#children(vgName, source)) {
+      if (child.replica.kind === 'mirror-async') this.#async.get(keyOf(child.engine.vg.name, child.lv.name))?.dropJournal(Infinity)
+    }
+  }
+
+  /** Waits until every write with a count at or below `count` is settled (journal complete). */
+  async #settled(vgName: string, source: LvDescriptor, count: number): Promise<void> {
+    const pending = this.#pending.get(this.#sourceKey(vgName, source))
+    while (pending !== undefined && [...pending].some((value) => value <= count)) {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
   }
 
   #asyncStateOf(targetVg: string, target: LvDescriptor): AsyncState {
@@ -1080,6 +1132,8 @@ export class ReplicationEngine {
     const count = await this.#currentCount(replica.source.vg, source.lv)
     if (count <= sb.lwm && state.lastCount.size === 0) return sb.lwm
     const targetKey = keyOf(target.engine.vg.name, target.lv.name)
+    // Writes numbered up to `count` may still be between their count and their journal entry.
+    await this.#settled(replica.source.vg, source.lv, count)
     if (state.journalFrom <= sb.lwm + 1 && !this.#native.has(keyOf(replica.source.vg, source.lv.name))) {
       for (const entry of state.journal) {
         if (entry.count <= sb.lwm || entry.count > count) continue

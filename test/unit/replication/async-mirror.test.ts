@@ -123,3 +123,26 @@ t.test('natively served source: gate hook + region copies, re-recorded after eac
   t.equal((await fx.repl.lag('vg0', 'm')).commits, 0)
   await fx.close()
 })
+
+t.test('propagation racing concurrent writes never raises the mark past an unjournaled write', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  const fx = await openRepl(dir, ['vg0'])
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', intervalMs: 60_000 })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+  const random = prng(5)
+  for (let round = 0; round < 5; round++) {
+    const writes = Array.from({ length: 20 }, (_, index) => fx.repl.write('vg0', 's',
+      Buffer.alloc(2048, round * 20 + index + 1), 512 * Math.floor(random() * ((LPS * PP - 2048) / 512))))
+    const marks = [fx.repl.propagate('vg0', 'm'), fx.repl.propagate('vg0', 'm')]
+    await Promise.all([...writes, ...marks])
+    const mark = await fx.repl.propagate('vg0', 'm')
+    const source = Buffer.alloc(LPS * PP)
+    const target = Buffer.alloc(LPS * PP)
+    await fx.repl.read('vg0', 's', source, 0)
+    await fx.repl.read('vg0', 'm', target, 0)
+    t.ok(target.equals(source), `round ${round}: target equals source at mark ${mark}`)
+  }
+  await fx.close()
+})
