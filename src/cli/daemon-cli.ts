@@ -26,6 +26,12 @@ export async function statusOfVg(vgName: string): Promise<VgStatusReport> {
 export async function findMounted(target: string): Promise<VgStatusReport> {
   const names = socketVgNames()
   if (names.includes(target)) return await statusOfVg(target)
+  // A shared VG named by VG: the first live daemon of it (lvmfs status lists them all).
+  for (const instance of sharedInstancesOf(target)) {
+    try {
+      return await statusOfVg(instance)
+    } catch { /* a stale socket of a dead daemon */ }
+  }
   const absolute = resolve(target)
   for (const name of names) {
     try {
