@@ -17,6 +17,8 @@ interface Row {
   readonly lwm: number
   readonly uid?: number
   readonly down?: boolean
+  /** Writes to the target's PV fail (the site fails during the call). */
+  readonly failing?: boolean
   readonly code?: string
   readonly returns?: number
   /** The target's mark after the call. */
@@ -37,6 +39,8 @@ const ROWS: readonly Row[] = [
     markAfter: 3 },
   { why: 'local site of the source: its commit count', vg: 'vg0', lv: 's', site: 1, lwm: 2, returns: 5, markAfter: 3 },
   { why: 'the other site is down', vg: 'vg0', lv: 's', site: 2, lwm: 1, down: true, code: 'LWM_ESITEDN1' },
+  { why: 'the site fails while the mark is written', vg: 'vg1', lv: 'm', site: 2, lwm: 9, failing: true,
+    code: 'LWM_ESITEDN2' },
 ]
 
 async function setup(dir: string, uid: number) {
@@ -59,10 +63,15 @@ for (const row of ROWS) {
     const fx = await setup(t.testdir(), row.uid ?? 0)
     t.equal((await fx.repl.lag('vg1', 'm')).lwm, 3, 'setup: mark 3')
     if (row.down === true) await fx.vgs.get('vg1')!.varyOff()
+    const device = (fx.vgs.get('vg1')!.device(0) ?? { write: async () => {} }) as unknown as
+      { write: (...args: unknown[]) => Promise<void> }
+    const write = device.write
+    if (row.failing === true) device.write = async () => { throw Object.assign(new Error('EIO'), { code: 'EIO' }) }
     const call = fx.repl.chlwm(row.vg, row.lv, row.site, row.lwm)
     if (row.code !== undefined) await t.rejects(call, { code: row.code })
     else t.equal(await call, row.returns, 'return value')
     if (row.markAfter !== undefined) t.equal((await fx.repl.lag('vg1', 'm')).lwm, row.markAfter, 'mark after')
+    device.write = write
     await fx.close()
   })
 }
