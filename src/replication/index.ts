@@ -29,3 +29,4 @@ export {
 } from './model.js'
 export { readSuperblock } from './superblock-io.js'
 export { assertNoChildDependency, childDependenciesIn } from './dependencies.js'
+export { gateControlFrom, type GatePrimitives } from './gate-control.js'

@@ -187,3 +187,22 @@ t.test('copy is the point-in-time image even while the source is written during 
   t.same(fx.repl.childDependencies('vg0', 's'), [], 'a complete copy does not block removing its source')
   await fx.close()
 })
+
+t.test('gateControlFrom: a chunk closes every gate region inside it', async (t) => {
+  const { gateControlFrom } = await import('../../../src/replication/index.js')
+  const closed: string[] = []
+  const gates = gateControlFrom({
+    nodeidOf: (_vg, lv) => (lv === 'gone' ? undefined : 7),
+    gateBytesOf: () => PP / 4,
+    ppSizeBytesOf: () => PP,
+    closeGate: async (nodeid, region) => { closed.push(`${nodeid}:${region}`) },
+    closeVolume: async (nodeid) => { closed.push(`all ${nodeid}`) },
+    refresh: async () => { closed.push('refresh') },
+  })
+  await gates.closeChunkGates('vg0', 's', 2)
+  t.same(closed.splice(0), ['7:8', '7:9', '7:10', '7:11'], 'regions 8..11 make up chunk 2')
+  await gates.closeVolumeGates('vg0', 's')
+  await gates.closeVolumeGates('vg0', 'gone')
+  await gates.remap('vg0', ['s'])
+  t.same(closed, ['all 7', 'refresh'])
+})

@@ -1,0 +1,46 @@
+/**
+ * Glue for the daemon: a GateControl built from the gate keeper's primitives, so the mount only
+ * supplies how volumes map to FUSE nodes and how to close gates and refresh maps.
+ *
+ *   const gates = gateControlFrom({
+ *     nodeidOf: (vg, lv) => nodeidOf(vgOf(vg).lvByName(lv)!),
+ *     gateBytesOf: (vg, lv) => currentMapOf(vg, lv).gateBytes,
+ *     ppSizeBytesOf: (vg) => vgOf(vg).ppSizeBytes,
+ *     closeGate: (nodeid, region) => gateKeeper.closeGate(nodeid, region),
+ *     closeVolume: (nodeid) => gateKeeper.closeVolume(nodeid),
+ *     refresh: () => mounted.refresh(),
+ *   })
+ */
+import type { GateControl } from './engine.js'
+
+export interface GatePrimitives {
+  nodeidOf(vgName: string, lvName: string): number | undefined
+  /** gateBytes of the volume's current native map (0: not gated). */
+  gateBytesOf(vgName: string, lvName: string): number
+  ppSizeBytesOf(vgName: string): number
+  closeGate(nodeid: number, region: number): Promise<void>
+  closeVolume(nodeid: number): Promise<void>
+  /** Rebuilds every native map (VolumeMap) from the engine's volumeMapOf. */
+  refresh(): Promise<void>
+}
+
+export function gateControlFrom(primitives: GatePrimitives): GateControl {
+  return {
+    closeVolumeGates: async (vgName, lvName) => {
+      const nodeid = primitives.nodeidOf(vgName, lvName)
+      if (nodeid !== undefined) await primitives.closeVolume(nodeid)
+    },
+    closeChunkGates: async (vgName, lvName, chunk) => {
+      const nodeid = primitives.nodeidOf(vgName, lvName)
+      const gateBytes = primitives.gateBytesOf(vgName, lvName)
+      if (nodeid === undefined || gateBytes === 0) return
+      const pp = primitives.ppSizeBytesOf(vgName)
+      const first = Math.floor((chunk * pp) / gateBytes)
+      const last = Math.floor(((chunk + 1) * pp - 1) / gateBytes)
+      for (let region = first; region <= last; region++) await primitives.closeGate(nodeid, region)
+    },
+    remap: async () => {
+      await primitives.refresh()
+    },
+  }
+}
