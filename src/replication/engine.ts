@@ -746,6 +746,29 @@ export class ReplicationEngine {
       readOnly: replica.kind.startsWith('mirror') && replica.state !== 'split' }
   }
 
+  /**
+   * For the daemon's copy-error path: which synchronous mirror target (if any) copy `copyIndex`
+   * of extent `lp` in volumeMapOf(vg, lv) belongs to. Copies below the LV's own copy count are
+   * the mirror engine's business; a failed write on a target copy must fail the application
+   * write (EIO: it was not acknowledged by both), never mark anything stale.
+   */
+  syncTargetOfCopy(vgName: string, lvName: string, lp: number,
+    copyIndex: number): { vg: string, lv: string } | undefined {
+    const { lv } = this.#locate(vgName, lvName)
+    if (replicaOf(lv) !== undefined || copyIndex < lv.copies) return undefined
+    let index = lv.copies
+    for (const child of this.#children(vgName, lv)) {
+      if (child.replica.kind !== 'mirror-sync' || child.replica.state === 'split') continue
+      const included = child.replica.state === 'complete' ||
+        isCopied(this.#jobs.get(child.replica.jobId ?? '')?.copied ?? new Uint8Array(), lp)
+      if (!included) continue
+      const copies = this.#fresh(child).lps[lp + 1]?.length ?? 0
+      if (copyIndex < index + copies) return { vg: child.engine.vg.name, lv: child.lv.name }
+      index += copies
+    }
+    return undefined
+  }
+
   #extentOf(located: Located, lp: number, fdOf: (vgName: string, pvIndex: number) => number): VolumeExtent {
     const vg = located.engine.vg
     const lv = this.#fresh(located)

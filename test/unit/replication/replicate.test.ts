@@ -82,6 +82,8 @@ t.test('sync mirror: every write on both; target read-only until split; split ma
   const map = fx.repl.volumeMapOf('vg0', 's', () => 42)
   t.equal(map.extents[0]!.copies.length, 2, 'the source map carries the target copy (native writes reach both)')
   t.equal(fx.repl.volumeMapOf('vg1', 'm', () => 42).readOnly, true, 'the target map is read-only')
+  t.same(fx.repl.syncTargetOfCopy('vg0', 's', 0, 1), { vg: 'vg1', lv: 'm' }, 'copy 1 of the source map is the target')
+  t.equal(fx.repl.syncTargetOfCopy('vg0', 's', 0, 0), undefined, 'copy 0 is the source itself')
   await fx.repl.split('vg1', 'm')
   await fx.repl.write('vg1', 'm', Buffer.alloc(10, 1), 0)
   await fx.repl.write('vg0', 's', Buffer.alloc(10, 2), 0)
