@@ -25,7 +25,7 @@ import { LvmfsError, errnoOf } from '../errors/index.js'
 import { assert } from '../util/assert.js'
 import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
-import { copyRange, syncCopies } from './region-copy.js'
+import { copyAddress, syncCopies } from './region-copy.js'
 
 /** Default checkpoint interval: bytes a resumed resync may copy again after a crash. Each
  * checkpoint costs a sync of the targets, a VGSA commit and an MWC record. */
@@ -92,7 +92,7 @@ export class Resyncer {
   readonly #mirror: MirrorVg
   readonly #options: ResyncOptions
   readonly #rate: RateLimiter
-  #buffer: Buffer | undefined
+  #buffers: Buffer[] | undefined
   #progress = { doneBytes: 0, totalBytes: 0, copiedBytes: 0, lv: undefined as string | undefined,
     lp: undefined as number | undefined }
 
@@ -206,14 +206,23 @@ export class Resyncer {
     mirror.addWriteThrough(lv.lvId, lp, staleTargets)
     let copiedBytes = 0
     let deferred = false
+    // Read-ahead: region k+1 is read from the source (under its lock) while region k is
+    // written to the targets, as two buffers alternate.
+    let ahead: Promise<ReadRegion> | undefined
     try {
-      const regionsPerLp = mirror.regionsPerLp()
       let sinceCheckpoint = 0
-      for (let offset = startBytes; offset < vg.ppSizeBytes; offset += mirror.ltgBytes) {
+      ahead = this.#readRegion(lv, lp, startBytes, source, 0)
+      for (let offset = startBytes, turn = 0; offset < vg.ppSizeBytes; offset += mirror.ltgBytes, turn++) {
         this.#options.signal?.throwIfAborted()
-        await this.#rate.take(mirror.ltgBytes, this.#options.signal)
-        const region = lp * regionsPerLp + offset / mirror.ltgBytes
-        const outcome = await this.#copyRegion(lv, lp, region, offset, source, targets)
+        assert(ahead !== undefined, 'resync read-ahead missing')
+        const current = await ahead
+        ahead = undefined
+        const nextOffset = offset + mirror.ltgBytes
+        if (nextOffset < vg.ppSizeBytes) {
+          ahead = this.#readRegion(lv, lp, nextOffset, source, (turn + 1) % 2)
+          ahead.catch(() => {})
+        }
+        const outcome = await this.#writeRegion(lv, lp, current, targets)
         copiedBytes += outcome.copiedBytes
         targets = targets.filter((index) => !outcome.failedTargets.includes(index))
         if (targets.length === 0) {
@@ -223,10 +232,9 @@ export class Resyncer {
         this.#progress.copiedBytes += outcome.copiedBytes
         this.#emit(lv.name, lp)
         sinceCheckpoint += 1
-        const next = offset + mirror.ltgBytes
-        if (sinceCheckpoint >= this.#checkpointRegions() && next < vg.ppSizeBytes) {
+        if (sinceCheckpoint >= this.#checkpointRegions() && nextOffset < vg.ppSizeBytes) {
           sinceCheckpoint = 0
-          await this.#checkpoint(lv, lp, force, targets, next)
+          await this.#checkpoint(lv, lp, force, targets, nextOffset)
         }
       }
       const pending: PendingFinish = { lv, lp, targets, staleTargets }
@@ -239,31 +247,57 @@ export class Resyncer {
       }
       return { lv: lv.name, lp, source, targets, copiedBytes, resumedFromBytes: startBytes }
     } finally {
+      // A read-ahead still holding its region lock (the run stopped early) lets it go.
+      if (ahead !== undefined) await ahead.then((read) => read.release(), () => {})
       if (!deferred) mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
     }
   }
 
-  async #copyRegion(lv: LvDescriptor, lp: number, region: number, offset: number, source: number,
-    targets: readonly number[]): Promise<{ copiedBytes: number, failedTargets: number[] }> {
+  /** Locks region `offset` of the LP exclusive and reads it from the source (the lock is kept
+   * until #writeRegion); a source read error marks the source stale and fails the LP. */
+  async #readRegion(lv: LvDescriptor, lp: number, offset: number, source: number, bufferIndex: number):
+    Promise<ReadRegion> {
     const mirror = this.#mirror
-    this.#buffer ??= Buffer.alloc(mirror.ltgBytes)
+    this.#options.signal?.throwIfAborted()
+    await this.#rate.take(mirror.ltgBytes, this.#options.signal)
+    const buffers = this.#buffers ??= [Buffer.alloc(mirror.ltgBytes), Buffer.alloc(mirror.ltgBytes)]
+    const data = buffers[bufferIndex]!
+    const region = lp * mirror.regionsPerLp() + offset / mirror.ltgBytes
     const release = await mirror.lockRegionExclusive(lv.lvId, region)
-    let outcome: { copiedBytes: number, failedTargets: number[] }
     try {
-      outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes: offset, lengthBytes: mirror.ltgBytes,
-        source, targets }, this.#buffer)
-      mirror.noteRegionSynced(lv.lvId, region)
+      const from = copyAddress(mirror.vg, lv, lp, source, offset)
+      await from.device.read(data, from.offsetBytes)
     } catch (error) {
+      release()
       await mirror.onCopyError(lv, lp, source, errnoOf(error), false)
       throw new LvmfsError('LVM_NOTSYNCED', `reading the source copy ${source} of LP ${lp} of LV "${lv.name}" failed`,
         { cause: error, hint: 'The source was marked stale; run the resync again to use another copy.' })
+    }
+    return { region, offset, data, release }
+  }
+
+  /** Writes a region read by #readRegion to every target, then releases its lock. */
+  async #writeRegion(lv: LvDescriptor, lp: number, read: ReadRegion, targets: readonly number[]):
+    Promise<{ copiedBytes: number, failedTargets: number[] }> {
+    const mirror = this.#mirror
+    const failedTargets: number[] = []
+    let copiedBytes = 0
+    try {
+      await Promise.all(targets.map(async (target) => {
+        try {
+          const to = copyAddress(mirror.vg, lv, lp, target, read.offset)
+          await to.device.write(read.data, to.offsetBytes)
+          copiedBytes += read.data.length
+        } catch {
+          failedTargets.push(target)
+        }
+      }))
+      mirror.noteRegionSynced(lv.lvId, read.region)
     } finally {
-      release()
+      read.release()
     }
-    for (const target of outcome.failedTargets) {
-      await mirror.onCopyError(lv, lp, target, errnoOf(undefined), true)
-    }
-    return outcome
+    for (const target of failedTargets) await mirror.onCopyError(lv, lp, target, errnoOf(undefined), true)
+    return { copiedBytes, failedTargets }
   }
 
   async #checkpoint(lv: LvDescriptor, lp: number, force: boolean, targets: readonly number[],
@@ -406,6 +440,13 @@ export class Resyncer {
     }
     return { lps, copiedBytes, failed }
   }
+}
+
+interface ReadRegion {
+  readonly region: number
+  readonly offset: number
+  readonly data: Buffer
+  readonly release: () => void
 }
 
 interface PendingFinish {
