@@ -15,7 +15,8 @@ import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
 
 /** Verbs that act on one VG named by their first argument (VG or VG/LV). */
 export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'vgextend',
-  'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub'])
+  'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub', 'replicate', 'split', 'list', 'chlwm',
+  'primrec', 'job'])
 
 /** Thrown by the pre-action hook once a forwarded command has finished. */
 export class ForwardedCommand extends Error {
@@ -39,7 +40,7 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
       const { runCli } = await import('./program.js')
       try {
         const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
-          vg: mounted.vg, engine: mounted.engine,
+          vg: mounted.vg, engine: mounted.engine, replication: mounted.replication,
           progress: (doneBytes, totalBytes) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
             totalBytes }),
         } }, () => runCli(argv))
@@ -93,7 +94,10 @@ function isDevicePath(arg: string): boolean {
 
 function vgNameOf(command: Command): string | undefined {
   const first = command.args[0]
-  return first === undefined ? undefined : first.split('/')[0]
+  if (first === undefined) return undefined
+  // Job ids are "VG.lvId".
+  if (command.name() === 'job') return first.includes('.') ? first.slice(0, first.lastIndexOf('.')) : undefined
+  return first.split('/')[0]
 }
 
 /** The client side: a pre-action hook that forwards when a daemon serves the command's VG. */

@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { VolumeGroup } from '../lvm/index.js'
 import type { MirrorEngine } from '../mirror/index.js'
+import type { ReplicationEngine } from '../replication/index.js'
 
 export interface OutputStream {
   write(chunk: string, callback?: () => void): boolean
@@ -19,6 +20,8 @@ export interface OutputStream {
 export interface OnlineVg {
   readonly vg: VolumeGroup
   readonly engine: MirrorEngine
+  /** The daemon's replication engine: forwarded replication commands share its jobs. */
+  readonly replication?: ReplicationEngine
   /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */
   progress(doneBytes: number, totalBytes: number): void
 }

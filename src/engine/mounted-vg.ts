@@ -20,6 +20,7 @@ import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from
 import { varyOnVg, type LvDescriptor, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
   type VvgIn } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
+import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
 import { BackingFds, type FaultMode } from './backing-fds.js'
 import { GateKeeper } from './gate-keeper.js'
 import type { ResyncActivity } from './status.js'
@@ -56,6 +57,7 @@ export interface SharedVgHooks {
 interface Served {
   name: string
   sizeBytes: number
+  gateBytes: number
 }
 
 export class MountedVg implements VolumeHost {
@@ -71,16 +73,34 @@ export class MountedVg implements VolumeHost {
   private pvStates: string[] = []
   private refreshing: Promise<void> = Promise.resolve()
 
+  readonly replication: ReplicationEngine
+
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions) {
     this.backing = new BackingFds(options.directBacking ?? true)
+    // Replication drives the mount through the same two mechanisms as mirroring: the maps it
+    // builds (clones point shared partitions at their origin) and the write gates it closes.
+    this.replication = new ReplicationEngine([engine], { gates: gateControlFrom({
+      nodeidOf: (_vgName, lvName) => {
+        const lv = this.vg.lvByName(lvName)
+        return lv === undefined ? undefined : nodeidOf(lv)
+      },
+      gateBytesOf: (_vgName, lvName) => {
+        const lv = this.vg.lvByName(lvName)
+        return lv === undefined ? 0 : this.served.get(nodeidOf(lv))?.gateBytes ?? 0
+      },
+      ppSizeBytesOf: () => this.vg.ppSizeBytes,
+      closeGate: (nodeid, region) => this.gates.closeGate(nodeid, region),
+      closeVolume: (nodeid) => this.gates.closeVolume(nodeid),
+      refresh: () => this.refresh(),
+    }) })
     this.gates = new GateKeeper({
       setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
       drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },
-      pin: async (nodeid, region) => { await this.engine.beforeWriteRegion(this.lvByNode(nodeid).name, region) },
+      pin: (nodeid, region) => this.beforeWriteRegion(nodeid, region),
       unpin: (nodeid, region) => {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
-        if (lv) this.engine.afterWriteRegion(lv.name, region)
+        if (lv && this.mirrorGated(lv)) this.engine.afterWriteRegion(lv.name, region)
       },
     }, options.maxOpenGates ?? MWC_CACHE_LTGS - 8)
   }
@@ -140,6 +160,7 @@ export class MountedVg implements VolumeHost {
       if (lv && !this.forcedOff) this.mapLv(lv)
     })
     this.vg.onForceOff((error) => this.onForceOff(error))
+    await this.replication.startBackground()
     void this.engine.startBackground().then((report) => {
       this.options.log.info({ forced: report.forced.length, autoResync: report.autoResync !== undefined },
         'background resync finished')
@@ -171,7 +192,7 @@ export class MountedVg implements VolumeHost {
   }
 
   lvSizeBytes(lv: LvDescriptor): number {
-    return lv.lps.length * this.vg.ppSizeBytes
+    return this.replication.volumeSizeBytes(this.vg.name, lv.name)
   }
 
   totalBytes(): number {
@@ -185,6 +206,7 @@ export class MountedVg implements VolumeHost {
 
   checkOpen(lv: LvDescriptor, writable: boolean): void {
     this.options.shared?.checkOpen(lv, writable)
+    this.replication.assertOpenable(this.vg.name, lv.name, writable)
     if (this.forcedOff) throw new LvmfsError('LVM_FORCEOFF', `volume group "${this.vg.name}" was forced off`)
     if (this.vg.noOpenLvs) {
       throw new LvmfsError('ENGINE_BUSY', `"${lv.name}": volume group "${this.vg.name}" was varied on with --no-open`)
@@ -222,6 +244,23 @@ export class MountedVg implements VolumeHost {
     await Promise.all(this.backing.allFds().map((fd) => syncFd(fd)))
   }
 
+  /** The mirror engine's gate units are its LTGs; a map gated otherwise is replication's alone. */
+  private mirrorGated(lv: LvDescriptor): boolean {
+    return lv.copies > 1 && this.served.get(nodeidOf(lv))?.gateBytes === this.engine.mirror.ltgBytes
+  }
+
+  /** Gate policy: MWC logging (mirrored LVs), then replication (copy-on-write, change tracking). */
+  private async beforeWriteRegion(nodeid: number, region: number): Promise<void> {
+    const lv = this.lvByNode(nodeid)
+    if (this.mirrorGated(lv)) await this.engine.beforeWriteRegion(lv.name, region)
+    try {
+      await this.replication.beforeWriteRegion(this.vg.name, lv.name, region, this.served.get(nodeid)?.gateBytes ?? 0)
+    } catch (error) {
+      if (this.mirrorGated(lv)) this.engine.afterWriteRegion(lv.name, region)
+      throw error
+    }
+  }
+
   // --- native maps ----------------------------------------------------------------------------
 
   private lvByNode(nodeid: number): LvDescriptor {
@@ -241,8 +280,9 @@ export class MountedVg implements VolumeHost {
   }
 
   private mapLv(lv: LvDescriptor): void {
-    this.session?.mapVolume(nodeidOf(lv), this.engine.mirror.buildVolumeMap(lv, (pvIndex) => this.fdOf(pvIndex)))
-    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv) })
+    const map = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    this.session?.mapVolume(nodeidOf(lv), map)
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes })
   }
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
@@ -294,6 +334,11 @@ export class MountedVg implements VolumeHost {
     for (const [segment, copies] of event.copyErrors.entries()) {
       for (const [copyIndex, errno] of copies.entries()) {
         if (errno >= 0 || errno === -116 /* ESTALE: skipped, not failed */) continue
+        if (copyIndex >= lv.copies) {
+          // A synchronous mirror target: the write was not acknowledged by both sides.
+          lost = true
+          continue
+        }
         const decision = await this.engine.onCopyError(lv.name, event.firstExtent + segment, copyIndex, -errno, true)
         if (decision === 'fail') lost = true
       }
@@ -350,6 +395,7 @@ export class MountedVg implements VolumeHost {
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
     this.gates.forgetAll()
+    await this.replication.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'replication stop failed'))
     await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))
     if (this.vg.state === 'online') await this.vg.varyOff()
     this.backing.closeAll()

@@ -1,5 +1,7 @@
 import type { Command } from 'commander'
 import { LvmfsError } from '../../errors/index.js'
+import { onlineVgs } from '../../lvm/index.js'
+import { assertNoChildDependency } from '../../replication/index.js'
 import { addDeviceOptions, parseSizeChange, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 
 /** lvextend and lvreduce: `--size [+|-]SIZE`, absolute or relative, rounded to whole PPs. */
@@ -30,6 +32,8 @@ export function registerResize(program: Command, verb: 'lvextend' | 'lvreduce'):
           throw new LvmfsError('ENGINE_USAGE', `"${lvName}" has ${have} LPs; ${verb} to ${target} changes nothing or ` +
             'goes the wrong way')
         }
+        // Replicas map the source's partitions: shrinking a source would cut them off.
+        if (!grow) assertNoChildDependency([vg, ...onlineVgs.values()], vgName, lvName)
         return grow ? vg.lvExtend(lvName, delta) : vg.lvReduce(lvName, delta)
       })
       print(options, { vg: vgName, lv: lvName, lps: lv.lps.length },
