@@ -75,6 +75,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   }
   control
     .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
+      replicas: await mounted.replication.statuses(mounted.vg.name),
       ...(shared ? { instance, shared: shared.report() } : {}) }))
     .on('fault', async (params) => ({ path: mounted.setFault(String(params['pv']), params['mode'] as FaultMode) }))
     .on('umount', async (params) => {

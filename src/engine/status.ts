@@ -1,4 +1,5 @@
 /** The status report of a mounted VG (lvmfs status): PVs, LVs, MWC, resyncs, I/O counters. */
+import type { ReplicaStatus } from '../replication/index.js'
 import type { MountedVg } from './mounted-vg.js'
 import type { SharedMountReport } from './shared-mount.js'
 
@@ -21,6 +22,8 @@ export interface VgStatusReport {
   readonly mwc: { readonly openGates: number }
   readonly resyncs: readonly ResyncActivity[]
   readonly io: Record<string, number>
+  /** Replicas of this VG: origin, type, sync state, job, mark and lag (added by the daemon). */
+  readonly replicas?: readonly ReplicaStatus[]
   /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
   readonly instance?: string
   readonly shared?: SharedMountReport

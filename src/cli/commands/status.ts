@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { VgStatusReport } from '../../engine/status.js'
 import { findMounted, socketVgNames, statusOfVg } from '../daemon-cli.js'
 import { humanBytes, print, table } from '../lvm-cli.js'
+import { renderReplicas } from './replica.js'
 
 function render(status: VgStatusReport): string {
   const pvs = table(['#', 'PV', 'State', 'Stale PPs'], status.pvs.map((pv) =>
@@ -17,7 +18,8 @@ function render(status: VgStatusReport): string {
     (resyncs ? `running:\n${resyncs}` : 'running: none\n') +
     `I/O: ${io['readOps'] ?? 0} reads (${humanBytes(io['readBytes'] ?? 0)}), ${io['writeOps'] ?? 0} writes ` +
     `(${humanBytes(io['writeBytes'] ?? 0)}), ${io['fsyncOps'] ?? 0} fsyncs, ${io['copyErrors'] ?? 0} copy errors, ` +
-    `${io['staleMarked'] ?? 0} partitions marked stale\n`
+    `${io['staleMarked'] ?? 0} partitions marked stale\n` +
+    (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '')
 }
 
 /** `lvmfs status [VG|MOUNTPOINT] [--json]`: the state of one or every mounted VG. */
