@@ -27,7 +27,9 @@ import type { ResyncActivity } from './status.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
 
 const syncFd = promisify(fdatasyncCb)
-const MWC_CACHE_LTGS = 120
+// Pinned LTGs are bounded by the open gates plus one gate being opened per reader thread (32);
+// both together stay below the 128 entries one MWC record can list.
+const MWC_CACHE_LTGS = 96
 
 export interface MountedVgOptions {
   readonly vgName: string
@@ -102,7 +104,7 @@ export class MountedVg implements VolumeHost {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
         if (lv && this.mirrorGated(lv)) this.engine.afterWriteRegion(lv.name, region)
       },
-    }, options.maxOpenGates ?? MWC_CACHE_LTGS - 8)
+    }, options.maxOpenGates ?? MWC_CACHE_LTGS - 32)
   }
 
   /** Varies the VG on, runs mirror recovery and mounts every LV. */
@@ -122,8 +124,8 @@ export class MountedVg implements VolumeHost {
     const vg = result.vg
     try {
       await options.shared?.afterVaryOn(vg)
-      // The MWC log records up to 128 LTGs; a larger cache than AIX's 62 keeps random writers
-      // over a big LV from logging on most writes (DRBD's activity log makes the same trade).
+      // A larger MWC cache than AIX's 62 keeps random writers over a big LV from logging on most
+      // writes (DRBD's activity log makes the same trade); one record lists at most 128 LTGs.
       const engine = await MirrorEngine.start(vg, { logger: options.log, mwcCacheLtgs: MWC_CACHE_LTGS })
       const mounted = new MountedVg(vg, engine, result, options)
       for (const [path, device] of faulty) mounted.faulty.set(path, device)

@@ -256,9 +256,13 @@ export class MwcLog {
     const waits: Array<Promise<void>> = []
     for (const ltgIndex of ltgIndexes) {
       let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
-      if (entry === undefined) {
+      // Concurrent pins all wait in makeRoom and wake together: re-check after each wait, so no
+      // more entries exist than a record can list (MWC_MAX_ENTRIES).
+      while (entry === undefined && this.#cache.size >= this.#cacheLtgs) {
         await this.#makeRoom()
         entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+        // No await between this check and the insert below.
+        if (this.#cache.size < MWC_MAX_ENTRIES) break
       }
       if (entry === undefined) {
         const pvs = this.#pvsOf(lv, ltgIndex)

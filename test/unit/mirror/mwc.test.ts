@@ -199,3 +199,25 @@ void t.test('MWC eviction syncs the PVs of unflushed LTGs only', async (t) => {
   t.equal(syncs, 0, 'LTGs made durable by a flush leave the log without another sync')
   await lv.close()
 })
+
+void t.test('concurrent pins beyond the cache never list more LTGs than a record holds', async (t) => {
+  // Many writers wait in makeRoom at once; before the fix they all woke and inserted, the record
+  // outgrew MWC_MAX_ENTRIES, the encoder asserted and the daemon marked every PV missing.
+  const dir = t.testdir()
+  createFakeVg(dir, { pvCount: 2, ppSizeBytes: 1024 * 1024, ppsPerPv: 8 })
+  const vg = await FakeVg.open(dir)
+  t.teardown(() => vg.varyOff())
+  await vg.lvCreate({ name: 'lv0', lpCount: 8, copies: 2, mwc: 'active' })
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 16 * 1024, mwcCacheLtgs: 120 })
+  const regions = Array.from({ length: 512 }, (_, i) => i)
+  const held: number[] = []
+  await Promise.all(regions.map(async (region) => {
+    await engine.beforeWriteRegion('lv0', region)
+    held.push(region)
+    // Keep up to 100 pinned at once, like open write gates, then release in arrival order.
+    while (held.length > 100) engine.afterWriteRegion('lv0', held.shift()!)
+  }))
+  for (const region of held.splice(0)) engine.afterWriteRegion('lv0', region)
+  t.same([0, 1].map((pvIndex) => vg.pvState(pvIndex)), ['active', 'active'], 'no PV was marked missing')
+  t.equal(engine.mirror.counters.pvsMarkedMissing, 0)
+})
