@@ -13,27 +13,12 @@
  * Block stamp (4 KiB): u32 block index, u32 seq, filler from seq, u32 crc32c of the rest at the
  * end. A block whose crc fails is torn; an all-zero block was never written.
  */
-import { crc32c } from '@node-rs/crc32'
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { FakeVg } from './mirror-fake-vg.js'
 import { MirrorEngine } from '../../src/mirror/index.js'
 
-export const BLOCK_BYTES = 4096
-
-export function stampBlock(block: Buffer, index: number, seq: number): void {
-  block.writeUInt32LE(index, 0)
-  block.writeUInt32LE(seq, 4)
-  for (let at = 8; at < BLOCK_BYTES - 4; at += 4) block.writeUInt32LE((seq * 2654435761 + at) >>> 0, at)
-  block.writeUInt32LE(crc32c(block.subarray(0, BLOCK_BYTES - 4)) >>> 0, BLOCK_BYTES - 4)
-}
-
-/** undefined for a never-written block; null for a torn one; else the stamp. */
-export function readStamp(block: Buffer): { index: number, seq: number } | null | undefined {
-  if (block.every((byte) => byte === 0)) return undefined
-  const crc = crc32c(block.subarray(0, BLOCK_BYTES - 4)) >>> 0
-  if (crc !== block.readUInt32LE(BLOCK_BYTES - 4)) return null
-  return { index: block.readUInt32LE(0), seq: block.readUInt32LE(4) }
-}
+import { BLOCK_BYTES, stampBlock } from './block-stamps.js'
+export { BLOCK_BYTES, readStamp, stampBlock } from './block-stamps.js'
 
 async function writer(dir: string, journalPath: string, seed: number): Promise<void> {
   const vg = await FakeVg.open(dir)

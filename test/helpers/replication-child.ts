@@ -12,25 +12,11 @@
  */
 import { appendFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { crc32c } from '@node-rs/crc32'
 import { pathToFileURL } from 'node:url'
 import { openRepl, prng } from './replication-fixture.js'
 
-export const BLOCK_BYTES = 4096
-
-export function stampBlock(block: Buffer, index: number, seq: number): void {
-  block.writeUInt32LE(index, 0)
-  block.writeUInt32LE(seq, 4)
-  for (let at = 8; at < BLOCK_BYTES - 4; at += 4) block.writeUInt32LE((seq * 2654435761 + at) >>> 0, at)
-  block.writeUInt32LE(crc32c(block.subarray(0, BLOCK_BYTES - 4)) >>> 0, BLOCK_BYTES - 4)
-}
-
-/** undefined for a never-written block; null for a torn one; else the stamp. */
-export function readStamp(block: Buffer): { index: number, seq: number } | null | undefined {
-  if (block.every((byte) => byte === 0)) return undefined
-  if ((crc32c(block.subarray(0, BLOCK_BYTES - 4)) >>> 0) !== block.readUInt32LE(BLOCK_BYTES - 4)) return null
-  return { index: block.readUInt32LE(0), seq: block.readUInt32LE(4) }
-}
+import { BLOCK_BYTES, stampBlock } from './block-stamps.js'
+export { BLOCK_BYTES, readStamp, stampBlock } from './block-stamps.js'
 
 async function copy(dir: string, jobId: string): Promise<void> {
   const fx = await openRepl(dir, ['vg0'], { checkpointLps: 3, onStep: async (event) => {
