@@ -8,7 +8,7 @@
 import type { Command } from 'commander'
 import { LvmfsError } from '../errors/index.js'
 import { resolveDeviceList } from '../io/index.js'
-import { scanDevices, varyOnVg, type VaryOnResult, type VolumeGroup } from '../lvm/index.js'
+import { scanDevices, varyOnVg, type VaryOnFlags, type VaryOnResult, type VolumeGroup } from '../lvm/index.js'
 import { onlineVg, stdout } from './io-context.js'
 import { parseSizeBytes } from './options.js'
 
@@ -103,4 +103,29 @@ export function requireName(kind: string, name: string): void {
     throw new LvmfsError('ENGINE_USAGE', `invalid ${kind} name "${name}"`, {
       detail: 'Names are 1-127 characters from [A-Za-z0-9_.+-] and do not start with "-", "." or "+".' })
   }
+}
+
+/** The lvm_varyonvg flags as CLI options, shared by varyonvg and mount. */
+export interface VaryOnCliOptions {
+  readonly force?: boolean
+  readonly resync: boolean
+  readonly missingOk?: boolean
+  readonly nonameOk?: boolean
+  readonly open: boolean
+}
+
+export function addVaryOnOptions(command: Command, resyncWhen = ''): Command {
+  return command
+    .option('-f, --force', 'vary on without a quorum; missing PVs become REMOVED (risky)')
+    .option('--no-resync', `do not resynchronise stale partitions${resyncWhen} (auto_resync false)`)
+    .option('--missing-ok', 'vary on although PVs are missing (misspv_von)')
+    .option('--noname-ok', 'treat member PVs not found among the devices as missing (missname_von)')
+    .option('--no-open', 'management only: logical volumes cannot be opened (noopen_lvs)')
+}
+
+/** --force implies --missing-ok and --noname-ok (override needs misspv_von). */
+export function varyOnFlagsOf(options: VaryOnCliOptions): VaryOnFlags {
+  const force = options.force === true
+  return { override: force, misspvVon: force || options.missingOk === true,
+    missnameVon: force || options.nonameOk === true, autoResync: options.resync, noopenLvs: !options.open }
 }

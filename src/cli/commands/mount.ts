@@ -5,15 +5,11 @@ import { runDaemon, spawnDaemon } from '../../engine/daemon.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
 import { parseServedLvs, type SharedMountOptions } from '../../engine/shared-mount.js'
 import { forwardedCommandHandlers } from '../forward.js'
-import { addDeviceOptions, deviceList, print, requireName, requireVgExists, table, type DeviceOptions } from '../lvm-cli.js'
+import { addDeviceOptions, addVaryOnOptions, deviceList, print, requireName, requireVgExists, table, varyOnFlagsOf,
+  type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'
 import { parseIntegerOption } from '../options.js'
 
-interface Options extends DeviceOptions {
-  force?: boolean
-  resync: boolean
-  missingOk?: boolean
-  nonameOk?: boolean
-  open: boolean
+interface Options extends DeviceOptions, VaryOnCliOptions {
   foreground?: boolean
   threads: string
   direct: boolean
@@ -59,15 +55,10 @@ function printVaryOn(options: Options, vgName: string, mountpoint: string, rc: s
  * --etcd URL]`: several daemons serve different LVs at once (socket and pid file VG@pid).
  */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('mount')
+  addDeviceOptions(addVaryOnOptions(program.command('mount')
     .description('vary a volume group on and serve its logical volumes as files through FUSE')
     .argument('<vg>', 'volume group name')
-    .argument('<mountpoint>', 'an existing directory')
-    .option('-f, --force', 'vary on without a quorum; missing PVs become REMOVED (risky)')
-    .option('--no-resync', 'do not resynchronise stale partitions after vary-on (auto_resync false)')
-    .option('--missing-ok', 'vary on although PVs are missing (misspv_von)')
-    .option('--noname-ok', 'treat member PVs not found among the devices as missing (missname_von)')
-    .option('--no-open', 'management only: logical volumes cannot be opened (noopen_lvs)')
+    .argument('<mountpoint>', 'an existing directory'), ' after vary-on')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
     .option('--threads <n>', 'native FUSE reader threads (the backing queue depth)', '32')
     .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
@@ -84,8 +75,7 @@ export function register(program: Command): void {
       const shared = sharedOptions(options)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const force = options.force === true
-      const flags = { override: force, misspvVon: force || options.missingOk === true,
-        missnameVon: force || options.nonameOk === true, autoResync: options.resync, noopenLvs: !options.open }
+      const flags = varyOnFlagsOf(options)
       if (options.foreground !== true) {
         const argv = [process.argv[1]!, 'mount', vgName, mountpoint, '--foreground', '--devices', devices.join(','),
           '--threads', String(threads), ...(force ? ['--force'] : []), ...(options.resync ? [] : ['--no-resync']),

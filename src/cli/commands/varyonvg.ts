@@ -1,16 +1,10 @@
 import type { Command } from 'commander'
 import { PV_STATUS, varyOnVg } from '../../lvm/index.js'
 import { onlineVg, stderr } from '../io-context.js'
-import { addDeviceOptions, deviceList, errorOf, print, requireName, requireVgExists, table,
-  type DeviceOptions } from '../lvm-cli.js'
+import { addDeviceOptions, addVaryOnOptions, deviceList, errorOf, print, requireName, requireVgExists, table,
+  varyOnFlagsOf, type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'
 
-interface Options extends DeviceOptions {
-  force?: boolean
-  resync: boolean
-  missingOk?: boolean
-  nonameOk?: boolean
-  open: boolean
-}
+interface Options extends DeviceOptions, VaryOnCliOptions {}
 
 /**
  * `lvmfs varyonvg VG [--force] [--no-resync] [--missing-ok] [--noname-ok] [--no-open]`.
@@ -19,23 +13,16 @@ interface Options extends DeviceOptions {
  * --force implies --missing-ok and --noname-ok (override needs misspv_von).
  */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('varyonvg')
+  addDeviceOptions(addVaryOnOptions(program.command('varyonvg')
     .description('vary a volume group on: check quorum, recover descriptors, report every PV')
-    .argument('<vg>', 'volume group name')
-    .option('-f, --force', 'vary on without a quorum; missing PVs become REMOVED (risky)')
-    .option('--no-resync', 'do not resynchronise stale partitions (auto_resync false)')
-    .option('--missing-ok', 'vary on although PVs are missing (misspv_von)')
-    .option('--noname-ok', 'treat member PVs not found among the devices as missing (missname_von)')
-    .option('--no-open', 'management only: logical volumes cannot be opened (noopen_lvs)'))
+    .argument('<vg>', 'volume group name')))
     .action(async (vgName: string, options: Options) => {
       requireName('volume group', vgName)
       const devices = deviceList(options)
       await requireVgExists(vgName, devices)
       const force = options.force === true
       if (force) stderr().write('warning: --force may adopt an older descriptor; missing PVs become REMOVED\n')
-      const result = await varyOnVg({ vgName, devices, flags: { override: force,
-        misspvVon: force || options.missingOk === true,
-        missnameVon: force || options.nonameOk === true, autoResync: options.resync, noopenLvs: !options.open } })
+      const result = await varyOnVg({ vgName, devices, flags: varyOnFlagsOf(options) })
       // A vary-on of the VG a daemon serves brings MISSING PVs back; the VG stays online.
       if (onlineVg(vgName) === undefined) await result.vg?.varyOff()
       const rows = result.vvgOut.map((o) => [o.pvId, o.name ?? '-', o.status, String(PV_STATUS[o.status])])
