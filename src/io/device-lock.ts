@@ -31,9 +31,16 @@ export function lockDirectory(): string {
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
     return (error as { code?: string }).code === 'EPERM'
+  }
+  // A killed daemon whose parent has not reaped it yet is a zombie: signal 0 still succeeds, but
+  // it holds nothing any more (its fds are closed).
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true
   }
 }
 
