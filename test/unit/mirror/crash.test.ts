@@ -11,7 +11,6 @@
  * printed so a failure replays (kill timing within a run still varies with scheduling).
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -19,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { FakeVg, createFakeVg, patchCopy, readCopy } from '../../helpers/mirror-fake-vg.js'
 import { BLOCK_BYTES, readStamp } from '../../helpers/mirror-crash-child.js'
 import { MirrorEngine } from '../../../src/mirror/index.js'
+import { runAndKill as runAndKillChild } from '../../helpers/kill-child.js'
 
 const CHILD = fileURLToPath(new URL('../../helpers/mirror-crash-child.ts', import.meta.url))
 const PP = 1024 * 1024
@@ -30,30 +30,10 @@ function random(): number {
   return prng / 2 ** 32
 }
 
-/** Runs the child until it printed a line matching `until` (a count threshold), then SIGKILLs it. */
+/** Runs the writer child until a line satisfies `killAfter`, then SIGKILLs it (helpers/kill-child). */
 async function runAndKill(args: string[], killAfter: (line: string) => boolean,
   delayMsMax = 25): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: string[] = []
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  let buffered = ''
-  return await new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const parts = buffered.split('\n')
-      buffered = parts.pop()!
-      for (const line of parts) {
-        lines.push(line)
-        // A random extra delay moves the kill to a random point of the following writes.
-        if (killAfter(line)) setTimeout(() => child.kill('SIGKILL'), Math.floor(random() * delayMsMax))
-      }
-    })
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL' || code === 0) resolve(lines)
-      else reject(new Error(`child exited with ${code}: ${stderr}`))
-    })
-  })
+  return await runAndKillChild({ script: CHILD, args, killAfter, random, delayMsMax })
 }
 
 function lastAcked(journal: string): Map<number, number> {

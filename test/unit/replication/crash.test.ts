@@ -11,45 +11,21 @@
  * The seed is printed; REPL_CRASH_SEED=<n> replays the write sequences.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createVg, openRepl, prng, PP } from '../../helpers/replication-fixture.js'
 import { BLOCK_BYTES, readStamp } from '../../helpers/replication-child.js'
+import { runAndKill as runAndKillChild } from '../../helpers/kill-child.js'
 
 const CHILD = fileURLToPath(new URL('../../helpers/replication-child.ts', import.meta.url))
 const seed = Number(process.env['REPL_CRASH_SEED'] ?? Date.now() % 100000)
 const random = prng(seed)
 
-async function runAndKill(args: string[], killAfter: (line: string) => boolean, delayMsMax = 20): Promise<string[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: string[] = []
-  let stderr = ''
-  let killing = false
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  let buffered = ''
-  return await new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const parts = buffered.split('\n')
-      buffered = parts.pop()!
-      for (const line of parts) {
-        lines.push(line)
-        if (!killing && killAfter(line)) {
-          killing = true
-          setTimeout(() => child.kill('SIGKILL'), Math.floor(random() * delayMsMax))
-        }
-      }
-    })
-    // A child that never reaches its kill point is killed anyway (never left running).
-    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    child.on('exit', (code, signal) => {
-      clearTimeout(guard)
-      if (signal === 'SIGKILL' || code === 0) resolve(lines)
-      else reject(new Error(`child exited with ${code}: ${stderr}`))
-    })
-  })
+/** Runs the writer child until a line satisfies `killAfter`, then SIGKILLs it (helpers/kill-child). */
+async function runAndKill(args: string[], killAfter: (line: string) => boolean,
+  delayMsMax = 20): Promise<string[]> {
+  return await runAndKillChild({ script: CHILD, args, killAfter, random, delayMsMax })
 }
 
 t.comment(`seed=${seed} (replay: REPL_CRASH_SEED=${seed})`)
