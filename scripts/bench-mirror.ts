@@ -23,21 +23,23 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { parseSizeBytes } from '../src/cli/options.js'
 import { pvCreate, vgCreate, varyOnVg, type VolumeGroup } from '../src/lvm/index.js'
 import { MirrorEngine } from '../src/mirror/index.js'
 
 const MiB = 1024 * 1024
-const args = process.argv.slice(2)
-const json = args.includes('--json')
-const argValue = (name: string): string | undefined => {
-  const index = args.indexOf(name)
-  return index >= 0 ? args[index + 1] : undefined
-}
-const sizeBytes = parseSizeBytes(argValue('--size') ?? '256M', '--size')
-const resyncBytes = parseSizeBytes(argValue('--resync') ?? '1G', '--resync')
+const { values: options } = parseArgs({ options: {
+  json: { type: 'boolean', default: false },
+  size: { type: 'string' },
+  resync: { type: 'string' },
+  dir: { type: 'string' },
+} })
+const json = options.json
+const sizeBytes = parseSizeBytes(options.size ?? '256M', '--size')
+const resyncBytes = parseSizeBytes(options.resync ?? '1G', '--resync')
 const smallBytes = Math.min(sizeBytes, 64 * MiB)
-const root = mkdtempSync(join(argValue('--dir') ?? tmpdir(), 'lvmfs-bench-mirror-'))
+const root = mkdtempSync(join(options.dir ?? tmpdir(), 'lvmfs-bench-mirror-'))
 process.env['LVMFS_LOCK_DIR'] ??= join(root, 'locks')
 
 interface Figure { name: string, bytes: number, seconds: number, mibPerSecond: number }

@@ -18,21 +18,24 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { parseSizeBytes } from '../src/cli/options.js'
 import { pvCreate, vgCreate, varyOnVg, type VolumeGroup } from '../src/lvm/index.js'
 import { MirrorEngine } from '../src/mirror/index.js'
 import { ReplicationEngine } from '../src/replication/index.js'
 
 const MiB = 1024 * 1024
-const args = process.argv.slice(2)
-const json = args.includes('--json')
-const argValue = (name: string): string | undefined => {
-  const index = args.indexOf(name)
-  return index >= 0 ? args[index + 1] : undefined
-}
-const sizeBytes = parseSizeBytes(argValue('--size') ?? '64M', '--size')
-const copyBytes = parseSizeBytes(argValue('--copy') ?? '256M', '--copy')
-const root = mkdtempSync(join(argValue('--dir') ?? tmpdir(), 'lvmfs-bench-repl-'))
+const { values: options } = parseArgs({ options: {
+  json: { type: 'boolean', default: false },
+  size: { type: 'string' },
+  copy: { type: 'string' },
+  dir: { type: 'string' },
+  only: { type: 'string' },
+} })
+const json = options.json
+const sizeBytes = parseSizeBytes(options.size ?? '64M', '--size')
+const copyBytes = parseSizeBytes(options.copy ?? '256M', '--copy')
+const root = mkdtempSync(join(options.dir ?? tmpdir(), 'lvmfs-bench-repl-'))
 const results: Record<string, number | string> = {}
 let vgCounter = 0
 
@@ -210,7 +213,7 @@ function pct(ratio: number): string {
   return `${(ratio * 100).toFixed(0)}%`
 }
 
-const only = argValue('--only')
+const only = options.only
 const parts: Record<string, () => Promise<void>> = { clones: cloneWrites, cow: cowVersusCommit, create: cloneCreation,
   copy: copyVersusDd, async: asyncLag }
 try {
