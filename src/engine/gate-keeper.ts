@@ -9,6 +9,12 @@
  *
  * Invariants: a region is open natively only while it is in `open`; at most one open or close
  * of a region is in flight (operations on one key are chained).
+ *
+ * `quiesce` gives a caller one instant for a set of regions: no opening (pin + native open) of
+ * any region of that volume runs while it holds the volume, so closing gates inside it leaves
+ * no hook half-done that could reopen a region after the instant. Opens take the volume shared
+ * (outside the per-region chain, so a close inside quiesce never waits on a queued open); a
+ * waiting quiesce holds back new opens so it is not starved by a busy writer.
  */
 export interface GateHost {
   setGate(nodeid: number, region: number, open: boolean): void
@@ -24,6 +30,7 @@ function keyOf(nodeid: number, region: number): string {
 export class GateKeeper {
   private readonly open = new Map<string, { nodeid: number; region: number }>()
   private readonly chains = new Map<string, Promise<void>>()
+  private readonly admission = new Map<number, VolumeAdmission>()
 
   constructor(private readonly host: GateHost, private readonly maxOpen: number) {}
 
@@ -33,13 +40,19 @@ export class GateKeeper {
 
   /** Called for a write into a closed region: pins it and opens the gate. */
   async openGate(nodeid: number, region: number): Promise<void> {
-    await this.chain(keyOf(nodeid, region), async () => {
-      const key = keyOf(nodeid, region)
-      if (this.open.has(key)) return
-      await this.host.pin(nodeid, region)
-      this.open.set(key, { nodeid, region })
-      this.host.setGate(nodeid, region, true)
-    })
+    const admission = this.admissionOf(nodeid)
+    await admission.enterShared()
+    try {
+      await this.chain(keyOf(nodeid, region), async () => {
+        const key = keyOf(nodeid, region)
+        if (this.open.has(key)) return
+        await this.host.pin(nodeid, region)
+        this.open.set(key, { nodeid, region })
+        this.host.setGate(nodeid, region, true)
+      })
+    } finally {
+      admission.leaveShared()
+    }
     while (this.open.size > this.maxOpen) {
       const oldest = this.open.values().next().value
       if (!oldest) break
@@ -62,6 +75,23 @@ export class GateKeeper {
   async closeVolume(nodeid: number): Promise<void> {
     const regions = [...this.open.values()].filter((entry) => entry.nodeid === nodeid)
     for (const entry of regions) await this.closeGate(entry.nodeid, entry.region)
+  }
+
+  /** Runs `step` while no gate of the volume is being opened (see the header). */
+  async quiesce<T>(nodeid: number, step: () => Promise<T>): Promise<T> {
+    const admission = this.admissionOf(nodeid)
+    await admission.enterExclusive()
+    try {
+      return await step()
+    } finally {
+      admission.leaveExclusive()
+    }
+  }
+
+  private admissionOf(nodeid: number): VolumeAdmission {
+    let admission = this.admission.get(nodeid)
+    if (admission === undefined) this.admission.set(nodeid, admission = new VolumeAdmission())
+    return admission
   }
 
   /** Forgets a volume whose native map is gone (no writes can arrive any more). */
@@ -87,5 +117,48 @@ export class GateKeeper {
     } finally {
       if (this.chains.get(key) === next) this.chains.delete(key)
     }
+  }
+}
+
+/** A readers-writer lock with writer preference: opens are readers, quiesce is the writer. */
+class VolumeAdmission {
+  private readers = 0
+  private writer = false
+  private writersWaiting = 0
+  private wakeups: Array<() => void> = []
+
+  async enterShared(): Promise<void> {
+    while (this.writer || this.writersWaiting > 0) await this.wait()
+    this.readers++
+  }
+
+  leaveShared(): void {
+    this.readers--
+    this.wakeAll()
+  }
+
+  async enterExclusive(): Promise<void> {
+    this.writersWaiting++
+    try {
+      while (this.writer || this.readers > 0) await this.wait()
+    } finally {
+      this.writersWaiting--
+    }
+    this.writer = true
+  }
+
+  leaveExclusive(): void {
+    this.writer = false
+    this.wakeAll()
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => this.wakeups.push(resolve))
+  }
+
+  private wakeAll(): void {
+    const wakeups = this.wakeups
+    this.wakeups = []
+    for (const wake of wakeups) wake()
   }
 }

@@ -94,6 +94,7 @@ export class MountedVg implements VolumeHost {
       ppSizeBytesOf: () => this.vg.ppSizeBytes,
       closeGate: (nodeid, region) => this.gates.closeGate(nodeid, region),
       closeVolume: (nodeid) => this.gates.closeVolume(nodeid),
+      quiesce: (nodeid, step) => this.gates.quiesce(nodeid, step),
       refresh: () => this.refresh(),
     }) })
     this.gates = new GateKeeper({

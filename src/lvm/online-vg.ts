@@ -252,6 +252,34 @@ export class OnlineVg implements VolumeGroup {
     })
   }
 
+  /**
+   * Exchanges the physical partitions of LP pairs of one LV in a single descriptor commit, so a
+   * crash leaves either every pair exchanged or none. Stale bits belong to PPs and move with
+   * them. Replication uses it to publish partitions staged beside the live ones at once.
+   */
+  lvSwapLps(lvName: string, pairs: ReadonlyArray<readonly [number, number]>): Promise<LvDescriptor> {
+    return this.serial(async () => {
+      const lv = this.requireLv(lvName)
+      const lps = [...lv.lps]
+      const seen = new Set<number>()
+      for (const [a, b] of pairs) {
+        for (const lp of [a, b]) {
+          if (!Number.isSafeInteger(lp) || lp < 0 || lp >= lps.length) {
+            throw usage(`invalid LP ${lp} of "${lvName}" (it has ${lps.length})`)
+          }
+          if (seen.has(lp)) throw usage(`LP ${lp} of "${lvName}" appears in more than one exchange`)
+          seen.add(lp)
+        }
+        if (a === b) throw usage(`LP ${a} of "${lvName}" cannot be exchanged with itself`)
+        const first = lps[a]!
+        lps[a] = lps[b]!
+        lps[b] = first
+      }
+      if (pairs.length === 0) return lv
+      return this.replaceLv(lv, { ...lv, lps })
+    })
+  }
+
   lvRemove(lvName: string): Promise<void> {
     return this.serial(async () => {
       const lv = this.requireLv(lvName)

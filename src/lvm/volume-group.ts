@@ -68,6 +68,8 @@ export interface VolumeGroup {
   lvCreate(options: LvCreateOptions): Promise<LvDescriptor>
   lvExtend(lvName: string, addLps: number): Promise<LvDescriptor>
   lvReduce(lvName: string, removeLps: number): Promise<LvDescriptor>
+  /** Exchanges the PPs (and so the stale bits) of LP pairs of one LV, in one commit. */
+  lvSwapLps(lvName: string, pairs: ReadonlyArray<readonly [number, number]>): Promise<LvDescriptor>
   lvRemove(lvName: string): Promise<void>
   lvRename(lvName: string, newName: string): Promise<LvDescriptor>
   /** Replace an LV's opaque ext object (replication metadata). */

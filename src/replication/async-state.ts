@@ -4,9 +4,8 @@
  *  - `journal`: writes made through the in-process path since `journalFrom`, in commit-count
  *    order with their data. While it covers every count above the target's mark the propagator
  *    replays it in order (the target passes through prefixes of the source's write sequence).
- *    It is dropped when it grows past its bound or after a restart; the propagator then copies
- *    whole changed chunks (the target is flagged inconsistent until that finishes, as DRBD's
- *    resync target is).
+ *    It is dropped when it grows past its bound or after a restart; the propagator then stages
+ *    the changed chunks as of one instant and publishes them in one commit (`staging`).
  *  - `lastCount`: chunk -> commit count of the newest write known in it; a chunk leaves the
  *    dirty set only when its newest write is at or below the new mark.
  *  - `times`: (count, wall clock) samples for "seconds behind".
@@ -16,6 +15,15 @@ export interface JournalEntry {
   readonly offsetBytes: number
   readonly data: Buffer
   readonly atMs: number
+}
+
+/** A catch-up cycle in progress (see ReplicationEngine#catchUp). */
+export interface StagingCycle {
+  /** chunk -> target LP its frozen image is staged in. */
+  readonly slots: ReadonlyMap<number, number>
+  readonly staged: Set<number>
+  /** Set at the freeze instant: from then on a write into an unstaged chunk stages it first. */
+  frozen: boolean
 }
 
 export class AsyncState {
@@ -28,6 +36,7 @@ export class AsyncState {
   readonly persistedDirty = new Set<number>()
   readonly times: Array<{ count: number, atMs: number }> = []
   running: Promise<void> = Promise.resolve()
+  staging: StagingCycle | undefined
   timer: NodeJS.Timeout | undefined
 
   constructor(journalFrom: number) {

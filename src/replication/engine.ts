@@ -37,7 +37,7 @@ import {
 import { NAME_PATTERN } from '../format/descriptor-body.js'
 import { assert } from '../util/assert.js'
 import type { VolumeExtent, VolumeMap } from '../native/volume-map.js'
-import { AsyncState } from './async-state.js'
+import { AsyncState, type StagingCycle } from './async-state.js'
 import { compareGenerations, freshGeneration, nextGeneration } from './generations.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { childDependenciesIn } from './dependencies.js'
@@ -56,12 +56,19 @@ export interface GateControl {
   closeChunkGates(vgName: string, lvName: string, chunk: number): Promise<void>
   /** Rebuild the native maps of these volumes now (a chunk changed owner, a mirror attached). */
   remap(vgName: string, lvNames: readonly string[]): Promise<void>
+  /**
+   * One instant for a set of chunks of a volume: close every gate inside them with no gate of
+   * the volume being opened meanwhile, drain, and call `atInstant` before any of them can open
+   * again (the next write into each passes the hook, which then sees what `atInstant` set).
+   */
+  freezeChunks(vgName: string, lvName: string, chunks: readonly number[], atInstant: () => void): Promise<void>
 }
 
 export type StepEvent =
   | { readonly kind: 'copied', readonly job: string, readonly lp: number, readonly doneLps: number, readonly totalLps: number }
   | { readonly kind: 'applied', readonly target: string, readonly count: number }
   | { readonly kind: 'chunk', readonly target: string, readonly chunk: number }
+  | { readonly kind: 'published', readonly target: string }
   | { readonly kind: 'lwm', readonly target: string, readonly lwm: number }
 
 export interface ReplicationOptions {
@@ -643,6 +650,7 @@ export class ReplicationEngine {
           if (native) this.#native.add(keyOf(vgName, source.lv.name))
         }
         try {
+          await this.#stageBeforeWrite(source, child, chunks)
           await this.#markDirty(vgName, source, child, chunks, count)
         } catch (error) {
           this.#settleCount(vgName, source.lv, count, false)
@@ -805,11 +813,12 @@ export class ReplicationEngine {
     orInto(run.persisted, snapshot)
   }
 
-  async #copyLp(source: Located, target: Located, lp: number, buffer = Buffer.alloc(source.engine.vg.ppSizeBytes)):
-    Promise<void> {
+  /** Copies source LP `lp` into the target's LP `targetLp` (by default its data LP for `lp`). */
+  async #copyLp(source: Located, target: Located, lp: number, buffer = Buffer.alloc(source.engine.vg.ppSizeBytes),
+    targetLp = lp + 1): Promise<void> {
     const pp = source.engine.vg.ppSizeBytes
     await this.io.read(source.engine, this.#fresh(source), buffer, lp * pp)
-    await this.io.write(target.engine, this.#fresh(target), buffer, (lp + 1) * pp)
+    await this.io.write(target.engine, this.#fresh(target), buffer, targetLp * pp)
   }
 
   async #superblock(target: Located): Promise<ReplicaSuperblock> {
@@ -1165,9 +1174,101 @@ export class ReplicationEngine {
         await this.#options.onStep?.({ kind: 'applied', target: targetKey, count: entry.count })
       }
     } else {
-      await this.#copyChangedChunks(source, target, state, [...state.lastCount.keys()], count)
+      await this.#catchUp(source, target, state, [...state.lastCount.keys()], count)
     }
     return await this.#raiseMark(source, target, state, count)
+  }
+
+  /**
+   * Brings the target to the source's image at one instant, atomically: the changed chunks are
+   * frozen together (every later write into one of them first copies it, see #stageBeforeWrite),
+   * copied into staging partitions of the target beside its live ones, synced, and published by
+   * one descriptor commit exchanging them with the live partitions. Before that commit the target
+   * is its previous prefix, after it the prefix at the freeze; a crash leaves one or the other.
+   * Without room in the pool for the staging partitions it falls back to copying in place.
+   */
+  async #catchUp(source: Located, target: Located, state: AsyncState, chunks: readonly number[],
+    count: number): Promise<void> {
+    const sorted = [...new Set(chunks)].sort((a, b) => a - b)
+    if (sorted.length === 0) return
+    const staging = await this.#allocateStaging(target, sorted.length)
+    if (staging === undefined) return await this.#copyChangedChunks(source, target, state, sorted, count)
+    const replica = replicaOf(this.#fresh(target))!
+    const cycle: StagingCycle = { slots: new Map(sorted.map((chunk, index) => [chunk, staging[index]!])),
+      staged: new Set(), frozen: false }
+    state.staging = cycle
+    try {
+      // From here on the journal records every write above `count` (the freeze is later).
+      if (!this.#native.has(keyOf(replica.source.vg, source.lv.name))) state.dropJournal(count + 1)
+      await this.#freeze(replica.source.vg, source, sorted, () => { cycle.frozen = true })
+      const targetKey = keyOf(target.engine.vg.name, target.lv.name)
+      for (const chunk of sorted) {
+        const release = await this.#locks.lock(this.#chunkKey(replica.source.vg, source.lv.lvId, chunk))
+        try {
+          await this.#stageChunk(source, target, cycle, chunk)
+        } finally {
+          release()
+        }
+        await this.#options.onStep?.({ kind: 'chunk', target: targetKey, chunk })
+      }
+    } finally {
+      state.staging = undefined
+    }
+    await this.io.flush(target.engine, this.#fresh(target))
+    const exchanges = sorted.map((chunk) => [chunk + 1, cycle.slots.get(chunk)!] as const)
+    await target.engine.vg.lvSwapLps(target.lv.name, exchanges)
+    await this.#options.gates?.remap(target.engine.vg.name, [target.lv.name])
+    await this.#options.onStep?.({ kind: 'published', target: keyOf(target.engine.vg.name, target.lv.name) })
+    await this.#trimStaging(target)
+  }
+
+  /** Target LPs past its data to stage `count` chunks in (reusing spares a crash left), or
+   * undefined when the pool has no room for them. */
+  async #allocateStaging(target: Located, count: number): Promise<number[] | undefined> {
+    let lv = this.#fresh(target)
+    const first = 1 + replicaOf(lv)!.dataLps
+    const missing = first + count - lv.lps.length
+    if (missing > 0) {
+      try {
+        lv = await target.engine.vg.lvExtend(lv.name, missing)
+      } catch (error) {
+        if (isLvmfsError(error, 'LVM_NOFREEPPS')) return undefined
+        throw error
+      }
+    }
+    return Array.from({ length: count }, (_, index) => first + index)
+  }
+
+  /** Frees the staging partitions after a cycle (they hold the previous image). */
+  async #trimStaging(target: Located): Promise<void> {
+    const lv = this.#fresh(target)
+    const spare = lv.lps.length - 1 - replicaOf(lv)!.dataLps
+    if (spare > 0) await target.engine.vg.lvReduce(lv.name, spare)
+  }
+
+  /**
+   * The freeze instant. Natively: gates closed and drained with no opening in flight. In
+   * process: at once; a writer that checked before holds its chunk lock across the write, and
+   * the copier takes that lock, so the copy includes it.
+   */
+  async #freeze(sourceVg: string, source: Located, chunks: readonly number[], atInstant: () => void): Promise<void> {
+    const gates = this.#options.gates
+    if (gates === undefined) atInstant()
+    else await gates.freezeChunks(sourceVg, source.lv.name, chunks, atInstant)
+  }
+
+  /** A write into a frozen chunk not yet staged copies it first (caller holds the chunk lock). */
+  async #stageBeforeWrite(source: Located, child: ChildLocated, chunks: readonly number[]): Promise<void> {
+    const cycle = this.#async.get(keyOf(child.engine.vg.name, child.lv.name))?.staging
+    if (cycle === undefined || !cycle.frozen) return
+    for (const chunk of chunks) await this.#stageChunk(source, child, cycle, chunk)
+  }
+
+  async #stageChunk(source: Located, target: Located, cycle: StagingCycle, chunk: number): Promise<void> {
+    const lp = cycle.slots.get(chunk)
+    if (lp === undefined || cycle.staged.has(chunk)) return
+    await this.#copyLp(source, target, chunk, undefined, lp)
+    cycle.staged.add(chunk)
   }
 
   async #copyChangedChunks(source: Located, target: Located, state: AsyncState, chunks: readonly number[],
@@ -1356,7 +1457,7 @@ export class ReplicationEngine {
       this.#checkGenerations(source, target, sb)
       const count = await this.#currentCount(replica.source.vg, source.lv)
       const chunks = full ? Array.from({ length: replica.dataLps }, (_, chunk) => chunk) : [...state.lastCount.keys()]
-      await this.#copyChangedChunks(source, target, state, chunks, count)
+      await this.#catchUp(source, target, state, chunks, count)
       await this.io.flush(target.engine, this.#fresh(target))
       const previous = await this.chlwm(vgName, lvName, replica.site ?? 2, count)
       const lwm = await this.#raiseMark(source, target, state, count)

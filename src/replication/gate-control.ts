@@ -8,6 +8,7 @@
  *     ppSizeBytesOf: (vg) => vgOf(vg).ppSizeBytes,
  *     closeGate: (nodeid, region) => gateKeeper.closeGate(nodeid, region),
  *     closeVolume: (nodeid) => gateKeeper.closeVolume(nodeid),
+ *     quiesce: (nodeid, step) => gateKeeper.quiesce(nodeid, step),
  *     refresh: () => mounted.refresh(),
  *   })
  */
@@ -20,11 +21,21 @@ export interface GatePrimitives {
   ppSizeBytesOf(vgName: string): number
   closeGate(nodeid: number, region: number): Promise<void>
   closeVolume(nodeid: number): Promise<void>
+  /** Runs `step` while no gate of the volume is being opened. */
+  quiesce(nodeid: number, step: () => Promise<void>): Promise<void>
   /** Rebuilds every native map (VolumeMap) from the engine's volumeMapOf. */
   refresh(): Promise<void>
 }
 
 export function gateControlFrom(primitives: GatePrimitives): GateControl {
+  const closeChunk = async (nodeid: number, vgName: string, lvName: string, chunk: number): Promise<void> => {
+    const gateBytes = primitives.gateBytesOf(vgName, lvName)
+    if (gateBytes === 0) return
+    const pp = primitives.ppSizeBytesOf(vgName)
+    const first = Math.floor((chunk * pp) / gateBytes)
+    const last = Math.floor(((chunk + 1) * pp - 1) / gateBytes)
+    for (let region = first; region <= last; region++) await primitives.closeGate(nodeid, region)
+  }
   return {
     closeVolumeGates: async (vgName, lvName) => {
       const nodeid = primitives.nodeidOf(vgName, lvName)
@@ -32,12 +43,15 @@ export function gateControlFrom(primitives: GatePrimitives): GateControl {
     },
     closeChunkGates: async (vgName, lvName, chunk) => {
       const nodeid = primitives.nodeidOf(vgName, lvName)
-      const gateBytes = primitives.gateBytesOf(vgName, lvName)
-      if (nodeid === undefined || gateBytes === 0) return
-      const pp = primitives.ppSizeBytesOf(vgName)
-      const first = Math.floor((chunk * pp) / gateBytes)
-      const last = Math.floor(((chunk + 1) * pp - 1) / gateBytes)
-      for (let region = first; region <= last; region++) await primitives.closeGate(nodeid, region)
+      if (nodeid !== undefined) await closeChunk(nodeid, vgName, lvName, chunk)
+    },
+    freezeChunks: async (vgName, lvName, chunks, atInstant) => {
+      const nodeid = primitives.nodeidOf(vgName, lvName)
+      if (nodeid === undefined) return atInstant()
+      await primitives.quiesce(nodeid, async () => {
+        for (const chunk of chunks) await closeChunk(nodeid, vgName, lvName, chunk)
+        atInstant()
+      })
     },
     remap: async () => {
       await primitives.refresh()

@@ -199,6 +199,7 @@ export class FakeVg implements VolumeGroup {
   onForceOff(_listener: (error: Error) => void): () => void { return () => {} }
   async lvExtend(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvReduce(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
+  async lvSwapLps(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvRemove(): Promise<void> { throw new Error('not in the fake VG') }
   async lvRename(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvSetExt(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }

@@ -56,6 +56,27 @@ void t.test('LV lifecycle and ext carried through commits', async (t) => {
   await again.varyOff()
 })
 
+void t.test('lvSwapLps exchanges partitions in one commit, stale bits moving with them', async (t) => {
+  const { pool, vg } = await online(3)
+  const lv = await vg.lvCreate({ name: 'w', lpCount: 4, copies: 2, mwc: 'passive' })
+  const stale = lv.lps[3]![0]!
+  await vg.markStale([stale])
+  const seqBefore = vg.descriptor.seq
+  await vg.lvSwapLps('w', [[0, 3], [1, 2]])
+  t.equal(vg.descriptor.seq, seqBefore + 1, 'one descriptor commit')
+  const swapped = vg.lvByName('w')!
+  t.same(swapped.lps, [lv.lps[3], lv.lps[2], lv.lps[1], lv.lps[0]])
+  t.ok(vg.isStale(stale.pvIndex, stale.pp), 'the stale PP is still stale, now under LP 0')
+  await t.rejects(vg.lvSwapLps('w', [[0, 4]]), { code: 'ENGINE_USAGE', message: /LP 4 of "w"/ })
+  await t.rejects(vg.lvSwapLps('w', [[0, 1], [1, 2]]), { code: 'ENGINE_USAGE', message: /more than one/ })
+  await t.rejects(vg.lvSwapLps('w', [[2, 2]]), { code: 'ENGINE_USAGE' })
+  t.same(vg.lvByName('w')!.lps, swapped.lps, 'a refused exchange changes nothing')
+  await vg.varyOff()
+  const again = (await varyOn(pool, 'vg')).vg!
+  t.same(again.lvByName('w')!.lps, swapped.lps, 'the exchange is on disk')
+  await again.varyOff()
+})
+
 void t.test('stale bits and dirty flags persist; freed PPs lose their stale bits', async (t) => {
   const { pool, vg } = await online(3)
   const lv = await vg.lvCreate({ name: 'm', lpCount: 2, copies: 2, mwc: 'passive' })

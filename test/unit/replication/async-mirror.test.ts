@@ -96,6 +96,7 @@ t.test('natively served source: gate hook + region copies, re-recorded after eac
     closeVolumeGates: async () => {},
     closeChunkGates: async (_vg, _lv, chunk) => { closed.push(chunk) },
     remap: async () => {},
+    freezeChunks: async (_vg, _lv, chunks, atInstant) => { closed.push(...chunks); atInstant() },
   } })
   const vg = fx.vgs.get('vg0')!
   await vg.lvCreate({ name: 's', lpCount: LPS })
@@ -112,7 +113,7 @@ t.test('natively served source: gate hook + region copies, re-recorded after eac
   await nativeWrite(4 * PP + 10, 2)
   const mark = await fx.repl.propagate('vg0', 'm')
   t.ok(mark > 0, `mark raised to ${mark}`)
-  t.same(closed.sort(), [1, 4], 'each dirty chunk had its gates closed before it was copied')
+  t.same(closed.sort(), [1, 4], 'the dirty chunks were frozen together before they were copied')
   await nativeWrite(PP + 500, 3)
   await fx.repl.propagate('vg0', 'm')
   const source = Buffer.alloc(LPS * PP)
@@ -144,5 +145,67 @@ t.test('propagation racing concurrent writes never raises the mark past an unjou
     await fx.repl.read('vg0', 'm', target, 0)
     t.ok(target.equals(source), `round ${round}: target equals source at mark ${mark}`)
   }
+  await fx.close()
+})
+
+t.test('catch-up by chunk copies publishes one instant: the target is a prefix at every step', async (t) => {
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  await createVg(dir, 'vg1')
+  // states[k]: the source after the first k writes; the target must always equal one of them.
+  const states: Buffer[] = [Buffer.alloc(LPS * PP)]
+  const seen: number[] = []
+  const ref: { fx?: Awaited<ReturnType<typeof openRepl>>, during?: () => Promise<void> } = {}
+  const write = async (chunk: number, at: number, byte: number): Promise<void> => {
+    const data = Buffer.alloc(3000, byte)
+    await ref.fx!.repl.write('vg0', 's', data, chunk * PP + at)
+    const next = Buffer.from(states.at(-1)!)
+    data.copy(next, chunk * PP + at)
+    states.push(next)
+  }
+  const prefixOfTarget = async (): Promise<number> => {
+    const target = Buffer.alloc(LPS * PP)
+    await ref.fx!.repl.read('vg1', 'm', target, 0)
+    return states.findIndex((state) => state.equals(target))
+  }
+  const onStep = async (event: StepEvent): Promise<void> => {
+    if (ref.fx === undefined || (event.kind !== 'chunk' && event.kind !== 'published')) return
+    seen.push(await prefixOfTarget())
+    if (event.kind === 'chunk' && ref.during !== undefined) {
+      const during = ref.during
+      ref.during = undefined
+      await during()
+    }
+  }
+  // No journal: every cycle catches up by copying changed chunks, as for a natively served source.
+  const fx = await openRepl(dir, ['vg0', 'vg1'], { onStep, journalBytesMax: 0 })
+  ref.fx = fx
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', pool: 'vg1',
+    intervalMs: 60_000 })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+  const lpsBefore = fx.vgs.get('vg1')!.lvByName('m')!.lps.length
+
+  // A later write to a lower chunk: copying chunks in place in order would show it without the
+  // earlier one, which no prefix of the sequence does.
+  await write(4, 100, 0xa1)
+  await write(1, 200, 0xb2)
+  const frozen = states.length - 1
+  // While the cycle copies its first chunk: one write into a chunk it has not copied yet, one
+  // into the chunk it has. Neither belongs to the image the cycle publishes.
+  ref.during = async () => {
+    await write(4, 5000, 0xc3)
+    await write(1, 9000, 0xd4)
+  }
+  await fx.repl.propagate('vg1', 'm')
+  t.ok(seen.length >= 3, `${seen.length} checks during the cycle`)
+  t.notOk(seen.includes(-1), `the target was a prefix at every step (prefixes ${seen.join(',')})`)
+  t.equal(seen.at(-1), frozen, 'the published image is the source at the freeze, without the writes during the cycle')
+  t.equal(fx.vgs.get('vg1')!.lvByName('m')!.lps.length, lpsBefore, 'the staging partitions were freed')
+
+  seen.length = 0
+  await fx.repl.propagate('vg1', 'm')
+  t.equal(seen.at(-1), states.length - 1, 'the next cycle publishes the writes made during the first')
+  t.equal((await fx.repl.lag('vg1', 'm')).commits, 0)
   await fx.close()
 })

@@ -146,6 +146,10 @@ t.test('GateControl: the daemon is asked to close gates and remap exactly where 
     closeVolumeGates: async (vg: string, lv: string) => { calls.push(`closeVolume ${vg}/${lv}`) },
     closeChunkGates: async (vg: string, lv: string, chunk: number) => { calls.push(`closeChunk ${vg}/${lv} ${chunk}`) },
     remap: async (vg: string, lvs: readonly string[]) => { calls.push(`remap ${vg}/${lvs.join(',')}`) },
+    freezeChunks: async (vg: string, lv: string, chunks: readonly number[], atInstant: () => void) => {
+      calls.push(`freeze ${vg}/${lv} ${chunks.join(',')}`)
+      atInstant()
+    },
   }
   const fx = await openRepl(dir, ['vg0'], { gates })
   await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: 2 })
@@ -199,6 +203,11 @@ t.test('gateControlFrom: a chunk closes every gate region inside it', async (t) 
     ppSizeBytesOf: () => PP,
     closeGate: async (nodeid, region) => { closed.push(`${nodeid}:${region}`) },
     closeVolume: async (nodeid) => { closed.push(`all ${nodeid}`) },
+    quiesce: async (nodeid, step) => {
+      closed.push(`quiesce ${nodeid}`)
+      await step()
+      closed.push(`resume ${nodeid}`)
+    },
     refresh: async () => { closed.push('refresh') },
   })
   await gates.closeChunkGates('vg0', 's', 2)
@@ -206,5 +215,8 @@ t.test('gateControlFrom: a chunk closes every gate region inside it', async (t) 
   await gates.closeVolumeGates('vg0', 's')
   await gates.closeVolumeGates('vg0', 'gone')
   await gates.remap('vg0', ['s'])
-  t.same(closed, ['all 7', 'refresh'])
+  t.same(closed.splice(0), ['all 7', 'refresh'])
+  await gates.freezeChunks('vg0', 's', [1, 3], () => closed.push('instant'))
+  t.same(closed, ['quiesce 7', '7:4', '7:5', '7:6', '7:7', '7:12', '7:13', '7:14', '7:15', 'instant', 'resume 7'],
+    'a freeze closes every region of every chunk with opens held back, then marks the instant')
 })
