@@ -176,6 +176,7 @@ export class ReplicationEngine {
   readonly #locks = new KeyedMutex()
   readonly #sbLocks = new KeyedMutex()
   readonly #extLocks = new KeyedMutex()
+  readonly #cloneLocks = new KeyedMutex()
   readonly #sb = new Map<string, ReplicaSuperblock>()
   readonly #jobs = new Map<string, JobRun>()
   readonly #async = new Map<string, AsyncState>()
@@ -535,6 +536,19 @@ export class ReplicationEngine {
    * fails a clone write (NOT_ENOUGH_SPACE) but invalidates the clone for an origin write.
    */
   async #copyChunkToClone(origin: Located, clone: Located, chunk: number, why: 'clone-write' | 'origin-write'): Promise<number> {
+    // The chunk map is positional (chunks[i] lives in own LP i + 1): two copy-on-writes of one
+    // clone running at once would pick the same LP and the later map commit would drop the
+    // earlier chunk. One at a time per clone; different chunks of it wait for each other.
+    const release = await this.#cloneLocks.lock(`${clone.engine.vg.vgId}:${clone.lv.lvId}`)
+    try {
+      return await this.#copyChunkToCloneLocked(origin, clone, chunk, why)
+    } finally {
+      release()
+    }
+  }
+
+  async #copyChunkToCloneLocked(origin: Located, clone: Located, chunk: number,
+    why: 'clone-write' | 'origin-write'): Promise<number> {
     const pp = clone.engine.vg.ppSizeBytes
     let lv = this.#fresh(clone)
     const replica = replicaOf(lv)!
