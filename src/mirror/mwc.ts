@@ -25,6 +25,7 @@ import {
   type MwcEntry, type MwcRecord, type ResyncCursor,
 } from '../format/mwc-log.js'
 import { assert } from '../util/assert.js'
+import { isLvmfsError } from '../errors/index.js'
 
 export const DEFAULT_MWC_CACHE_LTGS = 62
 export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024
@@ -204,6 +205,9 @@ export class MwcLog {
       try {
         await writer.inflight
       } catch (error) {
+        // Only a device error means the PV failed; anything else is a defect of ours, and
+        // marking a healthy PV missing for it would force the VG off (the 128-entry overflow did).
+        if (!isLvmfsError(error, 'ENGINE_IO')) throw error
         await this.#onPvFailure(pvIndex, error)
         return
       }

@@ -37,7 +37,9 @@ function acknowledged(journal: string): Map<number, number> {
 function stampsOf(path: string): Array<number | undefined> {
   const image = readAt(path, 0, SIZE)
   const stamps: Array<number | undefined> = []
-  for (let offset = 0; offset < SIZE; offset += BLOCK) stamps.push(readStamp(image.subarray(offset, offset + BLOCK), offset))
+  for (let offset = 0; offset < SIZE; offset += BLOCK) {
+    stamps.push(readStamp(image.subarray(offset, offset + BLOCK), offset))
+  }
   return stamps
 }
 

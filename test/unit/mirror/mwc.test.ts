@@ -221,3 +221,17 @@ void t.test('concurrent pins beyond the cache never list more LTGs than a record
   t.same([0, 1].map((pvIndex) => vg.pvState(pvIndex)), ['active', 'active'], 'no PV was marked missing')
   t.equal(engine.mirror.counters.pvsMarkedMissing, 0)
 })
+
+void t.test('a log write failing for a reason other than the device fails the write, not the PV', async (t) => {
+  const { vg } = await setup(t, 'active')
+  const engine = await MirrorEngine.start(vg, { ltgBytesMax: 256 * 1024 })
+  const device = vg.faulty[1]!
+  const writeDurable = device.writeDurable.bind(device)
+  device.writeDurable = async () => { throw new TypeError('a defect in the record writer') }
+  await t.rejects(engine.beforeWriteRegion('lv0', 2), { name: 'TypeError' }, 'the pin fails with the defect')
+  t.same([0, 1].map((pvIndex) => vg.pvState(pvIndex)), ['active', 'active'], 'no PV was marked missing')
+  device.writeDurable = writeDurable
+  device.disappear()
+  await engine.beforeWriteRegion('lv0', 3)
+  t.same([0, 1].map((pvIndex) => vg.pvState(pvIndex)), ['active', 'missing'], 'a device error still marks its PV missing')
+})
