@@ -40,7 +40,8 @@ struct SlotMeta {  // overlays the 64-byte per-slot metadata, mirrored in TypeSc
 static_assert(sizeof(SlotMeta) == kSlotMetaBytes, "slot meta layout");
 
 // Fault injection for drills and tests (lvmfs fault): per backing fd, bit 0 fails reads and
-// bit 1 fails writes with EIO. One relaxed load per transfer when no fault is set.
+// bit 1 fails writes with EIO; bit 2 delays each write by 300 ms (a stalled disk, so tests can
+// hold a write in flight). One relaxed load per transfer when no fault is set.
 constexpr int kMaxFaultFds = 65536;
 std::atomic<uint8_t> gFdFaults[kMaxFaultFds];
 std::atomic<bool> gAnyFault{false};
@@ -48,6 +49,7 @@ std::atomic<bool> gAnyFault{false};
 int InjectedFault(int fd, bool write) {
   if (!gAnyFault.load(std::memory_order_relaxed) || fd < 0 || fd >= kMaxFaultFds) return 0;
   uint8_t mask = gFdFaults[fd].load(std::memory_order_relaxed);
+  if (write && (mask & 4)) usleep(300 * 1000);
   return (mask & (write ? 2 : 1)) ? -EIO : 0;
 }
 
@@ -683,6 +685,7 @@ Napi::Value Session::DrainWrites(const Napi::CallbackInfo& info) {
   std::shared_ptr<Volume> volume = FindVolume(nodeid);
   return Deferred(info.Env(), [volume]() {
     if (!volume) return -ENOENT;
+    std::lock_guard<std::mutex> serial(volume->drainMutex);
     // Flip the generation, then wait for writes admitted under the old one.
     int old = volume->generation.load();
     volume->generation.store(1 - old, std::memory_order_seq_cst);

@@ -53,6 +53,10 @@ struct Volume {
   std::shared_ptr<VolumeMap> map;
   std::atomic<int> generation{0};
   std::atomic<int64_t> inflight[2];
+  // Drains of one volume run one at a time. Two at once would flip the generation twice: the
+  // second would wait only for the generation the first opened and return while writes admitted
+  // under the original one (possibly inside its own closed region) are still running.
+  std::mutex drainMutex;
   std::atomic<uint32_t> roundRobin{0};
   Volume() { inflight[0] = 0; inflight[1] = 0; }
   std::shared_ptr<VolumeMap> Current() {

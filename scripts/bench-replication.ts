@@ -12,7 +12,7 @@
  * Every write figure ends with a flush (fdatasync) inside the timed section.
  *
  *   npm run bench:replication [-- --json] [--size 64M] [--copy 256M] [--dir PATH]
- *                             [--only clones|cow|create|copy|async]
+ *                             [--only clones|cow|create|copy|async|async-fio]
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
@@ -23,6 +23,7 @@ import { parseSizeBytes } from '../src/cli/options.js'
 import { pvCreate, vgCreate, varyOnVg, type VolumeGroup } from '../src/lvm/index.js'
 import { MirrorEngine } from '../src/mirror/index.js'
 import { ReplicationEngine } from '../src/replication/index.js'
+import { asyncLagMounted } from './bench/async-mounted.js'
 
 const MiB = 1024 * 1024
 const { values: options } = parseArgs({ options: {
@@ -204,6 +205,18 @@ async function asyncLag(): Promise<void> {
   await env.close()
 }
 
+async function asyncLagUnderFio(): Promise<void> {
+  const intervalMs = 500
+  const lag = await asyncLagMounted(root, intervalMs, 5)
+  results['fio_async_iops'] = lag.fioIops
+  results['fio_async_lag_commits_max'] = lag.maxCommits
+  results['fio_async_lag_seconds_max'] = round(lag.maxSeconds, 2)
+  results['fio_async_catch_up_ms'] = lag.catchUpMs
+  log(`async mirror through the mount, ${intervalMs} ms interval, fio 4 KiB random writes qd16 for 5 s at ` +
+    `${lag.fioIops} IOPS: lag max ${lag.maxCommits} commits, ${lag.maxSeconds.toFixed(2)} s; back to 0 ` +
+    `${lag.catchUpMs} ms after fio stopped (target <= ${2 * intervalMs} ms)`)
+}
+
 function round(value: number, digits = 0): number {
   const factor = 10 ** digits
   return Math.round(value * factor) / factor
@@ -215,7 +228,7 @@ function pct(ratio: number): string {
 
 const only = options.only
 const parts: Record<string, () => Promise<void>> = { clones: cloneWrites, cow: cowVersusCommit, create: cloneCreation,
-  copy: copyVersusDd, async: asyncLag }
+  copy: copyVersusDd, async: asyncLag, 'async-fio': asyncLagUnderFio }
 try {
   for (const [name, part] of Object.entries(parts)) if (only === undefined || only === name) await part()
   if (json) process.stdout.write(JSON.stringify(results) + '\n')

@@ -81,7 +81,8 @@ export function unmountPath(path: string, lazy: boolean): number {
   return (nativeAddon()['unmountPath'] as (p: string, l: boolean) => number)(path, lazy)
 }
 
-/** Fault injection on a backing fd of the native data path: bit 0 fails reads, bit 1 writes. */
+/** Fault injection on a backing fd of the native data path: bit 0 fails reads, bit 1 fails
+ * writes, bit 2 delays every write by 300 ms (a stalled disk). */
 export function setFdFault(fd: number, mask: number): void {
   (nativeAddon()['setFdFault'] as (fd: number, mask: number) => void)(fd, mask)
 }
