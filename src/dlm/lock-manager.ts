@@ -161,7 +161,9 @@ export class LockManager {
     lock.requestedMode = mode
     if (resource.compatibleWithHolders(mode, lock) && (down || resource.converting.length === 0)) {
       const grant = this.grant(lock, true, down ? options.valueBlock : undefined)
-      if (down) this.grantPending(resource)
+      // Not only down-conversions release waiters: CW -> PR, say, is neither down nor up, and
+      // unblocks a queued PR that CW kept out.
+      this.grantPending(resource)
       return { granted: true, ...grant }
     }
     lock.requestedMode = null
