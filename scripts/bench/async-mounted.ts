@@ -1,6 +1,7 @@
 /**
  * Async mirror lag through the FUSE mount: a real daemon serves a VG on sparse files, fio writes
- * random 4 KiB blocks (direct, qd16) into the source for `loadSeconds`, and the daemon's status
+ * random 4 KiB blocks (direct, qd16) into the LV for `loadSeconds` once without and once with an
+ * async mirror (the baseline and the load), and during the second run the daemon's status
  * (control socket, no CLI start-up in the loop) is polled every 50 ms for the lag in commits and
  * seconds; after fio exits, the time until the lag is 0 again.
  */
@@ -11,6 +12,8 @@ import { callControl } from '../../src/engine/control-protocol.js'
 import { repoRoot } from './servers.js'
 
 export interface MountedLag {
+  /** fio on the same LV before the mirror existed: the baseline of fioIops. */
+  readonly baselineIops: number
   readonly fioIops: number
   readonly maxCommits: number
   readonly maxSeconds: number
@@ -41,16 +44,22 @@ export async function asyncLagMounted(work: string, intervalMs: number, loadSeco
   lvmfs(['vgcreate', vg, ...pvs, '--pp-size', '4M', '--devices', devices])
   lvmfs(['lvcreate', vg, 's', '--size', '256M', '--devices', devices])
   lvmfs(['mount', vg, mountpoint, '--devices', devices])
+  const fioArgs = ['--name=lag', `--filename=${join(mountpoint, 's')}`, '--rw=randwrite', '--bs=4k', '--direct=1',
+    '--ioengine=libaio', '--iodepth=16', '--size=256M', `--runtime=${loadSeconds}`, '--time_based',
+    '--output-format=json']
+  const iopsOf = (output: string): number =>
+    Math.round((JSON.parse(output) as { jobs: Array<{ write: { iops: number } }> }).jobs[0]!.write.iops)
   try {
+    const baseline = spawnSync('fio', fioArgs, { encoding: 'utf8' })
+    if (baseline.status !== 0) throw new Error(`fio: ${baseline.stderr}`)
+    const baselineIops = iopsOf(baseline.stdout)
     lvmfs(['replicate', `${vg}/s`, 'm', '--type', 'mirror-async', '--interval', String(intervalMs / 1000), '--wait',
       '--devices', devices])
     const lag = async (): Promise<{ commits: number, seconds: number }> => {
       const status = await callControl(join(work, 'run', `${vg}.sock`), 'status') as { replicas?: LagRow[] }
       return status.replicas?.find((row) => row.lv === 'm')?.lag ?? { commits: -1, seconds: -1 }
     }
-    const fio = spawn('fio', ['--name=lag', `--filename=${join(mountpoint, 's')}`, '--rw=randwrite', '--bs=4k',
-      '--direct=1', '--ioengine=libaio', '--iodepth=16', '--size=256M', `--runtime=${loadSeconds}`, '--time_based',
-      '--output-format=json'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const fio = spawn('fio', fioArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
     let output = ''
     fio.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
     const exited = new Promise<void>((resolve) => fio.once('exit', () => resolve()))
@@ -73,8 +82,7 @@ export async function asyncLagMounted(work: string, intervalMs: number, loadSeco
       }
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    const job = (JSON.parse(output) as { jobs: Array<{ write: { iops: number } }> }).jobs[0]!
-    return { fioIops: Math.round(job.write.iops), maxCommits, maxSeconds, catchUpMs }
+    return { baselineIops, fioIops: iopsOf(output), maxCommits, maxSeconds, catchUpMs }
   } finally {
     lvmfs(['umount', mountpoint, '--force'])
   }
