@@ -62,6 +62,11 @@ export interface GateControl {
    * again (the next write into each passes the hook, which then sees what `atInstant` set).
    */
   freezeChunks(vgName: string, lvName: string, chunks: readonly number[], atInstant: () => void): Promise<void>
+  /**
+   * Close every gate of the volume, drain, and run `step` while none can open again, so every
+   * write after `step` passes the hook and sees what it changed.
+   */
+  withVolumeClosed(vgName: string, lvName: string, step: () => Promise<void>): Promise<void>
 }
 
 export type StepEvent =
@@ -744,7 +749,11 @@ export class ReplicationEngine {
     const base = engine.mirror.buildVolumeMap(lv, (pvIndex) => fdOf(vgName, pvIndex))
     if (replica === undefined) {
       const children = this.#children(vgName, lv).filter((c) => c.replica.state !== 'split')
-      if (children.length === 0) return base
+      // Until its first write after a split the source stays gated: that write must pass the
+      // hook to start the source's new generation (#noteSourceWrittenApart).
+      const ext = sourceOf(lv)
+      const splitUnwritten = ext?.children.some((c) => c.split === true && c.base === ext.generation.current) ?? false
+      if (children.length === 0 && !splitUnwritten) return base
       const extents = base.extents.map((extent, lp) => {
         const extra = children.filter((c) => c.replica.kind === 'mirror-sync' && (c.replica.state === 'complete' ||
           isCopied(this.#jobs.get(c.replica.jobId ?? '')?.copied ?? new Uint8Array(), lp)))
@@ -1531,13 +1540,20 @@ export class ReplicationEngine {
     const source = this.#engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
     if (source !== undefined) {
       const sourceLocated = { engine: this.#engines.get(replica.source.vg)!, lv: source }
-      await this.#updateSource(sourceLocated, (ext) => {
-        const dirty = { ...ext.dirty }
-        delete dirty[keyOf(vgName, lvName)]
-        return { ...ext, dirty, children: ext.children.map((c) => c.vg === vgName && c.lv === lvName ?
-          { ...c, split: true, base: ext.generation.current } : c) }
-      })
-      await this.#options.gates?.remap(replica.source.vg, [source.name])
+      const markSplit = async (): Promise<void> => {
+        await this.#updateSource(sourceLocated, (ext) => {
+          const dirty = { ...ext.dirty }
+          delete dirty[keyOf(vgName, lvName)]
+          return { ...ext, dirty, children: ext.children.map((c) => c.vg === vgName && c.lv === lvName ?
+            { ...c, split: true, base: ext.generation.current } : c) }
+        })
+      }
+      // A source write after the split must pass the hook, which starts its new generation: a
+      // write through a gate left open would go unseen and hide a split brain from primrec.
+      const gates = this.#options.gates
+      if (gates === undefined) await markSplit()
+      else await gates.withVolumeClosed(replica.source.vg, source.name, markSplit)
+      await gates?.remap(replica.source.vg, [source.name])
     }
     this.#async.delete(keyOf(vgName, lvName))
     await this.#options.gates?.remap(vgName, [lvName])

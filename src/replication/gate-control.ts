@@ -53,6 +53,14 @@ export function gateControlFrom(primitives: GatePrimitives): GateControl {
         atInstant()
       })
     },
+    withVolumeClosed: async (vgName, lvName, step) => {
+      const nodeid = primitives.nodeidOf(vgName, lvName)
+      if (nodeid === undefined) return await step()
+      await primitives.quiesce(nodeid, async () => {
+        await primitives.closeVolume(nodeid)
+        await step()
+      })
+    },
     remap: async () => {
       await primitives.refresh()
     },

@@ -12,7 +12,7 @@ import { MirrorEngine } from '../../src/mirror/index.js'
 import { ReplicationEngine } from '../../src/replication/index.js'
 import { readAt, sha256, skip } from '../helpers/e2e.js'
 import { repoRoot, waitExit } from '../helpers/mount-child.js'
-import { readStamp } from '../helpers/stamps.js'
+import { readStamp, stamp } from '../helpers/stamps.js'
 import { createAndMount, makeVg, type VgFixture } from '../helpers/vg-mount.js'
 
 const SIZE = 32 << 20
@@ -134,4 +134,14 @@ t.test('async mirror through the mount: kill -9 leaves a prefix, the mark never 
     t.equal(sha256(readAt(target, 0, SIZE)), sha256(readAt(source, 0, SIZE)), 'still equal after primrec')
     const refused = fixture.cli(['chlwm', `${fixture.vg}/dst`, '0', '1', '--devices', devices])
     t.match(refused.stderr, /LWM_EBADST/, 'site 0 is refused with LWM_EBADST')
+
+    // Split brain: both sides written while apart are detected and never merged.
+    fixture.ok(['replica', 'split', `${fixture.vg}/dst`, '--devices', devices])
+    writeFileSync(target, stamp(0, 7_000_001), { flag: 'r+' })
+    writeFileSync(source, stamp(BLOCK, 7_000_002), { flag: 'r+' })
+    const targetBefore = sha256(readAt(target, 0, SIZE))
+    const conflict = fixture.cli(['primrec', `${fixture.vg}/dst`, '--devices', devices])
+    t.equal(conflict.code, 5, 'primrec of a pair written on both sides fails')
+    t.match(conflict.stderr, /LWM_GENERATION_CONFLICT.*conflict/, `naming the generation conflict: ${conflict.stderr.trim()}`)
+    t.equal(sha256(readAt(target, 0, SIZE)), targetBefore, 'and the split copy keeps its own writes')
   })

@@ -97,6 +97,7 @@ t.test('natively served source: gate hook + region copies, re-recorded after eac
     closeChunkGates: async (_vg, _lv, chunk) => { closed.push(chunk) },
     remap: async () => {},
     freezeChunks: async (_vg, _lv, chunks, atInstant) => { closed.push(...chunks); atInstant() },
+    withVolumeClosed: async (_vg, _lv, step) => { await step() },
   } })
   const vg = fx.vgs.get('vg0')!
   await vg.lvCreate({ name: 's', lpCount: LPS })
