@@ -1535,6 +1535,8 @@ export class ReplicationEngine {
       await state.running
     }
     if (replica.kind !== 'copy') await this.#updateSuperblock(located, (sb) => ({ ...sb, flags: sb.flags | FLAG_SPLIT }))
+    // Staging partitions a crash left behind a catch-up belong to no one once the pair is apart.
+    if (replica.kind === 'mirror-async') await this.#trimStaging(located)
     const lv = this.#fresh(located)
     await located.engine.vg.lvSetExt(lv.name, withReplica(lv, { ...replica, state: 'split' }))
     const source = this.#engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
