@@ -331,6 +331,14 @@ export class ReplicationEngine {
       throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is itself a ${replica.kind} replica`, {
         detail: 'lvmfs replicates plain logical volumes only (no clone of a clone, copy of a copy or mirror chains).' })
     }
+    for (const vg of new Set([source.engine.vg, pool.vg])) {
+      if (vg.descriptor.shared === true) {
+        throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${vg.name}" is shared; lvmfs does not replicate in shared VGs`, {
+          detail: 'Copy-on-write maps, dirty sets, commit counts and jobs are kept by the one daemon serving the ' +
+            'source; another host serving the same VG would write around them.',
+          hint: 'Replicate into or out of a VG that is not shared.' })
+      }
+    }
     if (pool.vg.ppSizeBytes !== source.engine.vg.ppSizeBytes) {
       throw lsm('LSM_ERR_NO_SUPPORT', `pool "${pool.vg.name}" has another partition size`, {
         detail: `Source ${source.engine.vg.ppSizeBytes} bytes, pool ${pool.vg.ppSizeBytes} bytes.` })

@@ -186,6 +186,10 @@ async function twoServers(t: Test, fixture: Shared, lockArgs: string[]): Promise
     'A sees b at its new size')
   t.equal(sha(readFileSync(join(mntB, 'b')).subarray(0, 8 * MiB)), sha(data), 'b keeps its data')
 
+  const replicate = fixture.cli(['replicate', `${fixture.vg}/b`, 'snap', '--type', 'clone', ...devices])
+  t.equal(replicate.code, 5, 'replication in a shared VG is refused')
+  t.match(replicate.stderr, /LSM_ERR_NO_SUPPORT.*shared/, `with LSM_ERR_NO_SUPPORT naming why: ${replicate.stderr.trim()}`)
+
   fixture.ok(['umount', mntA])
   fixture.ok(['umount', mntB])
   t.equal(mountsAt(mntA).length + mountsAt(mntB).length, 0, 'both unmounted by mount point')
