@@ -37,7 +37,8 @@ export const LSM_CODES = {
   LSM_ERR_NO_SUPPORT: { domain: 'lsm', ref: 153, exit: 5, errno: 'EOPNOTSUPP',
     meaning: 'The replication is not supported for this source: a clone of a clone or of a ' +
       'mirror target, any replica of a volume being copied, or a synchronous mirror whose ' +
-      'source and target copies would exceed the 3 copies a native volume map carries.' },
+      'source and target copies would exceed the 3 copies a native volume map carries, or a ' +
+      'source or pool in a shared VG.' },
   LSM_ERR_HAS_CHILD_DEPENDENCY: { domain: 'lsm', ref: 161, exit: 5, errno: 'EBUSY',
     meaning: 'The volume is the source of a clone, of an unfinished copy or of a mirror; it ' +
       'cannot be removed until those replicas are removed or split (their names are listed).' },
