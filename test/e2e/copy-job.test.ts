@@ -3,23 +3,13 @@
 // reach the copy (it is the image at creation); a kill -9 of the daemon mid-job, then a remount,
 // resumes the job from its checkpoint; progress never goes back; the finished copy is exact.
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, openSync, writeSync } from 'node:fs'
+import { closeSync, constants, openSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { readAt, sha256, skip } from '../helpers/e2e.js'
+import { readAt, sha256, skip, writeAt } from '../helpers/e2e.js'
 import { createAndMount, makeVg } from '../helpers/vg-mount.js'
 
 const SIZE = 192 << 20
-
-function writeAt(path: string, offset: number, data: Buffer): void {
-  const fd = openSync(path, constants.O_WRONLY)
-  try {
-    let done = 0
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done)
-  } finally {
-    closeSync(fd)
-  }
-}
 
 t.test('copy job of a mounted LV survives kill -9 and completes with the image at creation', { skip },
   async (t: Test) => {

@@ -3,22 +3,11 @@
 // written through FUSE, and protects its origin from lvremove; a synchronous mirror made while
 // mounted receives every later origin write and refuses write opens.
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs'
+import { constants, existsSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { readAt, sha256, skip } from '../helpers/e2e.js'
+import { readAt, sha256, skip, writeAt } from '../helpers/e2e.js'
 import { createAndMount, makeVg } from '../helpers/vg-mount.js'
-
-/** Writes through the mount from this process (not the daemon's, so no self-request guard). */
-function writeAt(path: string, offset: number, data: Buffer): void {
-  const fd = openSync(path, constants.O_WRONLY)
-  try {
-    let done = 0
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done)
-  } finally {
-    closeSync(fd)
-  }
-}
 
 t.test('clone and sync mirror of a mounted LV', { skip }, async (t: Test) => {
   const fixture = makeVg(t, { pvCount: 2, pvBytes: 256 << 20 })

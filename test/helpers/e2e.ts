@@ -1,7 +1,7 @@
 /** Shared pieces of the end-to-end tests of the mounted volume group (test/e2e/). */
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs'
 import { fuseAvailable } from './mount-child.js'
 import type { VgFixture } from './vg-mount.js'
 
@@ -17,6 +17,17 @@ export function readAt(path: string, offset: number, length: number): Buffer {
     const buffer = Buffer.alloc(length)
     readSync(fd, buffer, 0, length, offset)
     return buffer
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Writes through the mount from this process (not the daemon's, so no self-request guard). */
+export function writeAt(path: string, offset: number, data: Buffer): void {
+  const fd = openSync(path, constants.O_WRONLY)
+  try {
+    let done = 0
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done)
   } finally {
     closeSync(fd)
   }
