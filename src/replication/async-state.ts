@@ -5,7 +5,8 @@
  *    order with their data. While it covers every count above the target's mark the propagator
  *    replays it in order (the target passes through prefixes of the source's write sequence).
  *    It is dropped when it grows past its bound or after a restart; the propagator then stages
- *    the changed chunks as of one instant and publishes them in one commit (`staging`).
+ *    the changed chunks as of one instant and publishes them in one commit (`staging`), and
+ *    keeps doing so: a journal restarted then could replay writes the published image holds.
  *  - `lastCount`: chunk -> commit count of the newest write known in it; a chunk leaves the
  *    dirty set only when its newest write is at or below the new mark.
  *  - `times`: (count, wall clock) samples for "seconds behind".

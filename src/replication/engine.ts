@@ -1229,8 +1229,10 @@ export class ReplicationEngine {
       staged: new Set(), frozen: false }
     state.staging = cycle
     try {
-      // From here on the journal records every write above `count` (the freeze is later).
-      if (!this.#native.has(keyOf(replica.source.vg, source.lv.name))) state.dropJournal(count + 1)
+      // The published image is the source at the freeze, which may already hold writes counted
+      // above `count`; replaying those from a journal later could step the target back through
+      // a state that is no prefix. From here on this target catches up by staged copies only.
+      state.dropJournal(Infinity)
       await this.#freeze(replica.source.vg, source, sorted, () => { cycle.frozen = true })
       const targetKey = keyOf(target.engine.vg.name, target.lv.name)
       for (const chunk of sorted) {
