@@ -57,9 +57,9 @@ export interface GateControl {
   /** Rebuild the native maps of these volumes now (a chunk changed owner, a mirror attached). */
   remap(vgName: string, lvNames: readonly string[]): Promise<void>
   /**
-   * One instant for a set of chunks of a volume: close every gate inside them with no gate of
-   * the volume being opened meanwhile, drain, and call `atInstant` before any of them can open
-   * again (the next write into each passes the hook, which then sees what `atInstant` set).
+   * One instant for a set of chunks of a volume: close (at least) every gate inside them with
+   * no gate of the volume being opened meanwhile, drain, and call `atInstant` before any of them
+   * can open again (the next write into each passes the hook, which then sees what it set).
    */
   freezeChunks(vgName: string, lvName: string, chunks: readonly number[], atInstant: () => void): Promise<void>
   /**
