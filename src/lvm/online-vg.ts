@@ -263,6 +263,7 @@ export class OnlineVg implements VolumeGroup {
       const lps = [...lv.lps]
       const seen = new Set<number>()
       for (const [a, b] of pairs) {
+        if (a === b) throw usage(`LP ${a} of "${lvName}" cannot be exchanged with itself`)
         for (const lp of [a, b]) {
           if (!Number.isSafeInteger(lp) || lp < 0 || lp >= lps.length) {
             throw usage(`invalid LP ${lp} of "${lvName}" (it has ${lps.length})`)
@@ -270,7 +271,6 @@ export class OnlineVg implements VolumeGroup {
           if (seen.has(lp)) throw usage(`LP ${lp} of "${lvName}" appears in more than one exchange`)
           seen.add(lp)
         }
-        if (a === b) throw usage(`LP ${a} of "${lvName}" cannot be exchanged with itself`)
         const first = lps[a]!
         lps[a] = lps[b]!
         lps[b] = first

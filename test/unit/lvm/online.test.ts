@@ -69,7 +69,7 @@ void t.test('lvSwapLps exchanges partitions in one commit, stale bits moving wit
   t.ok(vg.isStale(stale.pvIndex, stale.pp), 'the stale PP is still stale, now under LP 0')
   await t.rejects(vg.lvSwapLps('w', [[0, 4]]), { code: 'ENGINE_USAGE', message: /LP 4 of "w"/ })
   await t.rejects(vg.lvSwapLps('w', [[0, 1], [1, 2]]), { code: 'ENGINE_USAGE', message: /more than one/ })
-  await t.rejects(vg.lvSwapLps('w', [[2, 2]]), { code: 'ENGINE_USAGE' })
+  await t.rejects(vg.lvSwapLps('w', [[2, 2]]), { code: 'ENGINE_USAGE', message: /exchanged with itself/ })
   t.same(vg.lvByName('w')!.lps, swapped.lps, 'a refused exchange changes nothing')
   await vg.varyOff()
   const again = (await varyOn(pool, 'vg')).vg!
