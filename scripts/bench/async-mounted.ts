@@ -62,18 +62,17 @@ export async function asyncLagMounted(work: string, intervalMs: number, loadSeco
     const fio = spawn('fio', fioArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
     let output = ''
     fio.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    const exited = new Promise<void>((resolve) => fio.once('exit', () => resolve()))
-    let running = true
-    void exited.then(() => { running = false })
+    let stopped = 0
+    fio.once('exit', () => { stopped = Date.now() })
+    const closed = new Promise<void>((resolve) => fio.once('close', () => resolve()))
     let maxCommits = 0
     let maxSeconds = 0
-    while (running) {
+    while (stopped === 0) {
       const now = await lag()
       maxCommits = Math.max(maxCommits, now.commits)
       maxSeconds = Math.max(maxSeconds, now.seconds)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    const stopped = Date.now()
     let catchUpMs = -1
     while (Date.now() - stopped < 20 * intervalMs) {
       if ((await lag()).commits === 0) {
@@ -82,6 +81,7 @@ export async function asyncLagMounted(work: string, intervalMs: number, loadSeco
       }
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
+    await closed
     return { baselineIops, fioIops: iopsOf(output), maxCommits, maxSeconds, catchUpMs }
   } finally {
     lvmfs(['umount', mountpoint, '--force'])
