@@ -245,7 +245,7 @@ void t.test('random lock/convert/unlock/cancel/kill sequences agree with the mod
     { op: 'lock', who: 2, res: 0, mode: 'PR', noQueue: false, persistent: true },
     { op: 'kill', who: 2 },
     { op: 'purge', who: 0, res: 0 },
-  ], [
+  ]], [[
     // A granted CW -> PR conversion (neither down nor up) must grant the PR queued behind CW.
     { op: 'lock', who: 3, res: 0, mode: 'CW', noQueue: false, persistent: false },
     { op: 'lock', who: 0, res: 0, mode: 'PR', noQueue: false, persistent: false },
