@@ -19,7 +19,7 @@
  *  - per PV: `device(pvIndex)` (open BlockDevice), `ppOffsetBytes(pvIndex, pp)`,
  *    `mwcArea(pvIndex)` {offsetBytes, sizeBytes}, `pvState(pvIndex)`, `isStale(pvIndex, pp)`;
  *  - mutations that resolve only when a majority of descriptor copies hold them (serialised):
- *    lvCreate/lvExtend/lvReduce/lvRemove/lvRename/lvSetExt, vgExtend/vgReduce,
+ *    lvCreate/lvExtend/lvReduce/lvSwapLps/lvRemove/lvRename/lvSetExt, vgExtend/vgReduce,
  *    markStale/clearStale/setLvDirty/setPvState (VGSA records: small, fixed-shape);
  *  - onChange(listener) after each commit, onForceOff(listener) when quorum is lost
  *    (the VG is then 'forcedoff'; every call rejects with LVM_FORCEOFF; the daemon fails I/O
