@@ -1205,7 +1205,7 @@ export class ReplicationEngine {
         await this.#options.onStep?.({ kind: 'applied', target: targetKey, count: entry.count })
       }
     } else {
-      await this.#catchUp(source, target, state, [...state.lastCount.keys()], count)
+      await this.#catchUp(source, target, state, [...state.lastCount.keys()])
     }
     return await this.#raiseMark(source, target, state, count)
   }
@@ -1218,21 +1218,20 @@ export class ReplicationEngine {
    * is its previous prefix, after it the prefix at the freeze; a crash leaves one or the other.
    * Without room in the pool for the staging partitions it falls back to copying in place.
    */
-  async #catchUp(source: Located, target: Located, state: AsyncState, chunks: readonly number[],
-    count: number): Promise<void> {
+  async #catchUp(source: Located, target: Located, state: AsyncState, chunks: readonly number[]): Promise<void> {
     const sorted = [...new Set(chunks)].sort((a, b) => a - b)
     if (sorted.length === 0) return
+    // Either way the target ends holding the source as copied, which may include writes counted
+    // above `count`; replaying those from a journal later could step it back through a state
+    // that is no prefix. From here on this target catches up by copies only.
+    state.dropJournal(Infinity)
     const staging = await this.#allocateStaging(target, sorted.length)
-    if (staging === undefined) return await this.#copyChangedChunks(source, target, state, sorted, count)
+    if (staging === undefined) return await this.#copyChangedChunks(source, target, sorted)
     const replica = replicaOf(this.#fresh(target))!
     const cycle: StagingCycle = { slots: new Map(sorted.map((chunk, index) => [chunk, staging[index]!])),
       staged: new Set(), frozen: false }
     state.staging = cycle
     try {
-      // The published image is the source at the freeze, which may already hold writes counted
-      // above `count`; replaying those from a journal later could step the target back through
-      // a state that is no prefix. From here on this target catches up by staged copies only.
-      state.dropJournal(Infinity)
       await this.#freeze(replica.source.vg, source, sorted, () => { cycle.frozen = true })
       const targetKey = keyOf(target.engine.vg.name, target.lv.name)
       for (const chunk of sorted) {
@@ -1304,12 +1303,10 @@ export class ReplicationEngine {
     cycle.staged.add(chunk)
   }
 
-  async #copyChangedChunks(source: Located, target: Located, state: AsyncState, chunks: readonly number[],
-    count: number): Promise<void> {
+  /** The fallback without room for staging: copies in place, target flagged inconsistent. */
+  async #copyChangedChunks(source: Located, target: Located, chunks: readonly number[]): Promise<void> {
     const replica = replicaOf(this.#fresh(target))!
     await this.#updateSuperblock(target, (sb) => ({ ...sb, flags: sb.flags & ~FLAG_CONSISTENT }), false)
-    // From here on the journal records every write above `count`.
-    if (!this.#native.has(keyOf(replica.source.vg, source.lv.name))) state.dropJournal(count + 1)
     const targetKey = keyOf(target.engine.vg.name, target.lv.name)
     for (const chunk of [...chunks].sort((a, b) => a - b)) {
       await this.#options.gates?.closeChunkGates(replica.source.vg, source.lv.name, chunk)
@@ -1490,7 +1487,7 @@ export class ReplicationEngine {
       this.#checkGenerations(source, target, sb)
       const count = await this.#currentCount(replica.source.vg, source.lv)
       const chunks = full ? Array.from({ length: replica.dataLps }, (_, chunk) => chunk) : [...state.lastCount.keys()]
-      await this.#catchUp(source, target, state, chunks, count)
+      await this.#catchUp(source, target, state, chunks)
       await this.io.flush(target.engine, this.#fresh(target))
       const previous = await this.chlwm(vgName, lvName, replica.site ?? 2, count)
       const lwm = await this.#raiseMark(source, target, state, count)
