@@ -1,5 +1,6 @@
 // Mounting and unmounting a FUSE file system without libfuse: mount(2) as root, the
-// fusermount3 fd-passing protocol otherwise.
+// fusermount3 fd-passing protocol otherwise (spawned with posix_spawnp, which is safe to call
+// from any thread of a multithreaded process).
 #pragma once
 #include <string>
 
