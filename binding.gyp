@@ -2,7 +2,9 @@
   "targets": [
     {
       "target_name": "lvmfs",
-      "sources": ["native/lvmfs.cc", "native/blockdev.cc", "native/mount.cc", "native/volume.cc", "native/session.cc"],
+      "sources": ["native/lvmfs.cc", "native/blockdev.cc", "native/mount.cc", "native/volume.cc",
+                  "native/volume-spec.cc", "native/volume-io.cc", "native/volume-io-binding.cc",
+                  "native/faults.cc", "native/worker-pool.cc", "native/session.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],

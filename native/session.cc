@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fuse.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,6 +17,8 @@
 
 #include "errors.h"
 #include "mount.h"
+#include "volume-io-binding.h"
+#include "volume-spec.h"
 
 #ifndef FUSE_DEV_IOC_CLONE
 #define FUSE_DEV_IOC_CLONE _IOR(229, 0, uint32_t)
@@ -24,66 +29,36 @@ namespace lvmfs {
 namespace {
 
 constexpr uint32_t kFuseInHeaderBytes = sizeof(struct fuse_in_header);
+constexpr uint32_t kResumeThreads = 8;
+constexpr uint32_t kControlThreads = 2;
+constexpr uint32_t kNoSlot = UINT32_MAX;
 
-struct SlotMeta {  // overlays the 64-byte per-slot metadata, mirrored in TypeScript
-  uint32_t requestBytes;
-  uint32_t reader;
-  int32_t copyErrors[kMaxSegments][kMaxCopies];
-  uint32_t firstExtent;
-  uint32_t segments;
-  uint64_t nodeid;
-  uint32_t writtenBytes;
-  uint32_t pad;
-  // Bytes of a multi-region FALLOCATE already done: it resumes there after a gate opens.
-  uint64_t progressBytes;
-};
-static_assert(sizeof(SlotMeta) == kSlotMetaBytes, "slot meta layout");
-
-// Fault injection for drills and tests (lvmfs fault): per backing fd, bit 0 fails reads and
-// bit 1 fails writes with EIO; bit 2 delays each write by 300 ms (a stalled disk, so tests can
-// hold a write in flight). One relaxed load per transfer when no fault is set.
-constexpr int kMaxFaultFds = 65536;
-std::atomic<uint8_t> gFdFaults[kMaxFaultFds];
-std::atomic<bool> gAnyFault{false};
-
-int InjectedFault(int fd, bool write) {
-  if (!gAnyFault.load(std::memory_order_relaxed) || fd < 0 || fd >= kMaxFaultFds) return 0;
-  uint8_t mask = gFdFaults[fd].load(std::memory_order_relaxed);
-  if (write && (mask & 4)) usleep(300 * 1000);
-  return (mask & (write ? 2 : 1)) ? -EIO : 0;
+uint64_t StateWord(uint32_t generation, SlotState state) {
+  return (static_cast<uint64_t>(generation) << 32) | state;
 }
 
-bool Aligned(uint64_t offset, uint64_t length, const void* buffer) {
-  return (offset % 512) == 0 && (length % 512) == 0 &&
-         (reinterpret_cast<uintptr_t>(buffer) % 512) == 0;
+SlotMeta* MetaOf(const Slot& slot) { return reinterpret_cast<SlotMeta*>(slot.meta); }
+fuse_in_header* HeaderOf(const Slot& slot) {
+  return reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
+}
+template <typename T>
+T* BodyOf(const Slot& slot) {
+  return reinterpret_cast<T*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
+}
+FailureSink SinkOf(const Slot& slot) {
+  FailureSink sink{reinterpret_cast<FailureRecord*>(slot.base), kMaxFailureRecords};
+  sink.count = MetaOf(slot)->failureCount;
+  sink.lostExtents = MetaOf(slot)->lostExtents;
+  return sink;
+}
+void StoreSink(const Slot& slot, const FailureSink& sink) {
+  MetaOf(slot)->failureCount = sink.count;
+  MetaOf(slot)->lostExtents = sink.lostExtents;
 }
 
-// One backing pread/pwrite of a whole segment, O_DIRECT when aligned, buffered otherwise.
-// Returns 0 or -errno; a read past the backing file's end reads zeros.
-int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
-                 uint64_t offset) {
-  if (int fault = InjectedFault(copy.fd, write)) return fault;
-  int fd = copy.direct && Aligned(offset, length, buffer) ? copy.fd : copy.bufferedFd;
-  uint64_t done = 0;
-  while (done < length) {
-    ssize_t n = write ? pwrite(fd, buffer + done, length - done, offset + done)
-                      : pread(fd, buffer + done, length - done, offset + done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && fd != copy.bufferedFd) {
-        fd = copy.bufferedFd;
-        continue;
-      }
-      return -errno;
-    }
-    if (n == 0) {
-      if (write) return -EIO;
-      memset(buffer + done, 0, length - done);
-      return 0;
-    }
-    done += static_cast<uint64_t>(n);
-  }
-  return 0;
+uint32_t Option(const Napi::Object& options, const char* name, uint32_t fallback) {
+  Napi::Value value = options.Get(name);
+  return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : fallback;
 }
 
 }  // namespace
@@ -106,31 +81,24 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceAccessor("arena", &Session::GetArena, nullptr),
        InstanceAccessor("layout", &Session::GetLayout, nullptr)});
   exports.Set("Session", constructor);
-  exports.Set("setFdFault", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    int fd = info[0].As<Napi::Number>().Int32Value();
-    int mask = info[1].As<Napi::Number>().Int32Value();
-    if (fd >= 0 && fd < kMaxFaultFds) {
-      gFdFaults[fd].store(static_cast<uint8_t>(mask));
-      if (mask != 0) gAnyFault.store(true);
-    }
-    return info.Env().Undefined();
-  }));
   exports.Set("unmountPath", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     std::string path = info[0].As<Napi::String>();
     bool lazy = info[1].ToBoolean();
     return Napi::Number::New(info.Env(), UnmountPath(path, lazy));
   }));
+  InitVolumeIo(env, exports);
 }
 
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
   Napi::Env env = info.Env();
   Napi::Object options = info[0].As<Napi::Object>();
   maxWrite_ = options.Get("maxWrite").As<Napi::Number>().Uint32Value();
-  threadCount_ = options.Get("threads").As<Napi::Number>().Uint32Value();
-  slotsPerThread_ = options.Get("slotsPerThread").As<Napi::Number>().Uint32Value();
-  uint32_t executorCount = options.Get("executors").As<Napi::Number>().Uint32Value();
-  slotCount_ = threadCount_ * slotsPerThread_;
-  slotBytes_ = kPayloadOffset + maxWrite_;
+  threadCount_ = std::max<uint32_t>(1, Option(options, "threads", 32));
+  slotsPerThread_ = std::max<uint32_t>(1, Option(options, "slotsPerThread", 1));
+  sharedSlots_ = Option(options, "sharedSlots", 64);
+  uint32_t copyThreads = std::max<uint32_t>(1, Option(options, "copyThreads", threadCount_));
+  slotCount_ = threadCount_ * slotsPerThread_ + sharedSlots_;
+  slotBytes_ = kPayloadOffset + std::max(maxWrite_, kMinPayloadBytes);
   slotMetaOffset_ = kEntryBytes * kMaxEntries;
   slotsOffset_ = (slotMetaOffset_ + kSlotMetaBytes * slotCount_ + 4095) & ~size_t(4095);
   arenaBytes_ = slotsOffset_ + size_t(slotBytes_) * slotCount_;
@@ -143,46 +111,41 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   // Only the entry and slot-metadata areas need zeros; slots are always written before read, so
   // their pages stay untouched (and out of RSS) until a request of that size arrives.
   memset(arena_, 0, slotsOffset_);
-  // The arena is exposed once, as one external ArrayBuffer; it is freed with the session.
+  // Exposed once, as one external ArrayBuffer; freed by ~Session after every thread is joined.
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, arena_, arenaBytes_);
   arenaRef_ = Napi::Persistent(buffer);
-  slots_.resize(slotCount_);
+  slots_ = std::vector<Slot>(slotCount_);
+  ownFree_.resize(threadCount_);
   for (uint32_t i = 0; i < slotCount_; i++) {
     slots_[i].base = arena_ + slotsOffset_ + size_t(i) * slotBytes_;
     slots_[i].meta = arena_ + slotMetaOffset_ + size_t(i) * kSlotMetaBytes;
-    slots_[i].reader = i / slotsPerThread_;
+    uint32_t own = threadCount_ * slotsPerThread_;
+    slots_[i].owner = i < own ? static_cast<int>(i / slotsPerThread_) : -1;
+    if (i < own) ownFree_[i / slotsPerThread_].push_back(i);
+    else sharedFree_.push_back(i);
   }
-  for (uint32_t r = 0; r < threadCount_; r++) {
-    auto reader = std::make_unique<Reader>();
-    for (uint32_t s = 0; s < slotsPerThread_; s++) reader->freeSlots.push_back(r * slotsPerThread_ + s);
-    readers_.push_back(std::move(reader));
-  }
+  for (uint32_t r = 0; r < threadCount_; r++) readers_.push_back(std::make_unique<Reader>());
   onBatch_ = Napi::ThreadSafeFunction::New(env, options.Get("onBatch").As<Napi::Function>(),
                                            "lvmfs-fuse-batch", 0, 1);
   onBatch_.Unref(env);
   tsfnLive_ = true;
-  for (uint32_t i = 0; i < executorCount; i++) executors_.emplace_back([this] { ExecutorLoop(); });
+  copyPool_ = std::make_unique<WorkerPool>("lvmfs-copy", copyThreads);
+  resumePool_ = std::make_unique<WorkerPool>("lvmfs-resume", kResumeThreads);
+  controlPool_ = std::make_unique<WorkerPool>("lvmfs-control", kControlThreads);
 }
 
 Session::~Session() {
-  stopping_ = true;
-  if (deviceFd_ >= 0) close(deviceFd_);
-  for (auto& reader : readers_) {
-    if (reader->thread.joinable()) reader->thread.detach();
-  }
-  {
-    std::lock_guard<std::mutex> lock(jobsMutex_);
-    jobs_.push_back(nullptr);
-  }
-  jobsReady_.notify_all();
-  for (auto& executor : executors_) executor.detach();
-  // The arena stays allocated: detached threads may still touch it while exiting.
+  Teardown();
+  if (tsfnLive_.exchange(false)) onBatch_.Release();
+  arenaRef_.Reset();
+  free(arena_);
 }
 
 Napi::Value Session::GetArena(const Napi::CallbackInfo&) { return arenaRef_.Value(); }
 
 Napi::Value Session::GetLayout(const Napi::CallbackInfo& info) {
-  Napi::Object layout = Napi::Object::New(info.Env());
+  Napi::Env env = info.Env();
+  Napi::Object layout = Napi::Object::New(env);
   layout.Set("entryBytes", kEntryBytes);
   layout.Set("maxEntries", kMaxEntries);
   layout.Set("slotMetaOffset", static_cast<double>(slotMetaOffset_));
@@ -193,6 +156,37 @@ Napi::Value Session::GetLayout(const Napi::CallbackInfo& info) {
   layout.Set("requestOffset", kRequestOffset);
   layout.Set("payloadOffset", kPayloadOffset);
   layout.Set("maxWrite", maxWrite_);
+  Napi::Object entry = Napi::Object::New(env);
+  entry.Set("kind", offsetof(Entry, kind));
+  entry.Set("slot", offsetof(Entry, slot));
+  entry.Set("nodeid", offsetof(Entry, nodeid));
+  entry.Set("extent", offsetof(Entry, extent));
+  entry.Set("copy", offsetof(Entry, copy));
+  entry.Set("error", offsetof(Entry, error));
+  entry.Set("generation", offsetof(Entry, generation));
+  layout.Set("entry", entry);
+  Napi::Object meta = Napi::Object::New(env);
+  meta.Set("requestBytes", offsetof(SlotMeta, requestBytes));
+  meta.Set("reader", offsetof(SlotMeta, reader));
+  meta.Set("generation", offsetof(SlotMeta, generation));
+  meta.Set("failureCount", offsetof(SlotMeta, failureCount));
+  meta.Set("lostExtents", offsetof(SlotMeta, lostExtents));
+  meta.Set("writtenBytes", offsetof(SlotMeta, writtenBytes));
+  meta.Set("nodeid", offsetof(SlotMeta, nodeid));
+  meta.Set("progressBytes", offsetof(SlotMeta, progressBytes));
+  meta.Set("flags", offsetof(SlotMeta, flags));
+  layout.Set("meta", meta);
+  Napi::Object failure = Napi::Object::New(env);
+  failure.Set("bytes", static_cast<uint32_t>(sizeof(FailureRecord)));
+  failure.Set("maxRecords", kMaxFailureRecords);
+  failure.Set("extent", offsetof(FailureRecord, extent));
+  failure.Set("copy", offsetof(FailureRecord, copy));
+  failure.Set("error", offsetof(FailureRecord, error));
+  failure.Set("flags", offsetof(FailureRecord, flags));
+  failure.Set("allExtents", kFailureAllExtents);
+  failure.Set("noCopy", kFailureNoCopy);
+  failure.Set("extentLost", static_cast<uint32_t>(kFailureExtentLost));
+  layout.Set("failure", failure);
   return layout;
 }
 
@@ -229,65 +223,117 @@ Napi::Value Session::Start(const Napi::CallbackInfo& info) {
       }
     }
     readers_[r]->fd = fd;
-    for (uint32_t id : readers_[r]->freeSlots) slots_[id].fd = fd;
   }
   runningReaders_ = static_cast<int>(threadCount_);
   for (uint32_t r = 0; r < threadCount_; r++) {
-    readers_[r]->thread = std::thread([this, r] { ReaderLoop(static_cast<int>(r)); });
+    readers_[r]->thread = StartThread("lvmfs-reader", [this, r] { ReaderLoop(static_cast<int>(r)); });
   }
   return info.Env().Undefined();
 }
+
+// --- slots ------------------------------------------------------------------------------------
+
+uint32_t Session::AllocateSlot(int reader) {
+  std::unique_lock<std::mutex> lock(slotsMutex_);
+  for (;;) {
+    if (stopping_) return kNoSlot;
+    std::vector<uint32_t>& own = ownFree_[reader];
+    std::vector<uint32_t>& from = !own.empty() ? own : sharedFree_;
+    if (!from.empty()) {
+      uint32_t slot = from.back();
+      from.pop_back();
+      return slot;
+    }
+    slotFreed_.wait(lock);
+  }
+}
+
+void Session::FreeSlot(uint32_t slotId) {
+  Slot& slot = slots_[slotId];
+  slot.state.store(StateWord(slot.generation, kSlotFree));
+  {
+    std::lock_guard<std::mutex> lock(slotsMutex_);
+    (slot.owner >= 0 ? ownFree_[slot.owner] : sharedFree_).push_back(slotId);
+  }
+  slotFreed_.notify_all();
+}
+
+void Session::HandToJs(uint32_t slotId) {
+  Slot& slot = slots_[slotId];
+  slot.state.store(StateWord(slot.generation, kSlotJs));
+}
+
+bool Session::TakeFromJs(uint32_t slotId, uint32_t generation) {
+  if (slotId >= slotCount_) return false;
+  uint64_t expected = StateWord(generation, kSlotJs);
+  if (slots_[slotId].state.compare_exchange_strong(expected, StateWord(generation, kSlotNative))) {
+    return true;
+  }
+  counters_.staleAnswers++;
+  return false;
+}
+
+// --- the reader loop --------------------------------------------------------------------------
 
 void Session::ReaderLoop(int index) {
   Reader& reader = *readers_[index];
   int exitError = 0;
   while (!stopping_) {
-    uint32_t slotId;
-    {
-      std::unique_lock<std::mutex> lock(reader.mutex);
-      reader.freed.wait(lock, [&] { return !reader.freeSlots.empty() || stopping_; });
-      if (stopping_) break;
-      slotId = reader.freeSlots.back();
-      reader.freeSlots.pop_back();
-    }
+    uint32_t slotId = AllocateSlot(index);
+    if (slotId == kNoSlot) break;
     Slot& slot = slots_[slotId];
     slot.fd = reader.fd;
     ssize_t n = read(reader.fd, slot.base + kRequestOffset, slotBytes_ - kRequestOffset);
     if (n < 0) {
       int err = errno;
       FreeSlot(slotId);
-      if (err == EINTR || err == EAGAIN || err == ENOENT) continue;
+      if (err == EINTR || err == EAGAIN || err == ENOENT) continue;  // EINTR: Close woke us
       exitError = err;  // ENODEV: unmounted; ECONNABORTED: aborted
       break;
     }
-    slot.requestBytes = static_cast<uint32_t>(n);
-    reinterpret_cast<SlotMeta*>(slot.meta)->requestBytes = slot.requestBytes;
-    reinterpret_cast<SlotMeta*>(slot.meta)->reader = static_cast<uint32_t>(index);
-    reinterpret_cast<SlotMeta*>(slot.meta)->progressBytes = 0;
+    slot.generation++;
+    slot.state.store(StateWord(slot.generation, kSlotNative));
+    SlotMeta* meta = MetaOf(slot);
+    *meta = SlotMeta{};
+    meta->requestBytes = static_cast<uint32_t>(n);
+    meta->reader = static_cast<uint32_t>(index);
+    meta->generation = slot.generation;
     Handle(slotId);
   }
-  if (reader.fd != deviceFd_ && reader.fd >= 0) close(reader.fd);
   if (--runningReaders_ == 0) Push(Entry{kEntryClosed, 0, 0, 0, 0, exitError, 0});
+  reader.exited = true;
+}
+
+bool Session::IsDaemonThread(uint32_t tid) const {
+  if (tid == 0) return false;  // the kernel's own requests
+  if (tid == static_cast<uint32_t>(getpid())) return true;
+  char path[48];
+  snprintf(path, sizeof(path), "/proc/self/task/%u", tid);
+  return access(path, F_OK) == 0;
 }
 
 void Session::Handle(uint32_t slotId) {
   Slot& slot = slots_[slotId];
-  if (slot.requestBytes < kFuseInHeaderBytes) {
-    Push(Entry{kEntryRequest, slotId, 0, 0, 0, 0, 0});  // TypeScript reports the bad frame
+  if (MetaOf(slot)->requestBytes < kFuseInHeaderBytes) {
+    HandToJs(slotId);
+    Push(Entry{kEntryRequest, slotId, 0, 0, 0, 0, slot.generation});  // TypeScript reports it
     return;
   }
-  auto* header = reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
+  fuse_in_header* header = HeaderOf(slot);
+  MetaOf(slot)->nodeid = header->nodeid;
+  if (TryVolumeOp(slotId)) return;
   uint32_t opcode = header->opcode;
   bool replies = opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET && opcode != FUSE_INTERRUPT;
-  if (replies && header->pid != 0 && header->pid == static_cast<uint32_t>(getpid())) {
-    // The daemon touching its own mount would wait for itself forever.
+  // A request TypeScript must answer, made by a thread of this process, would wait for the
+  // process itself (the main thread, or a pool thread the main thread waits on) forever.
+  if (replies && IsDaemonThread(header->pid)) {
     counters_.selfRequests++;
     ReplyNative(slotId, -EDEADLK, nullptr, 0);
     return;
   }
-  if (TryVolumeOp(slotId, opcode, header->nodeid)) return;
   counters_.jsRequests++;
-  Push(Entry{kEntryRequest, slotId, header->nodeid, 0, 0, 0, 0});
+  HandToJs(slotId);
+  Push(Entry{kEntryRequest, slotId, header->nodeid, 0, 0, 0, slot.generation});
 }
 
 std::shared_ptr<Volume> Session::FindVolume(uint64_t nodeid) {
@@ -296,14 +342,16 @@ std::shared_ptr<Volume> Session::FindVolume(uint64_t nodeid) {
   return found == volumes_.end() ? nullptr : found->second;
 }
 
-bool Session::TryVolumeOp(uint32_t slotId, uint32_t opcode, uint64_t nodeid) {
+bool Session::TryVolumeOp(uint32_t slotId) {
+  Slot& slot = slots_[slotId];
+  fuse_in_header* header = HeaderOf(slot);
+  uint32_t opcode = header->opcode;
   if (opcode != FUSE_READ && opcode != FUSE_WRITE && opcode != FUSE_FSYNC &&
       opcode != FUSE_FALLOCATE) {
     return false;
   }
-  std::shared_ptr<Volume> volume = FindVolume(nodeid);
+  std::shared_ptr<Volume> volume = FindVolume(header->nodeid);
   if (!volume) return false;
-  Slot& slot = slots_[slotId];
   if (opcode == FUSE_READ) {
     ExecuteRead(slotId, volume, volume->Current());
     return true;
@@ -317,160 +365,120 @@ bool Session::TryVolumeOp(uint32_t slotId, uint32_t opcode, uint64_t nodeid) {
   int generation = volume->generation.load(std::memory_order_seq_cst);
   volume->inflight[generation].fetch_add(1, std::memory_order_seq_cst);
   std::shared_ptr<VolumeMap> map = volume->Current();
-  uint64_t offset, length;
-  if (opcode == FUSE_WRITE) {
-    auto* in = reinterpret_cast<fuse_write_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
-    offset = in->offset;
-    length = in->size;
-  } else {
-    auto* in = reinterpret_cast<fuse_fallocate_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
-    offset = in->offset;
-    length = in->length;
-  }
   if (opcode == FUSE_FALLOCATE) {
     // A range may span more regions than can be open at once: it runs region by region and
     // resumes after each gate that has to be opened.
-    ExecuteFallocate(slotId, nodeid, map);
+    ExecuteFallocate(slotId, map);
     volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
     return true;
   }
-  uint64_t clipped = std::min(length, map->sizeBytes - std::min(offset, map->sizeBytes));
-  int64_t closed = map->readOnly ? -1 : FirstClosedRegion(*map, offset, clipped);
+  auto* in = BodyOf<fuse_write_in>(slot);
+  uint64_t progress = MetaOf(slot)->progressBytes;
+  uint64_t start = in->offset + progress;
+  uint64_t length = in->size > progress ? in->size - progress : 0;
+  uint64_t clipped = std::min(length, map->sizeBytes - std::min(start, map->sizeBytes));
+  int64_t closed = map->readOnly ? -1 : FirstClosedRegion(*map, start, clipped);
   if (closed >= 0) {
     volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
+    if (IsDaemonThread(header->pid)) {
+      counters_.selfRequests++;
+      ReplyNative(slotId, -EDEADLK, nullptr, 0);
+      return true;
+    }
     counters_.gated++;
-    Push(Entry{kEntryGate, slotId, nodeid, static_cast<uint32_t>(closed), 0, 0, 0});
+    HandToJs(slotId);
+    Push(Entry{kEntryGate, slotId, header->nodeid, static_cast<uint32_t>(closed), 0, 0, slot.generation});
     return true;
   }
-  ExecuteWrite(slotId, volume, map);
+  ExecuteWrite(slotId, map);
   volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
   return true;
+}
+
+// --- volume requests --------------------------------------------------------------------------
+
+void Session::Fanout(std::vector<std::function<void()>>& jobs) {
+  if (jobs.size() <= 1) return InlineFanout(jobs);
+  Latch latch(static_cast<int>(jobs.size() - 1));
+  for (size_t i = 1; i < jobs.size(); i++) {
+    auto job = [&jobs, &latch, i] {
+      jobs[i]();
+      latch.CountDown();
+    };
+    if (!copyPool_->Post(job)) job();
+  }
+  jobs[0]();
+  latch.Wait();
 }
 
 void Session::ExecuteRead(uint32_t slotId, const std::shared_ptr<Volume>& volume,
                           const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
-  auto* header = reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
-  auto* in = reinterpret_cast<fuse_read_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
+  auto* in = BodyOf<fuse_read_in>(slot);
   uint64_t offset = in->offset;
   uint64_t length = std::min<uint64_t>(in->size, maxWrite_);
   if (offset >= map->sizeBytes) length = 0;
   else length = std::min(length, map->sizeBytes - offset);
   uint8_t* buffer = slot.base + kPayloadOffset;
-  uint64_t done = 0;
+  uint64_t nodeid = HeaderOf(slot)->nodeid;
   uint32_t start = volume->roundRobin.fetch_add(1, std::memory_order_relaxed);
-  while (done < length) {
-    uint64_t position = offset + done;
-    uint64_t extentIndex = position / map->extentBytes;
-    uint64_t within = position % map->extentBytes;
-    uint64_t segment = std::min(length - done, map->extentBytes - within);
-    const Extent& extent = map->extents[extentIndex];
-    int result = -EIO;
-    for (int attempt = 0; attempt < extent.count; attempt++) {
-      int index = map->readPolicy == kReadRoundRobin ? (start + attempt) % extent.count : attempt;
-      const CopyTarget& copy = extent.copies[index];
-      if (copy.stale) continue;
-      result = TransferFull(copy, false, buffer + done, segment, copy.offsetBytes + within);
-      if (result == 0) break;
-      counters_.copyErrors++;
-      Push(Entry{kEntryReadError, UINT32_MAX, header->nodeid, static_cast<uint32_t>(extentIndex),
-                 static_cast<uint32_t>(index), result, 0});
-    }
-    if (result != 0) {
-      ReplyNative(slotId, result, nullptr, 0);
-      return;
-    }
-    done += segment;
-  }
+  int error = ReadVolume(*map, offset, length, buffer, start, [&](uint32_t extent, uint32_t copy, int err) {
+    counters_.copyErrors++;
+    Push(Entry{kEntryReadError, kNoSlot, nodeid, extent, copy, err, 0});
+  });
+  if (error != 0) return ReplyNative(slotId, error, nullptr, 0);
   counters_.readOps++;
   counters_.readBytes += length;
   ReplyNative(slotId, 0, buffer, length);
 }
 
-void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<Volume>&,
-                           const std::shared_ptr<VolumeMap>& map) {
+void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
-  auto* in = reinterpret_cast<fuse_write_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
-  auto* meta = reinterpret_cast<SlotMeta*>(slot.meta);
-  if (map->readOnly) {
-    ReplyNative(slotId, -EROFS, nullptr, 0);
-    return;
-  }
+  auto* in = BodyOf<fuse_write_in>(slot);
+  SlotMeta* meta = MetaOf(slot);
+  if (map->readOnly) return ReplyNative(slotId, -EROFS, nullptr, 0);
   uint64_t offset = in->offset;
   uint64_t length = in->size;
-  if (offset >= map->sizeBytes && length > 0) {
-    ReplyNative(slotId, -ENOSPC, nullptr, 0);
-    return;
-  }
+  if (offset >= map->sizeBytes && length > 0) return ReplyNative(slotId, -ENOSPC, nullptr, 0);
   length = std::min(length, map->sizeBytes - offset);
-  uint8_t* data = slot.base + kPayloadOffset;
-  bool anyError = false;
-  bool segmentLost = false;
-  uint64_t done = 0;
-  uint32_t segmentIndex = 0;
-  meta->firstExtent = length ? static_cast<uint32_t>(offset / map->extentBytes) : 0;
-  // 1 marks a copy the extent does not have; 0 written; negative errno failed or skipped.
-  for (auto& row : meta->copyErrors) std::fill(std::begin(row), std::end(row), 1);
-  while (done < length) {
-    uint64_t position = offset + done;
-    uint64_t extentIndex = position / map->extentBytes;
-    uint64_t within = position % map->extentBytes;
-    uint64_t segment = std::min(length - done, map->extentBytes - within);
-    const Extent& extent = map->extents[extentIndex];
-    int written = 0;
-    for (int index = 0; index < extent.count; index++) {
-      const CopyTarget& copy = extent.copies[index];
-      if (copy.stale && !copy.writeOnly) {
-        if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = -ESTALE;
-        continue;
-      }
-      int result = TransferFull(copy, true, data + done, segment, copy.offsetBytes + within);
-      if (result == 0) {
-        if (!copy.stale) written++;
-        // 2: written through to a resync target, which does not hold the write on its own.
-        if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = copy.stale ? 2 : 0;
-        continue;
-      }
-      counters_.copyErrors++;
-      anyError = true;
-      if (segmentIndex < kMaxSegments) meta->copyErrors[segmentIndex][index] = result;
-    }
-    if (written == 0) segmentLost = true;
-    done += segment;
-    segmentIndex++;
-  }
-  meta->segments = segmentIndex;
+  FailureSink sink = SinkOf(slot);
+  uint64_t progress = WriteVolume(*map, offset, length, slot.base + kPayloadOffset,
+                                  meta->progressBytes, [this](auto& jobs) { Fanout(jobs); }, sink);
+  StoreSink(slot, sink);
+  meta->progressBytes = progress;
   meta->writtenBytes = static_cast<uint32_t>(length);
-  auto* header = reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
-  meta->nodeid = header->nodeid;
-  if (anyError || segmentLost) {
+  if (progress < length) meta->flags |= kSlotPartial;
+  else meta->flags &= ~kSlotPartial;
+  if (sink.count > 0) {
+    counters_.copyErrors += sink.count;
     // Policy must react (mark stale, commit the status area) before this write is answered.
-    Push(Entry{kEntryWriteError, slotId, header->nodeid, meta->firstExtent, 0, 0, 0});
+    HandToJs(slotId);
+    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
     return;
   }
-  counters_.writeOps++;
-  counters_.writeBytes += length;
-  fuse_write_out out = {};
-  out.size = static_cast<uint32_t>(length);
-  ReplyNative(slotId, 0, &out, sizeof(out));
+  FinishNative(slotId);
 }
 
 void Session::ExecuteFsync(uint32_t slotId, const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
-  auto* in = reinterpret_cast<fuse_fsync_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
-  int error = 0;
-  for (int fd : map->distinctFds) {
-    int result = (in->fsync_flags & 1) ? fdatasync(fd) : fsync(fd);
-    if (result != 0 && error == 0) error = -errno;
-  }
+  auto* in = BodyOf<fuse_fsync_in>(slot);
+  FailureSink sink = SinkOf(slot);
+  FsyncVolume(*map, (in->fsync_flags & 1) != 0, [this](auto& jobs) { Fanout(jobs); }, sink);
+  StoreSink(slot, sink);
   counters_.fsyncOps++;
-  ReplyNative(slotId, error, nullptr, 0);
+  if (sink.count > 0) {
+    // Which copies the failed fds hold is TypeScript's to work out (it built the map).
+    HandToJs(slotId);
+    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
+    return;
+  }
+  ReplyNative(slotId, 0, nullptr, 0);
 }
 
-void Session::ExecuteFallocate(uint32_t slotId, uint64_t nodeid, const std::shared_ptr<VolumeMap>& map) {
+void Session::ExecuteFallocate(uint32_t slotId, const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
-  auto* meta = reinterpret_cast<SlotMeta*>(slot.meta);
-  auto* in = reinterpret_cast<fuse_fallocate_in*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
+  SlotMeta* meta = MetaOf(slot);
+  auto* in = BodyOf<fuse_fallocate_in>(slot);
   uint32_t mode = in->mode;
   if (map->readOnly) return ReplyNative(slotId, -EROFS, nullptr, 0);
   if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0) {
@@ -485,62 +493,91 @@ void Session::ExecuteFallocate(uint32_t slotId, uint64_t nodeid, const std::shar
   }
   int backingMode = (mode & FALLOC_FL_PUNCH_HOLE) ? (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
                                                   : (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE);
-  int error = 0;
-  uint64_t done = meta->progressBytes;
-  while (done < length && error == 0) {
-    uint64_t position = offset + done;
-    uint64_t within = position % map->extentBytes;
-    uint64_t segment = std::min(length - done, map->extentBytes - within);
-    if (map->gateBytes > 0) {
-      segment = std::min(segment, map->gateBytes - position % map->gateBytes);
-      if (FirstClosedRegion(*map, position, segment) >= 0) {
-        meta->progressBytes = done;
-        counters_.gated++;
-        Push(Entry{kEntryGate, slotId, nodeid, static_cast<uint32_t>(position / map->gateBytes), 0, 0, 0});
-        return;
-      }
+  FailureSink sink = SinkOf(slot);
+  FallocateResult result = FallocateVolume(*map, backingMode, offset, length, meta->progressBytes, sink);
+  StoreSink(slot, sink);
+  meta->progressBytes = result.progress;
+  if (result.unsupported) meta->flags |= kSlotUnsupported;
+  if (result.partial) meta->flags |= kSlotPartial;
+  else meta->flags &= ~kSlotPartial;
+  if (result.closedRegion >= 0) {
+    // Failures so far stay in the slot and reach policy with the rest of the range.
+    if (IsDaemonThread(HeaderOf(slot)->pid)) {
+      counters_.selfRequests++;
+      return ReplyNative(slotId, -EDEADLK, nullptr, 0);
     }
-    const Extent& extent = map->extents[position / map->extentBytes];
-    for (int index = 0; index < extent.count && error == 0; index++) {
-      const CopyTarget& copy = extent.copies[index];
-      if (copy.stale && !copy.writeOnly) continue;
-      if (int fault = InjectedFault(copy.fd, true)) error = fault;
-      else if (fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) error = -errno;
-    }
-    done += segment;
+    counters_.gated++;
+    HandToJs(slotId);
+    Push(Entry{kEntryGate, slotId, HeaderOf(slot)->nodeid,
+               static_cast<uint32_t>(result.closedRegion), 0, 0, slot.generation});
+    return;
   }
-  counters_.fallocateOps++;
-  ReplyNative(slotId, error, nullptr, 0);
+  if (sink.count > 0) {
+    counters_.copyErrors += sink.count;
+    HandToJs(slotId);
+    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
+    return;
+  }
+  FinishNative(slotId);
 }
 
-void Session::ReplyNative(uint32_t slotId, int error, const void* payload, size_t payloadBytes,
-                          const void* payload2, size_t payload2Bytes) {
+// A volume request whose failures (if any) policy has accepted: continue a partial one, or
+// answer it.
+void Session::FinishNative(uint32_t slotId) {
   Slot& slot = slots_[slotId];
-  auto* header = reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
+  SlotMeta* meta = MetaOf(slot);
+  if (meta->flags & kSlotPartial) {
+    meta->failureCount = 0;
+    meta->lostExtents = 0;
+    return ResumeNative(slotId);
+  }
+  uint32_t opcode = HeaderOf(slot)->opcode;
+  if (opcode == FUSE_WRITE) {
+    counters_.writeOps++;
+    counters_.writeBytes += meta->writtenBytes;
+    fuse_write_out out = {};
+    out.size = meta->writtenBytes;
+    return ReplyNative(slotId, 0, &out, sizeof(out));
+  }
+  if (opcode == FUSE_FALLOCATE) {
+    counters_.fallocateOps++;
+    return ReplyNative(slotId, (meta->flags & kSlotUnsupported) ? -EOPNOTSUPP : 0, nullptr, 0);
+  }
+  ReplyNative(slotId, 0, nullptr, 0);
+}
+
+void Session::ResumeNative(uint32_t slotId) {
+  bool posted = resumePool_->Post([this, slotId] {
+    // The volume was unmapped meanwhile (forced off, removed): the write reached no copy.
+    if (!TryVolumeOp(slotId)) ReplyNative(slotId, -EIO, nullptr, 0);
+  });
+  if (!posted) ReplyNative(slotId, -EIO, nullptr, 0);
+}
+
+void Session::ReplyNative(uint32_t slotId, int error, const void* payload, size_t payloadBytes) {
+  Slot& slot = slots_[slotId];
   fuse_out_header out = {};
-  out.unique = header->unique;
+  out.unique = HeaderOf(slot)->unique;
   out.error = error;
-  struct iovec iov[3];
+  struct iovec iov[2];
   int count = 1;
   iov[0] = {&out, sizeof(out)};
   if (error == 0 && payloadBytes > 0) iov[count++] = {const_cast<void*>(payload), payloadBytes};
-  if (error == 0 && payload2Bytes > 0) iov[count++] = {const_cast<void*>(payload2), payload2Bytes};
-  size_t total = 0;
-  for (int i = 0; i < count; i++) total += iov[i].iov_len;
-  out.len = static_cast<uint32_t>(total);
-  // ENOENT: the request was interrupted or the connection aborted; nothing left to answer.
-  ssize_t ignored = writev(slot.fd, iov, count);
-  (void)ignored;
-  FreeSlot(slotId);
-}
-
-void Session::FreeSlot(uint32_t slotId) {
-  Reader& reader = *readers_[slots_[slotId].reader];
+  out.len = static_cast<uint32_t>(sizeof(out) + (count > 1 ? payloadBytes : 0));
+  int failed = 0;
   {
-    std::lock_guard<std::mutex> lock(reader.mutex);
-    reader.freeSlots.push_back(slotId);
+    std::shared_lock<std::shared_mutex> lock(fdsMutex_);
+    if (!fdsClosed_ && writev(slot.fd, iov, count) < 0) failed = errno;
   }
-  reader.freed.notify_one();
+  uint64_t unique = out.unique;
+  uint32_t opcode = HeaderOf(slot)->opcode;
+  FreeSlot(slotId);
+  // ENOENT: the request was interrupted or the connection aborted; nothing is left to answer.
+  // ENODEV: unmounted meanwhile. Anything else is a malformed reply and must be seen.
+  if (failed != 0 && failed != ENOENT && failed != ENODEV) {
+    counters_.replyErrors++;
+    Push(Entry{kEntryReplyFailed, slotId, unique, opcode, 0, -failed, 0});
+  }
 }
 
 void Session::Push(const Entry& entry) {
@@ -553,8 +590,10 @@ void Session::Push(const Entry& entry) {
       wake = true;
     }
   }
-  if (wake && tsfnLive_) onBatch_.NonBlockingCall();
+  if (wake && tsfnLive_.load()) onBatch_.NonBlockingCall();
 }
+
+// --- JS methods -------------------------------------------------------------------------------
 
 Napi::Value Session::Drain(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(queueMutex_);
@@ -568,90 +607,59 @@ Napi::Value Session::Drain(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), count);
 }
 
+Napi::Value Session::Refused(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), false);
+}
+
 Napi::Value Session::Reply(const Napi::CallbackInfo& info) {
   uint32_t slotId = info[0].As<Napi::Number>().Uint32Value();
-  int error = info[1].As<Napi::Number>().Int32Value();
-  uint32_t payloadBytes = info[2].As<Napi::Number>().Uint32Value();
-  if (slotId >= slotCount_ || payloadBytes > maxWrite_) return ThrowErrno(info.Env(), EINVAL, "reply");
+  uint32_t generation = info[1].As<Napi::Number>().Uint32Value();
+  int error = info[2].As<Napi::Number>().Int32Value();
+  uint32_t payloadBytes = info[3].As<Napi::Number>().Uint32Value();
+  if (payloadBytes > maxWrite_) return ThrowErrno(info.Env(), EINVAL, "reply: payload too large");
+  if (!TakeFromJs(slotId, generation)) return Refused(info);
   ReplyNative(slotId, error, slots_[slotId].base + kPayloadOffset, payloadBytes);
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value Session::Release(const Napi::CallbackInfo& info) {
   uint32_t slotId = info[0].As<Napi::Number>().Uint32Value();
-  if (slotId >= slotCount_) return ThrowErrno(info.Env(), EINVAL, "release");
+  uint32_t generation = info[1].As<Napi::Number>().Uint32Value();
+  if (!TakeFromJs(slotId, generation)) return Refused(info);
   FreeSlot(slotId);
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value Session::Resume(const Napi::CallbackInfo& info) {
   uint32_t slotId = info[0].As<Napi::Number>().Uint32Value();
-  if (slotId >= slotCount_) return ThrowErrno(info.Env(), EINVAL, "resume");
-  Post([this, slotId] {
-    auto* header = reinterpret_cast<fuse_in_header*>(slots_[slotId].base + kRequestOffset);
-    if (!TryVolumeOp(slotId, header->opcode, header->nodeid)) {
-      ReplyNative(slotId, -ENOENT, nullptr, 0);  // the volume was unmapped meanwhile
-    }
-  });
-  return info.Env().Undefined();
+  uint32_t generation = info[1].As<Napi::Number>().Uint32Value();
+  if (!TakeFromJs(slotId, generation)) return Refused(info);
+  ResumeNative(slotId);
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value Session::FinishWrite(const Napi::CallbackInfo& info) {
   uint32_t slotId = info[0].As<Napi::Number>().Uint32Value();
-  int error = info[1].As<Napi::Number>().Int32Value();
-  if (slotId >= slotCount_) return ThrowErrno(info.Env(), EINVAL, "finishWrite");
-  auto* meta = reinterpret_cast<SlotMeta*>(slots_[slotId].meta);
-  if (error != 0) {
-    ReplyNative(slotId, error, nullptr, 0);
-  } else {
-    counters_.writeOps++;
-    counters_.writeBytes += meta->writtenBytes;
-    fuse_write_out out = {};
-    out.size = meta->writtenBytes;
-    ReplyNative(slotId, 0, &out, sizeof(out));
-  }
-  return info.Env().Undefined();
+  uint32_t generation = info[1].As<Napi::Number>().Uint32Value();
+  int error = info[2].As<Napi::Number>().Int32Value();
+  if (!TakeFromJs(slotId, generation)) return Refused(info);
+  if (error != 0) ReplyNative(slotId, error, nullptr, 0);
+  else FinishNative(slotId);
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value Session::MapVolume(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t nodeid = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  Napi::Object spec = info[1].As<Napi::Object>();
-  auto map = std::make_shared<VolumeMap>();
-  map->sizeBytes = static_cast<uint64_t>(spec.Get("sizeBytes").As<Napi::Number>().Int64Value());
-  map->extentBytes = static_cast<uint64_t>(spec.Get("extentBytes").As<Napi::Number>().Int64Value());
-  map->gateBytes = static_cast<uint64_t>(spec.Get("gateBytes").As<Napi::Number>().Int64Value());
-  map->readPolicy = spec.Get("readPolicy").As<Napi::Number>().Int32Value();
-  map->writeSchedule = spec.Get("writeSchedule").As<Napi::Number>().Int32Value();
-  map->readOnly = spec.Get("readOnly").ToBoolean();
-  Napi::Uint8Array counts = spec.Get("copyCounts").As<Napi::Uint8Array>();
-  Napi::Int32Array fds = spec.Get("fds").As<Napi::Int32Array>();
-  Napi::Float64Array offsets = spec.Get("offsets").As<Napi::Float64Array>();
-  Napi::Uint8Array stale = spec.Get("stale").As<Napi::Uint8Array>();
-  size_t extents = counts.ElementLength();
-  if (map->extentBytes == 0 || extents * map->extentBytes < map->sizeBytes ||
-      fds.ElementLength() < extents * kMaxCopies || offsets.ElementLength() < extents * kMaxCopies ||
-      stale.ElementLength() < extents * kMaxCopies) {
-    return ThrowErrno(env, EINVAL, "mapVolume: inconsistent map");
-  }
-  map->extents.resize(extents);
-  for (size_t e = 0; e < extents; e++) {
-    Extent& extent = map->extents[e];
-    extent.count = std::min<int>(counts[e], kMaxCopies);
-    if (extent.count < 1) return ThrowErrno(env, EINVAL, "mapVolume: extent without copies");
-    for (int c = 0; c < extent.count; c++) {
-      extent.copies[c].fd = fds[e * kMaxCopies + c];
-      extent.copies[c].offsetBytes = static_cast<uint64_t>(offsets[e * kMaxCopies + c]);
-      extent.copies[c].stale = stale[e * kMaxCopies + c] != 0;
-      extent.copies[c].writeOnly = stale[e * kMaxCopies + c] == 2;
-    }
-  }
-  FinishMap(*map);
-  std::shared_ptr<Volume> volume = FindVolume(nodeid);
-  if (!volume) {
-    volume = std::make_shared<Volume>();
+  std::string error;
+  std::shared_ptr<VolumeMap> map = ParseVolumeMap(info[1].As<Napi::Object>(), &error);
+  if (!map) return ThrowErrno(env, EINVAL, ("mapVolume: " + error).c_str());
+  std::shared_ptr<Volume> volume;
+  {
     std::unique_lock<std::shared_mutex> lock(volumesMutex_);
-    volumes_[nodeid] = volume;
+    auto& slot = volumes_[nodeid];
+    if (!slot) slot = std::make_shared<Volume>();
+    volume = slot;
   }
   std::lock_guard<std::mutex> lock(volume->mutex);
   if (volume->map && volume->map->gateBytes == map->gateBytes && map->gateBytes > 0) {
@@ -698,8 +706,7 @@ Napi::Value Session::NotifyInvalInode(const Napi::CallbackInfo& info) {
   uint64_t nodeid = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
   int64_t offset = info[1].As<Napi::Number>().Int64Value();
   int64_t length = info[2].As<Napi::Number>().Int64Value();
-  int fd = deviceFd_;
-  return Deferred(info.Env(), [fd, nodeid, offset, length]() {
+  return Deferred(info.Env(), [this, nodeid, offset, length]() {
     fuse_out_header out = {};
     fuse_notify_inval_inode_out body = {};
     body.ino = nodeid;
@@ -708,15 +715,16 @@ Napi::Value Session::NotifyInvalInode(const Napi::CallbackInfo& info) {
     out.len = sizeof(out) + sizeof(body);
     out.error = FUSE_NOTIFY_INVAL_INODE;
     struct iovec iov[2] = {{&out, sizeof(out)}, {&body, sizeof(body)}};
-    return writev(fd, iov, 2) < 0 ? -errno : 0;
+    std::shared_lock<std::shared_mutex> lock(fdsMutex_);
+    if (fdsClosed_ || deviceFd_ < 0) return -ENOTCONN;
+    return writev(deviceFd_, iov, 2) < 0 ? -errno : 0;
   });
 }
 
 Napi::Value Session::NotifyInvalEntry(const Napi::CallbackInfo& info) {
   uint64_t parent = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
   std::string name = info[1].As<Napi::String>();
-  int fd = deviceFd_;
-  return Deferred(info.Env(), [fd, parent, name]() {
+  return Deferred(info.Env(), [this, parent, name]() {
     fuse_out_header out = {};
     fuse_notify_inval_entry_out body = {};
     body.parent = parent;
@@ -725,7 +733,9 @@ Napi::Value Session::NotifyInvalEntry(const Napi::CallbackInfo& info) {
     out.error = FUSE_NOTIFY_INVAL_ENTRY;
     struct iovec iov[3] = {{&out, sizeof(out)}, {&body, sizeof(body)},
                            {const_cast<char*>(name.c_str()), name.size() + 1}};
-    return writev(fd, iov, 3) < 0 ? -errno : 0;
+    std::shared_lock<std::shared_mutex> lock(fdsMutex_);
+    if (fdsClosed_ || deviceFd_ < 0) return -ENOTCONN;
+    return writev(deviceFd_, iov, 3) < 0 ? -errno : 0;
   });
 }
 
@@ -735,20 +745,41 @@ Napi::Value Session::Unmount(const Napi::CallbackInfo& info) {
   return Deferred(info.Env(), [mountpoint, lazy]() { return UnmountPath(mountpoint, lazy); });
 }
 
-Napi::Value Session::Close(const Napi::CallbackInfo& info) {
+// Teardown order: stop and join the readers (a signal breaks a blocked read(2)), then the
+// resume pool (it may still run resumed writes, answered on open fds), the copy pool and the
+// control pool; only then close the fds, under the exclusive fds lock, so no reply or
+// notification can reach a closed or reused fd number. Requests JS still holds are answered
+// by nobody: closing every fd aborts the connection and the kernel fails them.
+void Session::Teardown() {
+  if (closed_.exchange(true)) return;
   stopping_ = true;
-  for (auto& reader : readers_) reader->freed.notify_all();
-  if (deviceFd_ >= 0) {
-    close(deviceFd_);  // aborts the connection if the mount is still there
-    deviceFd_ = -1;
-  }
+  slotFreed_.notify_all();
+  int wake = WakeSignal();
   for (auto& reader : readers_) {
-    if (reader->thread.joinable()) reader->thread.join();
+    if (!reader->thread.joinable()) continue;
+    while (!reader->exited.load()) {
+      pthread_kill(reader->thread.native_handle(), wake);
+      slotFreed_.notify_all();
+      usleep(1000);
+    }
+    reader->thread.join();
   }
-  if (tsfnLive_) {
-    tsfnLive_ = false;
-    onBatch_.Release();
+  resumePool_->Stop();
+  copyPool_->Stop();
+  controlPool_->Stop();
+  std::unique_lock<std::shared_mutex> lock(fdsMutex_);
+  fdsClosed_ = true;
+  for (auto& reader : readers_) {
+    if (reader->fd >= 0 && reader->fd != deviceFd_) close(reader->fd);
+    reader->fd = -1;
   }
+  if (deviceFd_ >= 0) close(deviceFd_);
+  deviceFd_ = -1;
+}
+
+Napi::Value Session::Close(const Napi::CallbackInfo& info) {
+  Teardown();
+  if (tsfnLive_.exchange(false)) onBatch_.Release();
   return info.Env().Undefined();
 }
 
@@ -767,29 +798,12 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
   set("gated", counters_.gated);
   set("copyErrors", counters_.copyErrors);
   set("selfRequests", counters_.selfRequests);
+  set("replyErrors", counters_.replyErrors);
+  set("staleAnswers", counters_.staleAnswers);
+  uint32_t held = 0;
+  for (const Slot& slot : slots_) held += (slot.state.load() & 0xffffffffu) == kSlotJs ? 1 : 0;
+  stats.Set("jsHeldSlots", held);
   return stats;
-}
-
-void Session::Post(std::function<void()> job) {
-  {
-    std::lock_guard<std::mutex> lock(jobsMutex_);
-    jobs_.push_back(std::move(job));
-  }
-  jobsReady_.notify_one();
-}
-
-void Session::ExecutorLoop() {
-  while (true) {
-    std::function<void()> job;
-    {
-      std::unique_lock<std::mutex> lock(jobsMutex_);
-      jobsReady_.wait(lock, [&] { return !jobs_.empty(); });
-      job = std::move(jobs_.front());
-      if (!job) return;  // shutdown marker stays for the other executors
-      jobs_.pop_front();
-    }
-    job();
-  }
 }
 
 Napi::Promise Session::Deferred(Napi::Env env, std::function<int()> work) {
@@ -798,13 +812,18 @@ Napi::Promise Session::Deferred(Napi::Env env, std::function<int()> work) {
   auto resolver = std::make_shared<Napi::ThreadSafeFunction>(Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return i.Env().Undefined(); }),
       "lvmfs-deferred", 0, 1));
-  Post([work = std::move(work), deferred, resolver]() {
+  bool posted = controlPool_->Post([work = std::move(work), deferred, resolver]() {
     int result = work();
     resolver->BlockingCall([deferred, result](Napi::Env env, Napi::Function) {
       deferred->Resolve(Napi::Number::New(env, result));
     });
     resolver->Release();
   });
+  if (!posted) {
+    // Closed: nothing runs any more, so the promise settles now.
+    resolver->Release();
+    deferred->Resolve(Napi::Number::New(env, -ECANCELED));
+  }
   return promise;
 }
 

@@ -1,7 +1,13 @@
-// The FUSE transport and I/O executor. Reader threads, each on its own cloned /dev/fuse fd,
-// read requests into slots of one preallocated arena. READ/WRITE/FSYNC/FALLOCATE on a mapped
-// volume run here (pread/pwrite/fdatasync/fallocate on backing fds) and are answered here;
-// everything else, and every policy decision, goes to TypeScript in batches.
+// The FUSE transport. Reader threads, each on its own cloned /dev/fuse fd, read requests into
+// slots of one preallocated arena (arena.h). READ/WRITE/FSYNC/FALLOCATE on a mapped volume run
+// here through volume I/O (volume-io.h) and are answered here; everything else, and every
+// policy decision, goes to TypeScript in batches.
+//
+// Slot ownership: a slot is FREE, NATIVE (a native thread works on it) or JS (TypeScript was
+// handed it by an entry). Each read into a slot starts a new owner generation; every JS call
+// that gives a slot back (reply, release, resume, finishWrite) names the generation it was
+// handed and is refused when the slot has moved on, so a late answer never reaches another
+// request.
 #pragma once
 #include <napi.h>
 #include <stdint.h>
@@ -18,56 +24,34 @@
 #include <unordered_map>
 #include <vector>
 
+#include "arena.h"
+#include "volume-io.h"
 #include "volume.h"
+#include "worker-pool.h"
 
 namespace lvmfs {
 
-// Arena layout, mirrored in src/fuse/native-session.ts (exported as `layout`).
-constexpr uint32_t kEntryBytes = 32;
-constexpr uint32_t kMaxEntries = 4096;
-constexpr uint32_t kSlotMetaBytes = 64;
-constexpr uint32_t kPayloadOffset = 4096;
-constexpr uint32_t kRequestOffset = kPayloadOffset - 80;  // WRITE data lands page-aligned
-constexpr uint32_t kMaxSegments = 2;
-
-enum EntryKind : uint32_t {
-  kEntryRequest = 1,     // slot owned by JS: reply() or release()
-  kEntryGate = 2,        // slot owned by JS: open the gate, then resume() (or reply())
-  kEntryWriteError = 3,  // slot owned by JS: finishWrite(errno) after policy reacted
-  kEntryReadError = 4,   // notification only: a copy failed a read, another served it
-  kEntryClosed = 5,      // all readers stopped (unmounted or aborted)
-};
-
-struct Entry {
-  uint32_t kind;
-  uint32_t slot;
-  uint64_t nodeid;
-  uint32_t extent;
-  uint32_t copy;
-  int32_t error;
-  uint32_t pad;
-};
-static_assert(sizeof(Entry) == kEntryBytes, "entry layout");
+enum SlotState : uint32_t { kSlotFree = 0, kSlotNative = 1, kSlotJs = 2 };
 
 struct Slot {
   uint8_t* base = nullptr;
   uint8_t* meta = nullptr;
-  int fd = -1;
-  int reader = 0;
-  uint32_t requestBytes = 0;
+  int fd = -1;      // the fd the request came from: its reply must go there
+  int owner = -1;   // reader whose free list it belongs to; -1: the shared pool
+  uint32_t generation = 0;
+  std::atomic<uint64_t> state{kSlotFree};  // generation << 32 | SlotState
 };
 
 struct Reader {
   int fd = -1;
   std::thread thread;
-  std::mutex mutex;
-  std::condition_variable freed;
-  std::vector<uint32_t> freeSlots;
+  std::atomic<bool> exited{false};
 };
 
 struct Counters {
   std::atomic<uint64_t> readOps{0}, writeOps{0}, readBytes{0}, writeBytes{0}, fsyncOps{0},
-      fallocateOps{0}, jsRequests{0}, gated{0}, copyErrors{0}, selfRequests{0};
+      fallocateOps{0}, jsRequests{0}, gated{0}, copyErrors{0}, selfRequests{0}, replyErrors{0},
+      staleAnswers{0};
 };
 
 class Session : public Napi::ObjectWrap<Session> {
@@ -97,30 +81,38 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value GetArena(const Napi::CallbackInfo& info);
   Napi::Value GetLayout(const Napi::CallbackInfo& info);
 
+  // Slots
+  uint32_t AllocateSlot(int reader);  // UINT32_MAX when stopping
+  void FreeSlot(uint32_t slot);
+  void HandToJs(uint32_t slot);
+  bool TakeFromJs(uint32_t slot, uint32_t generation);
+  Napi::Value Refused(const Napi::CallbackInfo& info);
+
   // Native side
   void ReaderLoop(int index);
   void Handle(uint32_t slot);
-  bool TryVolumeOp(uint32_t slot, uint32_t opcode, uint64_t nodeid);
-  void ExecuteWrite(uint32_t slot, const std::shared_ptr<Volume>& volume,
-                    const std::shared_ptr<VolumeMap>& map);
+  bool IsDaemonThread(uint32_t tid) const;
+  bool TryVolumeOp(uint32_t slot);
+  void ExecuteWrite(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
   void ExecuteRead(uint32_t slot, const std::shared_ptr<Volume>& volume,
                    const std::shared_ptr<VolumeMap>& map);
   void ExecuteFsync(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
-  void ExecuteFallocate(uint32_t slot, uint64_t nodeid, const std::shared_ptr<VolumeMap>& map);
-  void ReplyNative(uint32_t slot, int error, const void* payload, size_t payloadBytes,
-                   const void* payload2 = nullptr, size_t payload2Bytes = 0);
-  void FreeSlot(uint32_t slot);
+  void ExecuteFallocate(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
+  void FinishNative(uint32_t slot);
+  void ReplyNative(uint32_t slot, int error, const void* payload, size_t payloadBytes);
   void Push(const Entry& entry);
-  void Post(std::function<void()> job);
-  void ExecutorLoop();
+  void Fanout(std::vector<std::function<void()>>& jobs);
+  void ResumeNative(uint32_t slot);
   std::shared_ptr<Volume> FindVolume(uint64_t nodeid);
   Napi::Promise Deferred(Napi::Env env, std::function<int()> work);
+  void Teardown();
 
   uint32_t maxWrite_;
   uint32_t slotBytes_;
   uint32_t slotCount_;
   uint32_t threadCount_;
   uint32_t slotsPerThread_;
+  uint32_t sharedSlots_;
   uint8_t* arena_ = nullptr;
   size_t arenaBytes_ = 0;
   size_t slotMetaOffset_ = 0;
@@ -131,18 +123,30 @@ class Session : public Napi::ObjectWrap<Session> {
   int deviceFd_ = -1;
   std::string mountpoint_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> closed_{false};
   std::atomic<int> runningReaders_{0};
+
+  // Free slots: each reader's own, then the shared pool JS-held requests draw on, so a reader
+  // keeps serving native requests while TypeScript holds some of its work.
+  std::mutex slotsMutex_;
+  std::condition_variable slotFreed_;
+  std::vector<std::vector<uint32_t>> ownFree_;
+  std::vector<uint32_t> sharedFree_;
 
   std::mutex queueMutex_;
   std::deque<Entry> queue_;
   bool scheduled_ = false;
   Napi::ThreadSafeFunction onBatch_;
-  bool tsfnLive_ = false;
+  std::atomic<bool> tsfnLive_{false};
 
-  std::mutex jobsMutex_;
-  std::condition_variable jobsReady_;
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> executors_;
+  // Replies hold it shared; teardown takes it exclusive to close the fds, after which replies
+  // are dropped rather than written to a closed (or reused) fd number.
+  std::shared_mutex fdsMutex_;
+  bool fdsClosed_ = false;
+
+  std::unique_ptr<WorkerPool> copyPool_;     // the copies of one write, at once
+  std::unique_ptr<WorkerPool> resumePool_;   // requests TypeScript gave back (gates, policy)
+  std::unique_ptr<WorkerPool> controlPool_;  // drains, notifications, unmount
 
   std::shared_mutex volumesMutex_;
   std::unordered_map<uint64_t, std::shared_ptr<Volume>> volumes_;

@@ -1,12 +1,38 @@
 #include "volume.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 namespace lvmfs {
+
+namespace {
+
+// What O_DIRECT needs on this fd: the logical sector of a block device, the file system's
+// direct-I/O alignment of a file (4 KiB on 4Kn disks, where 512 would fail with EINVAL).
+uint32_t DirectAlignment(int fd) {
+  struct stat info;
+  if (fstat(fd, &info) == 0 && S_ISBLK(info.st_mode)) {
+    int sector = 0;
+    if (ioctl(fd, BLKSSZGET, &sector) == 0 && sector > 0) return static_cast<uint32_t>(sector);
+    return 512;
+  }
+#ifdef STATX_DIOALIGN
+  struct statx extended;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &extended) == 0 &&
+      (extended.stx_mask & STATX_DIOALIGN) && extended.stx_dio_offset_align > 0) {
+    return std::max(extended.stx_dio_offset_align, extended.stx_dio_mem_align);
+  }
+#endif
+  return 512;
+}
+
+}  // namespace
 
 VolumeMap::~VolumeMap() {
   for (int fd : ownedFds) close(fd);
@@ -35,6 +61,7 @@ void SetGate(VolumeMap& map, uint64_t region, bool open) {
 
 void FinishMap(VolumeMap& map) {
   std::vector<std::pair<int, int>> buffered;  // direct fd -> buffered fd
+  std::vector<std::pair<int, uint32_t>> alignments;  // direct fd -> O_DIRECT alignment
   for (auto& extent : map.extents) {
     for (int i = 0; i < extent.count; i++) {
       CopyTarget& copy = extent.copies[i];
@@ -42,6 +69,15 @@ void FinishMap(VolumeMap& map) {
       int flags = fcntl(copy.fd, F_GETFL);
       copy.direct = flags >= 0 && (flags & O_DIRECT) != 0;
       copy.bufferedFd = copy.fd;
+      if (copy.direct) {
+        auto known = std::find_if(alignments.begin(), alignments.end(),
+                                  [&](const std::pair<int, uint32_t>& p) { return p.first == copy.fd; });
+        if (known == alignments.end()) {
+          alignments.emplace_back(copy.fd, DirectAlignment(copy.fd));
+          known = alignments.end() - 1;
+        }
+        copy.alignBytes = known->second;
+      }
       if (std::find(map.distinctFds.begin(), map.distinctFds.end(), copy.fd) ==
           map.distinctFds.end()) {
         map.distinctFds.push_back(copy.fd);

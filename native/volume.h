@@ -19,6 +19,7 @@ struct CopyTarget {
   int fd = -1;           // as given by TypeScript; may be O_DIRECT
   int bufferedFd = -1;   // same file without O_DIRECT (owned by the map) for unaligned I/O
   bool direct = false;
+  uint32_t alignBytes = 512;  // O_DIRECT alignment of offsets, lengths and buffers
   uint64_t offsetBytes = 0;
   bool stale = false;
   bool writeOnly = false;  // stale, but written through while a resync copies it
@@ -68,7 +69,7 @@ struct Volume {
 // The first gate region of the range that is closed, or -1 when writes may run natively.
 int64_t FirstClosedRegion(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes);
 void SetGate(VolumeMap& map, uint64_t region, bool open);
-// Derives buffered fds for O_DIRECT copies and the distinct fd list.
+// Derives buffered fds and alignment for O_DIRECT copies, and the distinct fd list.
 void FinishMap(VolumeMap& map);
 
 }  // namespace lvmfs

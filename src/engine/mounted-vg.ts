@@ -143,6 +143,7 @@ export class MountedVg implements VolumeHost {
       onGate: (nodeid, region) => this.gates.openGate(nodeid, region),
       onWriteError: (event) => this.onWriteError(event),
       onReadError: (event) => { void this.onReadError(event) },
+      describe: (nodeid) => this.served.get(nodeid)?.name,
     }
     this.session = await FuseSession.mount(new VolumeFileSystem(this), {
       mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
@@ -331,24 +332,25 @@ export class MountedVg implements VolumeHost {
 
   // --- failure policy -------------------------------------------------------------------------
 
+  /** Every failed (extent, copy) of a write, fallocate or fsync goes stale before the request is
+   * answered; the request fails when some extent is left on no fresh copy. */
   private async onWriteError(event: WriteErrorEvent): Promise<number> {
     const lv = this.lvByNode(event.nodeid)
-    let lost = false
-    for (const [segment, copies] of event.copyErrors.entries()) {
-      for (const [copyIndex, errno] of copies.entries()) {
-        if (errno >= 0 || errno === -116 /* ESTALE: skipped, not failed */) continue
-        if (copyIndex >= lv.copies) {
-          // A synchronous mirror target: the write was not acknowledged by both sides.
-          lost = true
-          continue
-        }
-        const decision = await this.engine.onCopyError(lv.name, event.firstExtent + segment, copyIndex, -errno, true)
-        if (decision === 'fail') lost = true
+    let lost = event.lostExtents.length > 0
+    for (const failure of event.failures) {
+      if (failure.copy >= lv.copies) {
+        // A synchronous mirror target: the write was not acknowledged by both sides.
+        lost = true
+        continue
       }
-      if (!copies.some((errno) => errno === 0)) lost = true
+      const decision = await this.engine.onCopyError(lv.name, failure.extent, failure.copy, failure.errno, true)
+      if (decision === 'fail') lost = true
     }
     await this.refresh()
-    if (lost) this.options.log.error({ lv: lv.name, ...event }, 'write failed on every copy of a partition: EIO')
+    if (lost) {
+      this.options.log.error({ lv: lv.name, op: event.op, failures: event.failures, lostExtents: event.lostExtents },
+        `${event.op} failed on every copy of a partition: EIO`)
+    }
     return lost ? 5 /* EIO */ : 0
   }
 

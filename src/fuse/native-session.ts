@@ -1,6 +1,7 @@
-/** Typed view of the native FUSE session (native/session.cc). */
+/** Typed view of the native FUSE session (native/session.cc) and of volume I/O (native/volume-io.cc). */
 import { nativeAddon } from '../native/addon.js'
 
+/** Field offsets come from native/arena.h through the session's `layout`: never literals here. */
 export interface ArenaLayout {
   readonly entryBytes: number
   readonly maxEntries: number
@@ -12,9 +13,17 @@ export interface ArenaLayout {
   readonly requestOffset: number
   readonly payloadOffset: number
   readonly maxWrite: number
+  readonly entry: { readonly kind: number; readonly slot: number; readonly nodeid: number; readonly extent: number;
+    readonly copy: number; readonly error: number; readonly generation: number }
+  readonly meta: { readonly requestBytes: number; readonly reader: number; readonly generation: number;
+    readonly failureCount: number; readonly lostExtents: number; readonly writtenBytes: number;
+    readonly nodeid: number; readonly progressBytes: number; readonly flags: number }
+  readonly failure: { readonly bytes: number; readonly maxRecords: number; readonly extent: number;
+    readonly copy: number; readonly error: number; readonly flags: number; readonly allExtents: number;
+    readonly noCopy: number; readonly extentLost: number }
 }
 
-export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5 } as const
+export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5, REPLY_FAILED: 6 } as const
 
 export interface NativeVolumeSpec {
   readonly sizeBytes: number
@@ -41,8 +50,16 @@ export interface NativeStats {
   readonly gated: number
   readonly copyErrors: number
   readonly selfRequests: number
+  /** Replies the kernel refused (malformed), each also logged. */
+  readonly replyErrors: number
+  /** Answers JS gave for a slot that had moved on (watchdog already answered): dropped. */
+  readonly staleAnswers: number
+  /** Slots TypeScript holds now (requests, gated writes, write-error policy). */
+  readonly jsHeldSlots: number
 }
 
+/** Every call that gives a slot back names the owner generation it was handed and returns false
+ * when the slot has moved on (the answer was dropped). */
 export interface NativeSession {
   readonly arena: ArrayBuffer
   readonly layout: ArenaLayout
@@ -50,10 +67,10 @@ export interface NativeSession {
     defaultPermissions: boolean }): void
   start(): void
   drain(): number
-  reply(slot: number, negativeErrno: number, payloadBytes: number): void
-  release(slot: number): void
-  resume(slot: number): void
-  finishWrite(slot: number, negativeErrno: number): void
+  reply(slot: number, generation: number, negativeErrno: number, payloadBytes: number): boolean
+  release(slot: number, generation: number): boolean
+  resume(slot: number, generation: number): boolean
+  finishWrite(slot: number, generation: number, negativeErrno: number): boolean
   mapVolume(nodeid: number, spec: NativeVolumeSpec): void
   unmapVolume(nodeid: number): void
   setGate(nodeid: number, region: number, open: boolean): void
@@ -65,13 +82,22 @@ export interface NativeSession {
   stats(): NativeStats
 }
 
-interface SessionConstructor {
-  new (options: { maxWrite: number; threads: number; slotsPerThread: number; executors: number;
-    onBatch: () => void }): NativeSession
+export interface NativeSessionOptions {
+  readonly maxWrite: number
+  readonly threads: number
+  /** Slots each reader owns; JS-held requests beyond them draw on `sharedSlots`. */
+  readonly slotsPerThread: number
+  readonly sharedSlots: number
+  /** Threads that write the copies of one request at once (default: one per reader). */
+  readonly copyThreads?: number
+  readonly onBatch: () => void
 }
 
-export function createNativeSession(options: { maxWrite: number; threads: number;
-  slotsPerThread: number; executors: number; onBatch: () => void }): NativeSession {
+interface SessionConstructor {
+  new (options: NativeSessionOptions): NativeSession
+}
+
+export function createNativeSession(options: NativeSessionOptions): NativeSession {
   const Session = nativeAddon()['Session'] as SessionConstructor
   return new Session(options)
 }
@@ -81,8 +107,37 @@ export function unmountPath(path: string, lazy: boolean): number {
   return (nativeAddon()['unmountPath'] as (p: string, l: boolean) => number)(path, lazy)
 }
 
-/** Fault injection on a backing fd of the native data path: bit 0 fails reads, bit 1 fails
- * writes, bit 2 delays every write by 300 ms (a stalled disk). */
-export function setFdFault(fd: number, mask: number): void {
-  (nativeAddon()['setFdFault'] as (fd: number, mask: number) => void)(fd, mask)
+/** Bits of a native fault mask (native/faults.h). */
+export const FaultBit = { READ: 1, WRITE: 2, STALL: 4, SYNC: 8 } as const
+
+/**
+ * Fault injection on a backing fd of the native data path, on [startBytes, startBytes + lengthBytes)
+ * (default: the whole fd). Faults add up; mask 0 clears every fault of the fd.
+ */
+export function setFdFault(fd: number, mask: number, startBytes = 0, lengthBytes = Number.MAX_SAFE_INTEGER): void {
+  (nativeAddon()['setFdFault'] as (fd: number, mask: number, start: number, length: number) => void)(
+    fd, mask, startBytes, lengthBytes)
+}
+
+/** One failed copy of a request: `extent` null for an FSYNC failure of backing fd `copy`;
+ * `copy` null for an extent lost with no copy to write. */
+export interface NativeFailure {
+  readonly extent: number | null
+  readonly copy: number | null
+  readonly errno: number
+  readonly lost: boolean
+}
+
+/** Volume I/O run on the calling thread, without FUSE (tests). */
+export interface VolumeIo {
+  read(spec: NativeVolumeSpec, offset: number, length: number): { errno: number; data: Buffer;
+    copyErrors: NativeFailure[] }
+  write(spec: NativeVolumeSpec, offset: number, data: Buffer): { failures: NativeFailure[]; lostExtents: number }
+  fsync(spec: NativeVolumeSpec, dataOnly: boolean): { errno: number; failures: NativeFailure[] }
+  fallocate(spec: NativeVolumeSpec, mode: number, offset: number, length: number): { failures: NativeFailure[];
+    lostExtents: number; unsupported: boolean; closedRegion: number }
+}
+
+export function volumeIo(): VolumeIo {
+  return nativeAddon()['volumeIo'] as VolumeIo
 }

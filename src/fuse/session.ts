@@ -7,12 +7,12 @@
  */
 import { errnoNumber, errnoOf, LvmfsError } from '../errors/index.js'
 import type { VolumeMap } from '../native/volume-map.js'
-import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2 } from './abi.js'
-import { decodeRequest, type Request } from './codec.js'
+import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, Opcode } from './abi.js'
+import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, type NativeSession, type NativeStats } from './native-session.js'
+import { createNativeSession, EntryKind, type ArenaLayout, type NativeSession, type NativeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
 
@@ -23,12 +23,20 @@ export interface Logger {
 
 const silentLogger: Logger = { warn() {}, error() {} }
 
+/** One copy of one extent that a request failed to write (or sync): positive errno. */
+export interface CopyFailure {
+  readonly extent: number
+  readonly copy: number
+  readonly errno: number
+}
+
 export interface WriteErrorEvent {
   readonly nodeid: number
-  readonly firstExtent: number
-  /** copyErrors[segment][copy]: 0 written, 1 no such copy, 2 written through to a stale resync
-   * target, -ESTALE skipped as stale, other negative errno: the backing write failed. */
-  readonly copyErrors: readonly (readonly number[])[]
+  readonly op: 'WRITE' | 'FALLOCATE' | 'FSYNC'
+  /** Every failed (extent, copy); for FSYNC, every written copy on a backing fd whose sync failed. */
+  readonly failures: readonly CopyFailure[]
+  /** Extents no fresh copy holds: the request must fail (EIO), whatever policy does. */
+  readonly lostExtents: readonly number[]
 }
 
 export interface ReadErrorEvent {
@@ -41,9 +49,11 @@ export interface ReadErrorEvent {
 export interface VolumePolicy {
   /** Called for a write into a closed gate region; must open it (setGate) before resolving. */
   onGate?(nodeid: number, region: number): Promise<void>
-  /** Decides a write that failed on some copy: resolve 0 to acknowledge, or a positive errno. */
+  /** Decides a request that failed on some copy: resolve 0 to acknowledge, or a positive errno. */
   onWriteError?(event: WriteErrorEvent): Promise<number>
   onReadError?(event: ReadErrorEvent): void
+  /** A name for log lines (the LV), when policy has one for `nodeid`. */
+  describe?(nodeid: number): string | undefined
 }
 
 export interface MountOptions {
@@ -52,30 +62,46 @@ export interface MountOptions {
   readonly subtype?: string
   readonly threads?: number
   readonly slotsPerThread?: number
+  /** Slots shared by all readers for requests TypeScript holds (default 64). */
+  readonly sharedSlots?: number
   readonly maxWriteBytes?: number
   readonly allowOther?: boolean
+  /** A handler that never answers gets EIO after this long (default 60 s). */
   readonly requestTimeoutMs?: number
+  /** A gated or failed write whose policy never answers gets EIO after this long (default 30 s). */
+  readonly policyTimeoutMs?: number
   readonly log?: Logger
   readonly policy?: VolumePolicy
 }
 
-interface Pending {
+type HeldKind = 'request' | 'gate' | 'write-error'
+
+/** A slot TypeScript holds, with the owner generation it was handed. */
+interface Held {
+  readonly generation: number
+  readonly kind: HeldKind
   readonly startedMs: number
-  readonly opcode: number
+  readonly nodeid: number
 }
 
 const MAX_PAGES = 256
+const EINTR = errnoNumber('EINTR')
+const EIO = errnoNumber('EIO')
 
 export class FuseSession {
   readonly mountpoint: string
   readonly ready: Promise<void>
   readonly closed: Promise<number>
   private readonly native: NativeSession
+  private readonly layout: ArenaLayout
   private readonly arena: Uint8Array
-  private readonly metaView: DataView
+  private readonly view: DataView
   private readonly log: Logger
-  private readonly pending = new Map<number, Pending>()
+  private readonly held = new Map<number, Held>()
+  private readonly maps = new Map<number, VolumeMap>()
   private readonly watchdog: NodeJS.Timeout
+  private readonly requestTimeoutMs: number
+  private readonly policyTimeoutMs: number
   private policy: VolumePolicy
   private resolveReady!: () => void
   private resolveClosed!: (errno: number) => void
@@ -91,12 +117,15 @@ export class FuseSession {
     // best for 4 KiB random I/O at qd32 here; 16 gave 20% less).
     const threads = options.threads ?? 32
     this.native = createNativeSession({ maxWrite: options.maxWriteBytes ?? MAX_PAGES * 4096,
-      threads, slotsPerThread: options.slotsPerThread ?? 1, executors: 2,
+      threads, slotsPerThread: options.slotsPerThread ?? 1, sharedSlots: options.sharedSlots ?? 64,
       onBatch: () => this.onBatch() })
+    this.layout = this.native.layout
     this.arena = new Uint8Array(this.native.arena)
-    this.metaView = new DataView(this.native.arena)
-    const timeoutMs = options.requestTimeoutMs ?? 60_000
-    this.watchdog = setInterval(() => this.expire(timeoutMs), Math.min(timeoutMs, 5_000))
+    this.view = new DataView(this.native.arena)
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000
+    this.policyTimeoutMs = options.policyTimeoutMs ?? 30_000
+    const tick = Math.max(20, Math.min(this.requestTimeoutMs, this.policyTimeoutMs, 10_000) / 2)
+    this.watchdog = setInterval(() => this.expire(), tick)
     this.watchdog.unref()
   }
 
@@ -124,10 +153,12 @@ export class FuseSession {
 
   mapVolume(nodeid: number, map: VolumeMap): void {
     this.native.mapVolume(nodeid, toNativeSpec(map))
+    this.maps.set(nodeid, map)
   }
 
   unmapVolume(nodeid: number): void {
     this.native.unmapVolume(nodeid)
+    this.maps.delete(nodeid)
   }
 
   setGate(nodeid: number, region: number, open: boolean): void {
@@ -151,7 +182,7 @@ export class FuseSession {
     return this.native.stats()
   }
 
-  /** Unmounts (lazily if asked) and waits until every reader thread has stopped. */
+  /** Unmounts (lazily if asked) and waits until every native thread has stopped. */
   async unmount(options: { lazy?: boolean } = {}): Promise<void> {
     if (this.isClosed) return
     const result = await this.native.unmount(options.lazy ?? false)
@@ -172,30 +203,63 @@ export class FuseSession {
     this.isClosed = true
     clearInterval(this.watchdog)
     this.native.close()
+    this.held.clear()
     this.resolveClosed(0)
   }
 
+  // --- slot ownership -------------------------------------------------------------------------
+
+  private hold(slot: number, generation: number, kind: HeldKind, nodeid: number): void {
+    this.held.set(slot, { generation, kind, startedMs: Date.now(), nodeid })
+  }
+
+  /** Takes back a slot this code was handed as `generation`: false once the watchdog or an
+   * interrupt answered it (the caller then must not answer). */
+  private settle(slot: number, generation: number): boolean {
+    if (this.held.get(slot)?.generation !== generation) return false
+    this.held.delete(slot)
+    return true
+  }
+
+  // --- native events --------------------------------------------------------------------------
+
   private onBatch(): void {
+    const { entryBytes } = this.layout
     for (;;) {
       const count = this.native.drain()
       if (count === 0) return
-      for (let i = 0; i < count; i++) this.onEntry(i * 32)
+      for (let i = 0; i < count; i++) {
+        // One bad entry must not strand the rest: the native side only schedules another batch
+        // once this loop has drained the queue.
+        try {
+          this.onEntry(i * entryBytes)
+        } catch (error) {
+          this.log.error({ err: error }, 'native event handling failed')
+        }
+      }
     }
   }
 
   private onEntry(at: number): void {
-    const v = this.metaView
-    const kind = v.getUint32(at, true)
-    const slot = v.getUint32(at + 4, true)
-    const nodeid = Number(v.getBigUint64(at + 8, true))
-    const extent = v.getUint32(at + 16, true)
+    const v = this.view
+    const f = this.layout.entry
+    const kind = v.getUint32(at + f.kind, true)
+    const slot = v.getUint32(at + f.slot, true)
+    const nodeid = Number(v.getBigUint64(at + f.nodeid, true))
+    const extent = v.getUint32(at + f.extent, true)
+    const generation = v.getUint32(at + f.generation, true)
     switch (kind) {
-      case EntryKind.REQUEST: return this.onRequest(slot)
-      case EntryKind.GATE: return void this.onGate(slot, nodeid, extent)
-      case EntryKind.WRITE_ERROR: return void this.onWriteError(slot, nodeid, extent)
+      case EntryKind.REQUEST: return this.onRequest(slot, generation)
+      case EntryKind.GATE: return void this.onGate(slot, generation, nodeid, extent)
+      case EntryKind.WRITE_ERROR: return void this.onWriteError(slot, generation, nodeid)
       case EntryKind.READ_ERROR:
-        this.policy.onReadError?.({ nodeid, extent, copy: v.getUint32(at + 20, true),
-          errno: -v.getInt32(at + 24, true) })
+        this.policy.onReadError?.({ nodeid, extent, copy: v.getUint32(at + f.copy, true),
+          errno: -v.getInt32(at + f.error, true) })
+        return
+      case EntryKind.REPLY_FAILED:
+        // nodeid carries the request's unique and extent its opcode.
+        this.log.error({ unique: nodeid, opcode: extent, errno: -v.getInt32(at + f.error, true) },
+          'the kernel refused a reply')
         return
       case EntryKind.CLOSED:
         this.shutdown()
@@ -205,49 +269,91 @@ export class FuseSession {
     }
   }
 
-  private async onGate(slot: number, nodeid: number, region: number): Promise<void> {
+  private async onGate(slot: number, generation: number, nodeid: number, region: number): Promise<void> {
+    this.hold(slot, generation, 'gate', nodeid)
     try {
       if (this.policy.onGate) await this.policy.onGate(nodeid, region)
       else this.native.setGate(nodeid, region, true)
-      this.native.resume(slot)
+      if (this.settle(slot, generation)) this.native.resume(slot, generation)
     } catch (error) {
       this.log.error({ err: error, nodeid, region }, 'write gate policy failed')
-      this.native.reply(slot, -errnoOf(error), 0)
+      if (this.settle(slot, generation)) this.native.reply(slot, generation, -errnoOf(error), 0)
     }
   }
 
-  private async onWriteError(slot: number, nodeid: number, firstExtent: number): Promise<void> {
-    const meta = this.native.layout.slotMetaOffset + slot * this.native.layout.slotMetaBytes
-    const segments = Math.min(this.metaView.getUint32(meta + 36, true), 2)
-    const copyErrors: number[][] = []
-    for (let s = 0; s < segments; s++) {
-      copyErrors.push([0, 1, 2].map((c) => this.metaView.getInt32(meta + 8 + (s * 3 + c) * 4, true)))
-    }
-    const event = { nodeid, firstExtent, copyErrors }
+  private async onWriteError(slot: number, generation: number, nodeid: number): Promise<void> {
+    this.hold(slot, generation, 'write-error', nodeid)
+    const event = this.writeErrorEvent(slot, nodeid)
+    let errno: number
     try {
-      const errno = this.policy.onWriteError ? await this.policy.onWriteError(event)
-        : defaultWriteDecision(event)
-      this.native.finishWrite(slot, -errno)
+      errno = this.policy.onWriteError ? await this.policy.onWriteError(event) : defaultWriteDecision(event)
     } catch (error) {
       this.log.error({ err: error, nodeid }, 'write error policy failed')
-      this.native.finishWrite(slot, -errnoOf(error))
+      errno = errnoOf(error)
     }
+    if (event.lostExtents.length > 0 && errno === 0) errno = EIO
+    if (this.settle(slot, generation)) this.native.finishWrite(slot, generation, -errno)
+  }
+
+  /** The failure records native code left at the start of the slot (native/arena.h). */
+  private writeErrorEvent(slot: number, nodeid: number): WriteErrorEvent {
+    const { meta, failure } = this.layout
+    const metaAt = this.layout.slotMetaOffset + slot * this.layout.slotMetaBytes
+    const count = this.view.getUint32(metaAt + meta.failureCount, true)
+    const recordsAt = this.layout.slotsOffset + slot * this.layout.slotBytes
+    const op = decodeHeader(this.requestBytes(slot)).opcode
+    const failures: CopyFailure[] = []
+    const lost = new Set<number>()
+    const failedFds = new Map<number, number>()
+    for (let i = 0; i < count; i++) {
+      const at = recordsAt + i * failure.bytes
+      const extent = this.view.getUint32(at + failure.extent, true)
+      const copy = this.view.getUint32(at + failure.copy, true)
+      const errno = -this.view.getInt32(at + failure.error, true)
+      if (extent === failure.allExtents) failedFds.set(copy, errno)
+      else if (copy !== failure.noCopy) failures.push({ extent, copy, errno })
+      if ((this.view.getUint32(at + failure.flags, true) & failure.extentLost) !== 0) lost.add(extent)
+    }
+    if (failedFds.size > 0) this.expandSyncFailures(nodeid, failedFds, failures, lost)
+    const name = op === Opcode.FSYNC ? 'FSYNC' : op === Opcode.FALLOCATE ? 'FALLOCATE' : 'WRITE'
+    return { nodeid, op: name, failures, lostExtents: [...lost].sort((a, b) => a - b) }
+  }
+
+  /** A backing fd whose sync failed may have lost any write to it: every written copy on it
+   * failed, and an extent with no fresh copy on another fd is lost. */
+  private expandSyncFailures(nodeid: number, failedFds: ReadonlyMap<number, number>, failures: CopyFailure[],
+    lost: Set<number>): void {
+    const map = this.maps.get(nodeid)
+    if (!map) {
+      lost.add(0)
+      return
+    }
+    map.extents.forEach((extent, index) => {
+      let fresh = 0
+      extent.copies.forEach((copy, c) => {
+        const written = !copy.stale || copy.writeOnly === true
+        const errno = failedFds.get(copy.fd)
+        if (written && errno !== undefined) failures.push({ extent: index, copy: c, errno })
+        else if (!copy.stale) fresh++
+      })
+      if (fresh === 0) lost.add(index)
+    })
   }
 
   private requestBytes(slot: number): Uint8Array {
-    const layout = this.native.layout
-    const length = this.metaView.getUint32(layout.slotMetaOffset + slot * layout.slotMetaBytes, true)
+    const layout = this.layout
+    const length = this.view.getUint32(layout.slotMetaOffset + slot * layout.slotMetaBytes + layout.meta.requestBytes, true)
     const start = layout.slotsOffset + slot * layout.slotBytes + layout.requestOffset
     return this.arena.subarray(start, start + length)
   }
 
   private payload(slot: number): Uint8Array {
-    const layout = this.native.layout
+    const layout = this.layout
     const start = layout.slotsOffset + slot * layout.slotBytes + layout.payloadOffset
     return this.arena.subarray(start, start + layout.maxWrite)
   }
 
-  private onRequest(slot: number): void {
+  private onRequest(slot: number, generation: number): void {
     const bytes = this.requestBytes(slot)
     let request: Request
     try {
@@ -255,63 +361,95 @@ export class FuseSession {
     } catch (error) {
       this.log.error({ err: error }, 'malformed FUSE request')
       // Native code answers with the unique at bytes 8..16; without one there is no one to answer.
-      if (bytes.length >= 16) this.native.reply(slot, -errnoNumber('EIO'), 0)
-      else this.native.release(slot)
+      if (bytes.length >= 16) this.native.reply(slot, generation, -EIO, 0)
+      else this.native.release(slot, generation)
       return
     }
-    if (request.body.op === 'INIT') return this.onInit(slot, request.body)
-    this.pending.set(slot, { startedMs: Date.now(), opcode: request.header.opcode })
+    if (request.body.op === 'INIT') return this.onInit(slot, generation, request.body)
+    if (request.body.op === 'INTERRUPT') {
+      this.onInterrupt(request.body.targetUnique)
+      this.native.release(slot, generation)
+      return
+    }
+    this.hold(slot, generation, 'request', request.header.nodeid)
     void dispatch(this.fs, request, this.payload(slot)).then(
-      (outcome) => this.finish(slot, request, outcome),
-      (error: unknown) => this.finish(slot, request, { errno: errnoOf(error), error }),
+      (outcome) => this.finish(slot, generation, request, outcome),
+      (error: unknown) => this.finish(slot, generation, request, { errno: errnoOf(error), error }),
     )
   }
 
-  private finish(slot: number, request: Request,
+  /**
+   * A gated write not yet admitted has touched no copy, so it can be answered EINTR at once; the
+   * gate policy goes on, and its resume is then refused. Other requests are not interrupted: a
+   * handler finishes promptly, and a write waiting on the write-error policy has reached some
+   * copies, which must be marked stale before any answer (the policy watchdog bounds that wait).
+   */
+  private onInterrupt(unique: bigint): void {
+    for (const [slot, held] of this.held) {
+      if (held.kind !== 'gate' || decodeHeader(this.requestBytes(slot)).unique !== unique) continue
+      if (this.settle(slot, held.generation)) this.native.reply(slot, held.generation, -EINTR, 0)
+      return
+    }
+  }
+
+  private finish(slot: number, generation: number, request: Request,
     outcome: { errno: number; payloadBytes?: number; noReply?: boolean; error?: unknown }): void {
-    if (!this.pending.delete(slot)) return  // already answered by the watchdog
-    if (outcome.noReply) return this.native.release(slot)
+    if (!this.settle(slot, generation)) return  // already answered by the watchdog
+    if (outcome.noReply) {
+      this.native.release(slot, generation)
+      return
+    }
     if (outcome.errno !== 0 && !(outcome.error instanceof LvmfsError) && outcome.error &&
-        outcome.errno === errnoNumber('EIO')) {
+        outcome.errno === EIO) {
       this.log.error({ err: outcome.error, op: request.body.op }, 'FUSE handler failed')
     }
-    this.native.reply(slot, -outcome.errno, outcome.errno === 0 ? outcome.payloadBytes ?? 0 : 0)
+    this.native.reply(slot, generation, -outcome.errno, outcome.errno === 0 ? outcome.payloadBytes ?? 0 : 0)
   }
 
-  private expire(timeoutMs: number): void {
+  private expire(): void {
     const now = Date.now()
-    for (const [slot, pending] of this.pending) {
-      if (now - pending.startedMs < timeoutMs) continue
-      this.pending.delete(slot)
-      this.log.error({ opcode: pending.opcode, slot }, 'FUSE handler never answered; replying EIO')
-      this.native.reply(slot, -errnoNumber('EIO'), 0)
+    for (const [slot, held] of this.held) {
+      const limit = held.kind === 'request' ? this.requestTimeoutMs : this.policyTimeoutMs
+      if (now - held.startedMs < limit) continue
+      this.held.delete(slot)
+      this.log.error(this.describeHeld(slot, held), held.kind === 'request'
+        ? 'FUSE handler never answered; replying EIO'
+        : `write ${held.kind === 'gate' ? 'gate' : 'error'} policy did not answer within ${limit} ms; replying EIO`)
+      this.native.reply(slot, held.generation, -EIO, 0)
     }
   }
 
-  private onInit(slot: number, init: Extract<Request['body'], { op: 'INIT' }>): void {
+  private describeHeld(slot: number, held: Held): object {
+    let request: Request | undefined
+    try { request = decodeRequest(this.requestBytes(slot)) } catch { /* logged as it is */ }
+    const body = request?.body
+    const offset = body && 'offset' in body ? body.offset : undefined
+    return { slot, nodeid: held.nodeid, lv: this.policy.describe?.(held.nodeid), op: body?.op, offset,
+      waitedMs: Date.now() - held.startedMs }
+  }
+
+  private onInit(slot: number, generation: number, init: Extract<Request['body'], { op: 'INIT' }>): void {
     if (init.major !== FUSE_KERNEL_VERSION || init.minor < 31) {
       this.log.error({ major: init.major, minor: init.minor }, 'unsupported FUSE protocol version')
-      this.native.reply(slot, -errnoNumber('EPROTO'), 0)
+      this.native.reply(slot, generation, -errnoNumber('EPROTO'), 0)
       return
     }
     const wanted = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.ASYNC_DIO |
       InitFlag.PARALLEL_DIROPS | InitFlag.ABORT_ERROR | InitFlag.MAX_PAGES |
       InitFlag.EXPLICIT_INVAL_DATA | InitFlag.INIT_EXT
-    const layout = this.native.layout
     const length = encodeInit(this.payload(slot), {
       major: FUSE_KERNEL_VERSION, minor: Math.min(init.minor, FUSE_KERNEL_MINOR_VERSION),
       maxReadahead: init.maxReadahead, flags: (wanted & init.flags) >>> 0,
       flags2: (InitFlag2.DIRECT_IO_ALLOW_MMAP & init.flags2) >>> 0,
-      maxBackground: 128, congestionThreshold: 96, maxWrite: layout.maxWrite, timeGranNs: 1,
-      maxPages: Math.ceil(layout.maxWrite / 4096),
+      maxBackground: 128, congestionThreshold: 96, maxWrite: this.layout.maxWrite, timeGranNs: 1,
+      maxPages: Math.ceil(this.layout.maxWrite / 4096),
     })
-    this.native.reply(slot, 0, length)
+    this.native.reply(slot, generation, 0, length)
     this.resolveReady()
   }
 }
 
-/** Without a policy: acknowledge when every segment reached at least one copy. */
+/** Without a policy: acknowledge unless some extent reached no fresh copy. */
 function defaultWriteDecision(event: WriteErrorEvent): number {
-  const lost = event.copyErrors.some((copies) => !copies.some((errno) => errno === 0))
-  return lost ? errnoNumber('EIO') : 0
+  return event.lostExtents.length > 0 ? EIO : 0
 }

@@ -1,0 +1,224 @@
+#include "volume-io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "faults.h"
+
+namespace lvmfs {
+
+namespace {
+
+bool Aligned(const CopyTarget& copy, uint64_t offset, uint64_t length, const void* buffer) {
+  uint64_t align = copy.alignBytes;
+  return (offset % align) == 0 && (length % align) == 0 &&
+         (reinterpret_cast<uintptr_t>(buffer) % align) == 0;
+}
+
+// A copy the data path writes: fresh, or stale but written through while a resync copies it.
+bool Written(const CopyTarget& copy) { return copy.fd >= 0 && (!copy.stale || copy.writeOnly); }
+
+struct Segment {
+  uint64_t extent;
+  uint64_t within;  // byte offset inside the extent
+  uint64_t length;
+  uint64_t done;    // byte offset inside the request
+};
+
+}  // namespace
+
+void InlineFanout(std::vector<std::function<void()>>& jobs) {
+  for (auto& job : jobs) job();
+}
+
+void FailureSink::Add(uint32_t extent, uint32_t copy, int error, uint32_t flags) {
+  if (count < capacity) records[count++] = FailureRecord{extent, copy, error, flags};
+}
+
+int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
+                 uint64_t offset) {
+  if (int fault = InjectedFault(copy.fd, write, offset, length)) return fault;
+  int fd = copy.direct && Aligned(copy, offset, length, buffer) ? copy.fd : copy.bufferedFd;
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = write ? pwrite(fd, buffer + done, length - done, offset + done)
+                      : pread(fd, buffer + done, length - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && fd != copy.bufferedFd) {
+        fd = copy.bufferedFd;
+        continue;
+      }
+      return -errno;
+    }
+    // End of file before the end of the copy: the PV is shorter than its label says.
+    if (n == 0) return -EIO;
+    done += static_cast<uint64_t>(n);
+  }
+  return 0;
+}
+
+int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* buffer,
+               uint32_t roundRobinStart,
+               const std::function<void(uint32_t, uint32_t, int)>& onCopyError) {
+  uint64_t done = 0;
+  while (done < length) {
+    uint64_t position = offset + done;
+    uint64_t extentIndex = position / map.extentBytes;
+    uint64_t within = position % map.extentBytes;
+    uint64_t segment = std::min(length - done, map.extentBytes - within);
+    const Extent& extent = map.extents[extentIndex];
+    int result = -EIO;
+    for (int attempt = 0; attempt < extent.count; attempt++) {
+      int index = map.readPolicy == kReadRoundRobin
+                      ? static_cast<int>((roundRobinStart + attempt) % extent.count)
+                      : attempt;
+      const CopyTarget& copy = extent.copies[index];
+      if (copy.stale || copy.fd < 0) continue;
+      result = TransferFull(copy, false, buffer + done, segment, copy.offsetBytes + within);
+      if (result == 0) break;
+      onCopyError(static_cast<uint32_t>(extentIndex), static_cast<uint32_t>(index), result);
+    }
+    if (result != 0) return result;
+    done += segment;
+  }
+  return 0;
+}
+
+uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, const uint8_t* data,
+                     uint64_t progress, const Fanout& fanout, FailureSink& sink) {
+  uint8_t* bytes = const_cast<uint8_t*>(data);  // pwrite only reads it
+  while (progress < length) {
+    // One batch: as many segments as the sink can take every copy's failure of.
+    uint32_t room = (sink.capacity - sink.count) / kMaxCopies;
+    if (room == 0) return progress;
+    std::vector<Segment> segments;
+    uint64_t cursor = progress;
+    while (cursor < length && segments.size() < room) {
+      uint64_t position = offset + cursor;
+      uint64_t within = position % map.extentBytes;
+      uint64_t segment = std::min(length - cursor, map.extentBytes - within);
+      segments.push_back(Segment{position / map.extentBytes, within, segment, cursor});
+      cursor += segment;
+    }
+    std::vector<int> results(segments.size() * kMaxCopies, 1);  // 1: not written
+    std::vector<std::function<void()>> jobs;
+    for (size_t s = 0; s < segments.size(); s++) {
+      const Segment& seg = segments[s];
+      const Extent& extent = map.extents[seg.extent];
+      for (int c = 0; c < extent.count; c++) {
+        const CopyTarget& copy = extent.copies[c];
+        if (!Written(copy)) continue;
+        int* result = &results[s * kMaxCopies + c];
+        jobs.push_back([&copy, result, bytes, seg] {
+          *result = TransferFull(copy, true, bytes + seg.done, seg.length,
+                                 copy.offsetBytes + seg.within);
+        });
+      }
+    }
+    if (map.writeSchedule == kWriteParallel) fanout(jobs);
+    else InlineFanout(jobs);
+    for (size_t s = 0; s < segments.size(); s++) {
+      const Segment& seg = segments[s];
+      const Extent& extent = map.extents[seg.extent];
+      uint32_t first = sink.count;
+      int fresh = 0;
+      for (int c = 0; c < extent.count; c++) {
+        int result = results[s * kMaxCopies + c];
+        if (result == 0 && !extent.copies[c].stale) fresh++;
+        if (result < 0) sink.Add(static_cast<uint32_t>(seg.extent), static_cast<uint32_t>(c), result, 0);
+      }
+      if (fresh > 0) continue;
+      sink.lostExtents++;
+      if (sink.count == first) {
+        sink.Add(static_cast<uint32_t>(seg.extent), kFailureNoCopy, -ESTALE, kFailureExtentLost);
+      }
+      for (uint32_t r = first; r < sink.count; r++) sink.records[r].flags |= kFailureExtentLost;
+    }
+    progress = cursor;
+  }
+  return progress;
+}
+
+int FsyncVolume(const VolumeMap& map, bool dataOnly, const Fanout& fanout, FailureSink& sink) {
+  std::vector<int> results(map.distinctFds.size(), 0);
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < map.distinctFds.size(); i++) {
+    int fd = map.distinctFds[i];
+    int* result = &results[i];
+    jobs.push_back([fd, result, dataOnly] {
+      if (int fault = InjectedSyncFault(fd)) {
+        *result = fault;
+        return;
+      }
+      *result = (dataOnly ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
+    });
+  }
+  fanout(jobs);
+  int error = 0;
+  for (size_t i = 0; i < results.size(); i++) {
+    if (results[i] == 0) continue;
+    sink.Add(kFailureAllExtents, static_cast<uint32_t>(map.distinctFds[i]), results[i], 0);
+    error = -EIO;
+  }
+  return error;
+}
+
+FallocateResult FallocateVolume(const VolumeMap& map, int backingMode, uint64_t offset,
+                                uint64_t length, uint64_t progress, FailureSink& sink) {
+  FallocateResult result{progress, -1, false, false};
+  while (result.progress < length) {
+    if (sink.capacity - sink.count < static_cast<uint32_t>(kMaxCopies)) {
+      result.partial = true;
+      return result;
+    }
+    uint64_t position = offset + result.progress;
+    uint64_t within = position % map.extentBytes;
+    uint64_t segment = std::min(length - result.progress, map.extentBytes - within);
+    if (map.gateBytes > 0) {
+      segment = std::min(segment, map.gateBytes - position % map.gateBytes);
+      if (FirstClosedRegion(map, position, segment) >= 0) {
+        result.closedRegion = static_cast<int64_t>(position / map.gateBytes);
+        return result;
+      }
+    }
+    uint32_t extentIndex = static_cast<uint32_t>(position / map.extentBytes);
+    const Extent& extent = map.extents[extentIndex];
+    int errors[kMaxCopies] = {1, 1, 1};
+    int fresh = 0, attempted = 0, unsupported = 0;
+    for (int c = 0; c < extent.count; c++) {
+      const CopyTarget& copy = extent.copies[c];
+      if (!Written(copy)) continue;
+      attempted++;
+      int error = InjectedFault(copy.fd, true, copy.offsetBytes + within, segment);
+      if (error == 0 && fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) {
+        error = -errno;
+      }
+      errors[c] = error;
+      if (error == -EOPNOTSUPP) unsupported++;
+      if (error == 0 && !copy.stale) fresh++;
+    }
+    if (attempted > 0 && unsupported == attempted) {
+      // Every copy refused the mode: nothing changed anywhere, the copies still agree.
+      result.unsupported = true;
+    } else {
+      uint32_t first = sink.count;
+      for (int c = 0; c < extent.count; c++) {
+        if (errors[c] < 0) sink.Add(extentIndex, static_cast<uint32_t>(c), errors[c], 0);
+      }
+      if (fresh == 0) {
+        sink.lostExtents++;
+        if (sink.count == first) sink.Add(extentIndex, kFailureNoCopy, -ESTALE, kFailureExtentLost);
+        for (uint32_t r = first; r < sink.count; r++) sink.records[r].flags |= kFailureExtentLost;
+      }
+    }
+    result.progress += segment;
+  }
+  return result;
+}
+
+}  // namespace lvmfs
