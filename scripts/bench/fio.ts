@@ -48,3 +48,15 @@ export function runWorkload(file: string, sizeBytes: number, workload: Workload,
   const side = workload.rw === 'write' || workload.rw === 'randwrite' ? job.write : job.read
   return workload.unit === 'IOPS' ? side.iops : side.bw_bytes / 1e6
 }
+
+/**
+ * Writes `sizeBytes` of `file` once (1 MiB, direct, qd8), unmeasured: the blocks behind a new LV
+ * on sparse PV files get allocated here rather than during a measured workload, like the raw file
+ * the baselines run on (written in full by dd first).
+ */
+export function fillFile(file: string, sizeBytes: number): void {
+  const result = spawnSync('fio', ['--name=fill', `--filename=${file}`, `--size=${sizeBytes}`, '--ioengine=libaio',
+    '--direct=1', '--rw=write', '--bs=1M', '--iodepth=8', '--output-format=terse'], { encoding: 'utf8',
+    maxBuffer: 64 << 20 })
+  if (result.status !== 0) throw new Error(`fio fill failed on ${file}: ${result.stderr}`)
+}

@@ -13,10 +13,12 @@ export interface RunningServer {
   stop(): Promise<void>
 }
 
+const exited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
+
 async function waitForMount(mountpoint: string, child: ChildProcess, what: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (mountsAt(mountpoint).length > 0) return
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`)
+    if (exited(child)) throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   throw new Error(`${what} did not mount ${mountpoint}`)
@@ -26,12 +28,22 @@ async function start(command: string, args: string[], mountpoint: string, what: 
   env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
   mkdirSync(mountpoint, { recursive: true })
   const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'], env })
-  await waitForMount(mountpoint, child, what)
+  try {
+    await waitForMount(mountpoint, child, what)
+  } catch (error) {
+    // Not mounted (or exited): do not leave the server running, nor a half-made mount behind.
+    if (!exited(child)) {
+      child.kill('SIGKILL')
+      await new Promise((resolve) => child.once('exit', resolve))
+    }
+    if (mountsAt(mountpoint).length > 0) cleanupMountpoint(mountpoint, { force: true })
+    throw error
+  }
   return {
     file: join(mountpoint, 'lv0'),
     async stop() {
       child.kill('SIGTERM')
-      await new Promise((resolve) => { if (child.exitCode !== null) resolve(null); else child.once('exit', resolve) })
+      await new Promise((resolve) => { if (exited(child)) resolve(null); else child.once('exit', resolve) })
       if (mountsAt(mountpoint).length > 0) cleanupMountpoint(mountpoint, { force: true })
     },
   }
