@@ -22,8 +22,13 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 let cached: NativeAddon | undefined
 
-/** Loads the addon built by node-gyp (git checkout) or shipped by prebuildify (package). */
+/**
+ * Loads the addon built by node-gyp (git checkout) or shipped by prebuildify (package), or the
+ * .node file named by LVMFS_NATIVE_ADDON (the sanitizer build of scripts/test-native-sanitize.sh).
+ */
 export function nativeAddon(): NativeAddon {
+  const override = process.env['LVMFS_NATIVE_ADDON']
+  if (override) cached ??= require(override) as NativeAddon
   cached ??= (require('node-gyp-build') as (dir: string) => NativeAddon)(packageRoot)
   return cached
 }
