@@ -5,11 +5,23 @@
  * handled by asking again.
  */
 import { closeSync, constants, openSync } from 'node:fs'
-import { setFdFault } from '../fuse/native-session.js'
+import { FaultBit, setFdFault } from '../fuse/native-session.js'
 
-export type FaultMode = 'fail-writes' | 'fail-reads' | 'disappear' | 'clear'
+export type FaultMode = 'fail-writes' | 'fail-reads' | 'disappear' | 'fail-fsync' | 'clear'
 
-const FAULT_MASK: Record<FaultMode, number> = { 'fail-reads': 1, 'fail-writes': 2, disappear: 3, clear: 0 }
+/** Byte range [offsetBytes, offsetBytes + lengthBytes) of a PV file or device. */
+export interface ByteRange {
+  readonly offsetBytes: number
+  readonly lengthBytes: number
+}
+
+const FAULT_MASK: Record<FaultMode, number> = {
+  'fail-reads': FaultBit.READ,
+  'fail-writes': FaultBit.WRITE,
+  disappear: FaultBit.READ | FaultBit.WRITE,
+  'fail-fsync': FaultBit.SYNC,
+  clear: 0,
+}
 
 export class BackingFds {
   private readonly fds = new Map<string, number>()
@@ -30,8 +42,19 @@ export class BackingFds {
     return fd
   }
 
-  setFault(path: string, mode: FaultMode): void {
-    setFdFault(this.fdFor(path), FAULT_MASK[mode])
+  /**
+   * Adds a fault on the PV's data fd, on `ranges` (PV byte offsets; default the whole PV).
+   * Faults add up; 'clear' removes every fault of the PV. A sync fault ('fail-fsync') fails
+   * every fsync of the fd whatever its range, so callers pass none.
+   */
+  setFault(path: string, mode: FaultMode, ranges?: readonly ByteRange[]): void {
+    const fd = this.fdFor(path)
+    const mask = FAULT_MASK[mode]
+    if (mask === 0 || ranges === undefined) {
+      setFdFault(fd, mask)
+      return
+    }
+    for (const range of ranges) setFdFault(fd, mask, range.offsetBytes, range.lengthBytes)
   }
 
   allFds(): number[] {

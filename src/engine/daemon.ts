@@ -12,7 +12,7 @@ import type { VaryOnResult } from '../lvm/index.js'
 import { callControl } from './control-protocol.js'
 import { ControlServer, type ControlHandler } from './control-server.js'
 import type { FaultMode } from './backing-fds.js'
-import { MountedVg, type MountedVgOptions } from './mounted-vg.js'
+import { MountedVg, type FaultTarget, type MountedVgOptions } from './mounted-vg.js'
 import { instanceName, logPath, pidPath, socketPath, sharedInstancesOf } from './runtime-paths.js'
 import { SharedMount, type SharedMountOptions } from './shared-mount.js'
 import { statusOf } from './status.js'
@@ -41,6 +41,37 @@ export async function refuseIfMounted(vgName: string, options: { shared?: boolea
   throw new LvmfsError('ENGINE_ALREADY_MOUNTED', `volume group "${vgName}" is already mounted`, {
     detail: `Process ${status.pid} serves it at ${status.mountpoint}.`,
     hint: `Unmount it first with lvmfs umount ${status.mountpoint}.`, context: { ...status } })
+}
+
+const FAULT_MODES: readonly FaultMode[] = ['fail-writes', 'fail-reads', 'disappear', 'fail-fsync', 'clear']
+
+function faultModeOf(value: unknown): FaultMode {
+  if (typeof value === 'string' && (FAULT_MODES as readonly string[]).includes(value)) return value as FaultMode
+  throw new LvmfsError('ENGINE_PROTOCOL', `fault: unknown mode ${JSON.stringify(value)}`, {
+    detail: `Expected one of ${FAULT_MODES.join(', ')}.` })
+}
+
+/** The optional target of a `fault` request: `offsetBytes` [+ `lengthBytes`], or `lv` [+ `lps`]. */
+function faultTargetOf(params: Record<string, unknown>): FaultTarget | undefined {
+  const { offsetBytes, lengthBytes, lv, lps } = params
+  const malformed = (what: string): LvmfsError => new LvmfsError('ENGINE_PROTOCOL', `fault: malformed ${what}`)
+  const count = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+  if (lv !== undefined) {
+    if (typeof lv !== 'string') throw malformed('lv')
+    if (offsetBytes !== undefined || lengthBytes !== undefined) throw malformed('target (lv with a byte range)')
+    if (lps === undefined) return { lv }
+    if (!Array.isArray(lps) || lps.length === 0 || !lps.every(count)) throw malformed('lps')
+    return { lv, lps }
+  }
+  if (lps !== undefined) throw malformed('target (lps without lv)')
+  if (offsetBytes === undefined) {
+    if (lengthBytes !== undefined) throw malformed('target (lengthBytes without offsetBytes)')
+    return undefined
+  }
+  if (!count(offsetBytes)) throw malformed('offsetBytes')
+  if (lengthBytes === undefined) return { offsetBytes }
+  if (!count(lengthBytes)) throw malformed('lengthBytes')
+  return { offsetBytes, lengthBytes }
 }
 
 function makeLogger(options: DaemonOptions): PinoLogger {
@@ -77,7 +108,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
       replicas: await mounted.replication.statuses(mounted.vg.name),
       ...(shared ? { instance, shared: shared.report() } : {}) }))
-    .on('fault', async (params) => ({ path: mounted.setFault(String(params['pv']), params['mode'] as FaultMode) }))
+    .on('fault', async (params) => mounted.setFault(String(params['pv']), faultModeOf(params['mode']), faultTargetOf(params)))
     .on('umount', async (params) => {
       await stop(params['force'] === true)
       return { unmounted: options.mountpoint }

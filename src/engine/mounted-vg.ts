@@ -21,7 +21,7 @@ import { varyOnVg, type LvDescriptor, type VaryOnFlags, type VaryOnResult, type 
   type VvgIn } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
-import { BackingFds, type FaultMode } from './backing-fds.js'
+import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { GateKeeper } from './gate-keeper.js'
 import type { ResyncActivity } from './status.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
@@ -54,6 +54,19 @@ export interface SharedVgHooks {
   serves(lv: LvDescriptor): boolean
   /** Throws when `lv` may not be opened so (e.g. served read-only). */
   checkOpen(lv: LvDescriptor, writable: boolean): void
+}
+
+/** Where a fault applies: a PV byte range (`lengthBytes` default: to the end of the PV), or the
+ * PPs on the PV of some LPs of an LV (default: every LP of it with a copy there). */
+export type FaultTarget =
+  | { readonly offsetBytes: number; readonly lengthBytes?: number }
+  | { readonly lv: string; readonly lps?: readonly number[] }
+
+export interface FaultReport {
+  readonly path: string
+  readonly mode: FaultMode
+  /** The PV byte ranges faulted by this call (the whole PV without a target; none for 'clear'). */
+  readonly ranges: readonly ByteRange[]
 }
 
 interface Served {
@@ -372,8 +385,14 @@ export class MountedVg implements VolumeHost {
 
   // --- control --------------------------------------------------------------------------------
 
-  /** Drills: make a PV fail writes, reads or everything, in metadata and data paths alike. */
-  setFault(pvName: string, mode: FaultMode): string {
+  /**
+   * Drills: make a PV fail writes, reads, everything, or its data syncs, on the whole PV or on
+   * `target` only: a PV byte range, or the PPs an LV's LPs have on this PV. The fault applies to
+   * the PV's metadata I/O (FaultyDevice) and to the native data path alike, except 'fail-fsync',
+   * which fails the native data path's fsync of the PV only. Faults add up; 'clear' removes every
+   * fault of the PV.
+   */
+  setFault(pvName: string, mode: FaultMode, target?: FaultTarget): FaultReport {
     const wanted = resolve(pvName)
     const path = [...this.faulty.keys()].find((candidate) => resolve(candidate) === wanted) ??
       this.vg.descriptor.pvs.find((pv) => pv.pvId === pvName)?.lastPath ?? pvName
@@ -382,11 +401,83 @@ export class MountedVg implements VolumeHost {
       throw new LvmfsError('ENGINE_NOT_FOUND', `no physical volume "${pvName}" in "${this.vg.name}"`, {
         detail: `Known: ${[...this.faulty.keys()].join(', ')}.` })
     }
-    const everything: Array<readonly [number, number]> = [[0, Number.MAX_SAFE_INTEGER]]
-    device.readErrorRanges = mode === 'fail-reads' || mode === 'disappear' ? everything : []
-    device.writeErrorRanges = mode === 'fail-writes' || mode === 'disappear' ? everything : []
-    this.backing.setFault(path, mode)
-    return path
+    if (target !== undefined && (mode === 'clear' || mode === 'fail-fsync')) {
+      const option = 'lv' in target ? '--lv' : '--offset'
+      throw new LvmfsError('ENGINE_USAGE', `${option} does not apply to --${mode}`, {
+        detail: mode === 'clear' ? '--clear removes every fault of the PV.'
+          : '--fail-fsync fails every fsync of the PV\'s data, whatever the range.' })
+    }
+    if (mode === 'clear') {
+      device.readErrorRanges = []
+      device.writeErrorRanges = []
+      this.backing.setFault(path, mode)
+      return { path, mode, ranges: [] }
+    }
+    const ranges = target === undefined ? undefined : this.faultRanges(path, device.sizeBytes, target)
+    const spans = (ranges ?? [{ offsetBytes: 0, lengthBytes: Number.MAX_SAFE_INTEGER }])
+      .map((range) => [range.offsetBytes, range.offsetBytes + range.lengthBytes] as const)
+    if (mode === 'fail-reads' || mode === 'disappear') device.readErrorRanges = [...device.readErrorRanges, ...spans]
+    if (mode === 'fail-writes' || mode === 'disappear') device.writeErrorRanges = [...device.writeErrorRanges, ...spans]
+    this.backing.setFault(path, mode, ranges)
+    return { path, mode, ranges: ranges ?? [{ offsetBytes: 0, lengthBytes: device.sizeBytes }] }
+  }
+
+  /** The PV byte ranges `target` names on the PV at `path`, checked against the PV, sorted and
+   * merged where adjacent. */
+  private faultRanges(path: string, pvBytes: number, target: FaultTarget): ByteRange[] {
+    if (!('lv' in target)) {
+      const { offsetBytes } = target
+      if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0 || offsetBytes >= pvBytes) {
+        throw new LvmfsError('ENGINE_USAGE', `--offset ${offsetBytes} is outside PV "${path}"`, {
+          detail: `The PV has ${pvBytes} bytes; --offset is a byte offset on the PV, from 0 to ${pvBytes - 1}.` })
+      }
+      const lengthBytes = target.lengthBytes ?? pvBytes - offsetBytes
+      if (!Number.isSafeInteger(lengthBytes) || lengthBytes <= 0 || offsetBytes + lengthBytes > pvBytes) {
+        throw new LvmfsError('ENGINE_USAGE', `--length ${lengthBytes} from --offset ${offsetBytes} runs past the end of ` +
+          `PV "${path}"`, { detail: `The PV has ${pvBytes} bytes.` })
+      }
+      return [{ offsetBytes, lengthBytes }]
+    }
+    const lv = this.vg.lvByName(target.lv)
+    if (lv === undefined) {
+      throw new LvmfsError('ENGINE_NOT_FOUND', `--lv: no logical volume "${target.lv}" in "${this.vg.name}"`)
+    }
+    const pvIndex = this.vg.descriptor.pvs.findIndex((pv, index) =>
+      this.vg.device(index)?.path === path || resolve(pv.lastPath) === resolve(path))
+    const lps = target.lps ?? lv.lps.map((_copies, lp) => lp)
+    const ranges: ByteRange[] = []
+    for (const lp of lps) {
+      const copies = lv.lps[lp]
+      if (!Number.isSafeInteger(lp) || copies === undefined) {
+        throw new LvmfsError('ENGINE_USAGE', `--lp ${lp} is outside logical volume "${lv.name}"`, {
+          detail: `"${lv.name}" has LPs 0 to ${lv.lps.length - 1}.` })
+      }
+      const here = copies.filter((copy) => copy.pvIndex === pvIndex)
+      if (here.length === 0) {
+        throw new LvmfsError('ENGINE_USAGE', `--lp ${lp}: logical volume "${lv.name}" has no copy of LP ${lp} on "${path}"`, {
+          detail: `Its copies are on ${copies.map((copy) => this.vg.descriptor.pvs[copy.pvIndex]?.lastPath ?? `PV ${copy.pvIndex}`)
+            .join(', ')}.` })
+      }
+      // The same offsets the volume maps give the native data path.
+      for (const copy of here) {
+        ranges.push({ offsetBytes: this.vg.ppOffsetBytes(copy.pvIndex, copy.pp), lengthBytes: this.vg.ppSizeBytes })
+      }
+    }
+    if (ranges.length === 0) {
+      throw new LvmfsError('ENGINE_USAGE', `--lv: logical volume "${lv.name}" has no copy on "${path}"`)
+    }
+    ranges.sort((a, b) => a.offsetBytes - b.offsetBytes)
+    const merged: ByteRange[] = []
+    for (const range of ranges) {
+      const last = merged.at(-1)
+      if (last !== undefined && last.offsetBytes + last.lengthBytes >= range.offsetBytes) {
+        const end = Math.max(last.offsetBytes + last.lengthBytes, range.offsetBytes + range.lengthBytes)
+        merged[merged.length - 1] = { offsetBytes: last.offsetBytes, lengthBytes: end - last.offsetBytes }
+      } else {
+        merged.push(range)
+      }
+    }
+    return merged
   }
 
   /** Flushes, unmounts and varies off; refuses while an LV is open unless `force`. */

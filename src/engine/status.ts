@@ -18,7 +18,7 @@ export interface VgStatusReport {
   readonly seq: number
   readonly pvs: Array<{ index: number; pvId: string; path: string; state: string; stalePps: number }>
   readonly lvs: Array<{ name: string; sizeBytes: number; copies: number; mwc: string; schedule: string;
-    stalePartitions: number; dirty: boolean; openReaders: number; openWriters: number }>
+    stalePartitions: number; staleCopies: StaleRun[]; dirty: boolean; openReaders: number; openWriters: number }>
   readonly mwc: { readonly openGates: number }
   readonly resyncs: readonly ResyncActivity[]
   readonly io: Record<string, number>
@@ -27,6 +27,35 @@ export interface VgStatusReport {
   /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
   readonly instance?: string
   readonly shared?: SharedMountReport
+}
+
+/** LPs `fromLp`..`toLp` (inclusive) of an LV whose copy `copy`, on PV `pvIndex`, is stale. */
+export interface StaleRun {
+  readonly copy: number
+  readonly pvIndex: number
+  readonly fromLp: number
+  readonly toLp: number
+}
+
+/** The stale copies of an LV (VGSA stale bits), as runs of consecutive LPs per copy and PV. */
+function staleRuns(vg: MountedVg['vg'], lps: ReadonlyArray<ReadonlyArray<{ pvIndex: number; pp: number }>>): StaleRun[] {
+  const runs: Array<{ copy: number; pvIndex: number; fromLp: number; toLp: number }> = []
+  const open = new Map<number, (typeof runs)[number]>()
+  lps.forEach((copies, lp) => {
+    copies.forEach((ref, copy) => {
+      const run = open.get(copy)
+      if (!vg.isStale(ref.pvIndex, ref.pp)) {
+        open.delete(copy)
+      } else if (run !== undefined && run.pvIndex === ref.pvIndex && run.toLp === lp - 1) {
+        run.toLp = lp
+      } else {
+        const started = { copy, pvIndex: ref.pvIndex, fromLp: lp, toLp: lp }
+        runs.push(started)
+        open.set(copy, started)
+      }
+    })
+  })
+  return runs.sort((a, b) => a.copy - b.copy || a.fromLp - b.fromLp)
 }
 
 function popcount(bitmap: Uint8Array): number {
@@ -47,8 +76,9 @@ export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[],
       copies.some((copy) => vg.isStale(copy.pvIndex, copy.pp) || vg.pvState(copy.pvIndex) !== 'active')).length
     const counts = mounted.openCounts.get(lv.lvId)
     return { name: lv.name, sizeBytes: lv.lps.length * vg.ppSizeBytes, copies: lv.copies, mwc: lv.mwc,
-      schedule: lv.schedule, stalePartitions, dirty: vg.status.dirtyLvs.includes(lv.lvId),
-      openReaders: counts?.readers ?? 0, openWriters: counts?.writers ?? 0 }
+      schedule: lv.schedule, stalePartitions, staleCopies: staleRuns(vg, lv.lps),
+      dirty: vg.status.dirtyLvs.includes(lv.lvId), openReaders: counts?.readers ?? 0,
+      openWriters: counts?.writers ?? 0 }
   })
   const io: Record<string, number> = { ...(mounted.stats() ?? {}) }
   Object.assign(io, mounted.engine.mirror.counters)

@@ -43,3 +43,20 @@ export function stalePps(fixture: VgFixture, pvIndex: number): number {
   const status = JSON.parse(fixture.ok(['status', fixture.vg, '--json'])) as { pvs: Array<{ stalePps: number }> }
   return status.pvs[pvIndex]!.stalePps
 }
+
+/** LPs of `lv` whose copy on PV `pvIndex` is stale (VGSA stale bit), ascending. */
+export function staleLps(fixture: VgFixture, lv: string, pvIndex: number): number[] {
+  const status = JSON.parse(fixture.ok(['status', fixture.vg, '--json'])) as { lvs: Array<{ name: string;
+    staleCopies: Array<{ pvIndex: number; fromLp: number; toLp: number }> }> }
+  const lps = new Set<number>()
+  for (const run of status.lvs.find((candidate) => candidate.name === lv)?.staleCopies ?? []) {
+    if (run.pvIndex !== pvIndex) continue
+    for (let lp = run.fromLp; lp <= run.toLp; lp++) lps.add(lp)
+  }
+  return [...lps].sort((a, b) => a - b)
+}
+
+export function pvState(fixture: VgFixture, pvIndex: number): string {
+  const status = JSON.parse(fixture.ok(['status', fixture.vg, '--json'])) as { pvs: Array<{ state: string }> }
+  return status.pvs[pvIndex]!.state
+}

@@ -94,16 +94,41 @@ function teardown(fixture: VgFixture): void {
   rmSync(fixture.dir, { recursive: true, force: true })
 }
 
-/** Creates PVs, the VG and LVs, and mounts it in the background. */
-export function createAndMount(t: Test, fixture: VgFixture, lvs: Array<{ name: string; size: string; copies?: number;
-  mwc?: string }>): void {
+/** pvcreate and vgcreate on the fixture's PVs (PP size default 4M). */
+export function createVg(fixture: VgFixture, options: { ppSize?: string } = {}): void {
   const devices = fixture.pvs.join(',')
   fixture.ok(['pvcreate', ...fixture.pvs])
-  fixture.ok(['vgcreate', fixture.vg, ...fixture.pvs, '--pp-size', '4M', '--devices', devices])
+  fixture.ok(['vgcreate', fixture.vg, ...fixture.pvs, '--pp-size', options.ppSize ?? '4M', '--devices', devices])
+}
+
+export function createLvs(fixture: VgFixture, lvs: Array<{ name: string; size: string; copies?: number;
+  mwc?: string }>): void {
+  const devices = fixture.pvs.join(',')
   for (const lv of lvs) {
     fixture.ok(['lvcreate', fixture.vg, lv.name, '--size', lv.size, '--copies', String(lv.copies ?? 1),
       ...(lv.mwc ? ['--mwc', lv.mwc] : []), '--devices', devices])
   }
-  fixture.ok(['mount', fixture.vg, fixture.mountpoint, '--devices', devices])
+}
+
+/** Mounts the fixture's VG in the background. */
+export function mountVg(t: Test, fixture: VgFixture): void {
+  fixture.ok(['mount', fixture.vg, fixture.mountpoint, '--devices', fixture.pvs.join(',')])
   t.ok(mountsAt(fixture.mountpoint).length === 1, 'mounted')
+}
+
+/** Creates PVs, the VG (PP size default 4M) and LVs, and mounts it in the background. */
+export function createAndMount(t: Test, fixture: VgFixture, lvs: Array<{ name: string; size: string; copies?: number;
+  mwc?: string }>, options: { ppSize?: string } = {}): void {
+  createVg(fixture, options)
+  createLvs(fixture, lvs)
+  mountVg(t, fixture)
+}
+
+/** The daemon's log (LVMFS_LOG_DIR of the fixture), or '' when there is none yet. */
+export function daemonLog(fixture: VgFixture): string {
+  try {
+    return readFileSync(join(fixture.dir, 'log', `${fixture.vg}.log`), 'utf8')
+  } catch {
+    return ''
+  }
 }
