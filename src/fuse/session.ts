@@ -342,7 +342,8 @@ export class FuseSession {
 
   private requestBytes(slot: number): Uint8Array {
     const layout = this.layout
-    const length = this.view.getUint32(layout.slotMetaOffset + slot * layout.slotMetaBytes + layout.meta.requestBytes, true)
+    const metaAt = layout.slotMetaOffset + slot * layout.slotMetaBytes
+    const length = this.view.getUint32(metaAt + layout.meta.requestBytes, true)
     const start = layout.slotsOffset + slot * layout.slotBytes + layout.requestOffset
     return this.arena.subarray(start, start + length)
   }

@@ -244,7 +244,10 @@ export class MirrorVg {
       const others = freshCopies(this.vg, lv, lp).filter((index) => index !== copyIndex)
       const wasFresh = isCopyFresh(this.vg, copy)
       if (others.length === 0 && wasFresh) return 'fail'
-      if (wasFresh) await this.#markStale([copy])
+      // Not only a fresh copy: once its PV went MISSING (an earlier copy of the same request), the
+      // copy counts as absent but its stale bit is still clear, and a PV that comes back would
+      // read as holding this write.
+      if (others.length > 0 && !this.vg.isStale(copy.pvIndex, copy.pp)) await this.#markStale([copy])
       const errors = (this.#pvErrors.get(copy.pvIndex) ?? 0) + 1
       this.#pvErrors.set(copy.pvIndex, errors)
       if (errors >= this.#errorsBeforeMissing) await this.#pvFailed(copy.pvIndex, errno, 'repeated I/O')

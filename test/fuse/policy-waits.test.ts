@@ -9,15 +9,16 @@ import { readFileSync, readdirSync } from 'node:fs'
 import t from 'tap'
 import { setFdFault, FaultBit } from '../../src/fuse/native-session.js'
 import { fuseAvailable } from '../helpers/mount-child.js'
-import { blockedInFuse, capture, ddWrite, mountGatedVolume, until } from '../helpers/in-process-mount.js'
+import { blockedInFuse, capture, ddWrite, mountGatedVolume, until, type GatedVolume } from '../helpers/in-process-mount.js'
 
 const skip = fuseAvailable()
 const REGION = 1 << 20
 
 interface Waiting { region: number; open: () => void }
 
-function controlledGates(): { waiting: Waiting[]; policy: (v: () => { session: { setGate(n: number, r: number, o: boolean): void }; fs: { nodeid: number } }) => {
-  onGate(nodeid: number, region: number): Promise<void> } } {
+type GatePolicy = (volume: () => GatedVolume) => { onGate(nodeid: number, region: number): Promise<void> }
+
+function controlledGates(): { waiting: Waiting[]; policy: GatePolicy } {
   const waiting: Waiting[] = []
   return {
     waiting,

@@ -18,7 +18,13 @@ export interface LogLine {
   readonly message: string
 }
 
-export function recordingLog(): { lines: LogLine[]; warn(o: object, m: string): void; error(o: object, m: string): void } {
+export interface RecordingLog {
+  readonly lines: LogLine[]
+  warn(object: object, message: string): void
+  error(object: object, message: string): void
+}
+
+export function recordingLog(): RecordingLog {
   const lines: LogLine[] = []
   return {
     lines,
@@ -33,7 +39,7 @@ export interface GatedVolume {
   readonly file: string
   readonly backing: string
   readonly dir: string
-  readonly log: ReturnType<typeof recordingLog>
+  readonly log: RecordingLog
 }
 
 /** A passthrough volume of `sizeBytes`, gated in `gateBytes` regions (all closed at first). */
@@ -45,10 +51,11 @@ export async function mountGatedVolume(t: Test, options: { sizeBytes: number; ga
   const mountpoint = makeMountpoint(t)
   const fs = new PassthroughFileSystem({ backingPath: backing, name: 'vol' })
   const log = recordingLog()
-  let volume: GatedVolume | undefined
+  const holder: { volume?: GatedVolume } = {}
   const session = await FuseSession.mount(fs, { mountpoint, threads: 4, log,
-    policy: options.policy(() => volume!), ...options.mount })
-  volume = { session, fs, file: join(mountpoint, 'vol'), backing, dir, log }
+    policy: options.policy(() => holder.volume!), ...options.mount })
+  const volume = { session, fs, file: join(mountpoint, 'vol'), backing, dir, log }
+  holder.volume = volume
   t.teardown(async () => {
     setFdFault(fs.fd, 0)
     await session.unmount({ lazy: true }).catch(() => session.abort())
@@ -84,10 +91,11 @@ export function run(command: string, args: string[]): { child: ChildProcess; don
 }
 
 /** Runs a command to completion (child process) and returns its stdout, or its error. */
-export function capture(command: string, args: string[]): Promise<{ stdout: string; error?: NodeJS.ErrnoException & { stderr?: string } }> {
+export function capture(command: string, args: string[]):
+  Promise<{ stdout: string; error?: Error & { stderr: string } }> {
   return new Promise((resolve) => {
     execFile(command, args, { encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve(error ? { stdout, error: Object.assign(error, { stderr }) } : { stdout })
+      resolve(error ? { stdout, error: Object.assign(new Error(error.message), { stderr }) } : { stdout })
     })
   })
 }

@@ -15,9 +15,11 @@ import { FALLOC_FL_PUNCH_HOLE } from '../../../src/native/addon.js'
 const EXTENT = 64 << 10
 const EXTENTS = 24
 
+type StaleCopy = (extent: number, copy: number) => boolean
+
 interface Bed {
   readonly fds: number[]
-  map(copies: number, options?: Partial<VolumeMap> & { staleCopy?: (extent: number, copy: number) => boolean }): VolumeMap
+  map(copies: number, options?: Partial<VolumeMap> & { staleCopy?: StaleCopy }): VolumeMap
 }
 
 /** Backing files pv0..pvN-1, each holding extent e of copy c at e * EXTENT. */
