@@ -39,6 +39,8 @@ export interface MountedVgOptions {
   readonly flags: VaryOnFlags
   readonly log: Logger & { info(object: object, message: string): void }
   readonly threads?: number
+  /** A write held by the gate or write-error policy that long fails with EIO (default 30 s). */
+  readonly policyTimeoutMs?: number
   /** O_DIRECT backing I/O for volume data (default true). */
   readonly directBacking?: boolean
   /** Open write gates kept at most (below the MWC cache size, MWC_CACHE_LTGS). */
@@ -160,7 +162,8 @@ export class MountedVg implements VolumeHost {
     }
     this.session = await FuseSession.mount(new VolumeFileSystem(this), {
       mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
-      threads: this.options.threads ?? 32, log: this.options.log, policy })
+      threads: this.options.threads ?? 32, log: this.options.log, policy,
+      ...(this.options.policyTimeoutMs === undefined ? {} : { policyTimeoutMs: this.options.policyTimeoutMs }) })
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })

@@ -12,6 +12,7 @@ import { parseIntegerOption } from '../options.js'
 interface Options extends DeviceOptions, VaryOnCliOptions {
   foreground?: boolean
   threads: string
+  policyTimeout: string
   direct: boolean
   lvs?: string
   lockBackend: string
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'an existing directory'), ' after vary-on')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
     .option('--threads <n>', 'native FUSE reader threads (the backing queue depth)', '32')
+    .option('--policy-timeout <seconds>', 'a write held for MWC, resync or error handling that long fails with EIO', '30')
     .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
     .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
     .option('--lock-backend <backend>', 'shared VG: lock manager, broker (this host) or etcd', 'broker')
@@ -70,6 +72,7 @@ export function register(program: Command): void {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
+      const policyTimeoutSeconds = parseIntegerOption(options.policyTimeout, '--policy-timeout', 1, 3600)
       const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
@@ -78,7 +81,7 @@ export function register(program: Command): void {
       const flags = varyOnFlagsOf(options)
       if (options.foreground !== true) {
         const argv = [process.argv[1]!, 'mount', vgName, mountpoint, '--foreground', '--devices', devices.join(','),
-          '--threads', String(threads), ...(force ? ['--force'] : []), ...(options.resync ? [] : ['--no-resync']),
+          '--threads', String(threads), '--policy-timeout', String(policyTimeoutSeconds), ...(force ? ['--force'] : []), ...(options.resync ? [] : ['--no-resync']),
           ...(options.missingOk === true ? ['--missing-ok'] : []), ...(options.nonameOk === true ? ['--noname-ok'] : []),
           ...(options.open ? [] : ['--no-open']), ...(options.direct ? [] : ['--no-direct']),
           ...(options.lvs === undefined ? [] : ['--lvs', options.lvs, '--lock-backend', options.lockBackend]),
@@ -96,6 +99,7 @@ export function register(program: Command): void {
       }
       try {
         const exitCode = await runDaemon({ vgName, mountpoint, devices, threads, directBacking: options.direct,
+          policyTimeoutMs: policyTimeoutSeconds * 1000,
           // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
           flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
           logToStderr: process.send === undefined, handlers: forwardedCommandHandlers,
