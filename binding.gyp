@@ -4,12 +4,18 @@
       "target_name": "lvmfs",
       "sources": ["native/lvmfs.cc", "native/blockdev.cc", "native/mount.cc", "native/volume.cc",
                   "native/volume-spec.cc", "native/volume-io.cc", "native/volume-io-binding.cc",
-                  "native/faults.cc", "native/worker-pool.cc", "native/session.cc"],
+                  "native/faults.cc", "native/worker-pool.cc", "native/transfers.cc", "native/session.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"]
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "conditions": [
+        ["<!(test -f /usr/include/liburing.h && echo 1 || echo 0)==1", {
+          "defines": ["LVMFS_HAVE_URING"],
+          "libraries": ["-l:liburing.a"]
+        }]
+      ]
     }
   ]
 }

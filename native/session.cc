@@ -96,7 +96,6 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   threadCount_ = std::max<uint32_t>(1, Option(options, "threads", 32));
   slotsPerThread_ = std::max<uint32_t>(1, Option(options, "slotsPerThread", 1));
   sharedSlots_ = Option(options, "sharedSlots", 64);
-  uint32_t copyThreads = std::max<uint32_t>(1, Option(options, "copyThreads", threadCount_));
   slotCount_ = threadCount_ * slotsPerThread_ + sharedSlots_;
   slotBytes_ = kPayloadOffset + std::max(maxWrite_, kMinPayloadBytes);
   slotMetaOffset_ = kEntryBytes * kMaxEntries;
@@ -129,7 +128,6 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
                                            "lvmfs-fuse-batch", 0, 1);
   onBatch_.Unref(env);
   tsfnLive_ = true;
-  copyPool_ = std::make_unique<WorkerPool>("lvmfs-copy", copyThreads);
   resumePool_ = std::make_unique<WorkerPool>("lvmfs-resume", kResumeThreads);
   controlPool_ = std::make_unique<WorkerPool>("lvmfs-control", kControlThreads);
 }
@@ -397,20 +395,6 @@ bool Session::TryVolumeOp(uint32_t slotId) {
 
 // --- volume requests --------------------------------------------------------------------------
 
-void Session::Fanout(std::vector<std::function<void()>>& jobs) {
-  if (jobs.size() <= 1) return InlineFanout(jobs);
-  Latch latch(static_cast<int>(jobs.size() - 1));
-  for (size_t i = 1; i < jobs.size(); i++) {
-    auto job = [&jobs, &latch, i] {
-      jobs[i]();
-      latch.CountDown();
-    };
-    if (!copyPool_->Post(job)) job();
-  }
-  jobs[0]();
-  latch.Wait();
-}
-
 void Session::ExecuteRead(uint32_t slotId, const std::shared_ptr<Volume>& volume,
                           const std::shared_ptr<VolumeMap>& map) {
   Slot& slot = slots_[slotId];
@@ -443,7 +427,7 @@ void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<VolumeMap>& ma
   length = std::min(length, map->sizeBytes - offset);
   FailureSink sink = SinkOf(slot);
   uint64_t progress = WriteVolume(*map, offset, length, slot.base + kPayloadOffset,
-                                  meta->progressBytes, [this](auto& jobs) { Fanout(jobs); }, sink);
+                                  meta->progressBytes, RunAtOnce, sink);
   StoreSink(slot, sink);
   meta->progressBytes = progress;
   meta->writtenBytes = static_cast<uint32_t>(length);
@@ -463,7 +447,7 @@ void Session::ExecuteFsync(uint32_t slotId, const std::shared_ptr<VolumeMap>& ma
   Slot& slot = slots_[slotId];
   auto* in = BodyOf<fuse_fsync_in>(slot);
   FailureSink sink = SinkOf(slot);
-  FsyncVolume(*map, (in->fsync_flags & 1) != 0, [this](auto& jobs) { Fanout(jobs); }, sink);
+  FsyncVolume(*map, (in->fsync_flags & 1) != 0, RunAtOnce, sink);
   StoreSink(slot, sink);
   counters_.fsyncOps++;
   if (sink.count > 0) {
@@ -746,8 +730,7 @@ Napi::Value Session::Unmount(const Napi::CallbackInfo& info) {
 }
 
 // Teardown order: stop and join the readers (a signal breaks a blocked read(2)), then the
-// resume pool (it may still run resumed writes, answered on open fds), the copy pool and the
-// control pool; only then close the fds, under the exclusive fds lock, so no reply or
+// resume pool (it may still run resumed writes, answered on open fds) and the control pool; only then close the fds, under the exclusive fds lock, so no reply or
 // notification can reach a closed or reused fd number. Requests JS still holds are answered
 // by nobody: closing every fd aborts the connection and the kernel fails them.
 void Session::Teardown() {
@@ -765,7 +748,6 @@ void Session::Teardown() {
     reader->thread.join();
   }
   resumePool_->Stop();
-  copyPool_->Stop();
   controlPool_->Stop();
   std::unique_lock<std::shared_mutex> lock(fdsMutex_);
   fdsClosed_ = true;

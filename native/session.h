@@ -101,7 +101,6 @@ class Session : public Napi::ObjectWrap<Session> {
   void FinishNative(uint32_t slot);
   void ReplyNative(uint32_t slot, int error, const void* payload, size_t payloadBytes);
   void Push(const Entry& entry);
-  void Fanout(std::vector<std::function<void()>>& jobs);
   void ResumeNative(uint32_t slot);
   std::shared_ptr<Volume> FindVolume(uint64_t nodeid);
   Napi::Promise Deferred(Napi::Env env, std::function<int()> work);
@@ -144,7 +143,6 @@ class Session : public Napi::ObjectWrap<Session> {
   std::shared_mutex fdsMutex_;
   bool fdsClosed_ = false;
 
-  std::unique_ptr<WorkerPool> copyPool_;     // the copies of one write, at once
   std::unique_ptr<WorkerPool> resumePool_;   // requests TypeScript gave back (gates, policy)
   std::unique_ptr<WorkerPool> controlPool_;  // drains, notifications, unmount
 

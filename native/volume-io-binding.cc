@@ -80,7 +80,7 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   uint64_t progress = 0;
   uint32_t lost = 0;
   auto records = Collect(&lost, [&](FailureSink& sink) {
-    progress = WriteVolume(*map, offset, data.Length(), data.Data(), progress, InlineFanout, sink);
+    progress = WriteVolume(*map, offset, data.Length(), data.Data(), progress, RunAtOnce, sink);
     return progress >= data.Length();
   });
   Napi::Object out = Napi::Object::New(env);
@@ -96,7 +96,7 @@ Napi::Value Fsync(const Napi::CallbackInfo& info) {
   bool dataOnly = info[1].ToBoolean();
   std::vector<FailureRecord> table(kMaxFailureRecords);
   FailureSink sink{table.data(), kMaxFailureRecords};
-  int error = FsyncVolume(*map, dataOnly, InlineFanout, sink);
+  int error = FsyncVolume(*map, dataOnly, RunAtOnce, sink);
   table.resize(sink.count);
   Napi::Object out = Napi::Object::New(env);
   out.Set("errno", -error);
@@ -143,6 +143,9 @@ void InitVolumeIo(Napi::Env env, Napi::Object exports) {
   io.Set("write", Napi::Function::New(env, Write));
   io.Set("fsync", Napi::Function::New(env, Fsync));
   io.Set("fallocate", Napi::Function::New(env, Fallocate));
+  io.Set("ringAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), RingAvailable());
+  }));
   exports.Set("volumeIo", io);
 }
 

@@ -13,12 +13,6 @@ namespace lvmfs {
 
 namespace {
 
-bool Aligned(const CopyTarget& copy, uint64_t offset, uint64_t length, const void* buffer) {
-  uint64_t align = copy.alignBytes;
-  return (offset % align) == 0 && (length % align) == 0 &&
-         (reinterpret_cast<uintptr_t>(buffer) % align) == 0;
-}
-
 // A copy the data path writes: fresh, or stale but written through while a resync copies it.
 bool Written(const CopyTarget& copy) { return copy.fd >= 0 && (!copy.stale || copy.writeOnly); }
 
@@ -31,35 +25,8 @@ struct Segment {
 
 }  // namespace
 
-void InlineFanout(std::vector<std::function<void()>>& jobs) {
-  for (auto& job : jobs) job();
-}
-
 void FailureSink::Add(uint32_t extent, uint32_t copy, int error, uint32_t flags) {
   if (count < capacity) records[count++] = FailureRecord{extent, copy, error, flags};
-}
-
-int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
-                 uint64_t offset) {
-  if (int fault = InjectedFault(copy.fd, write, offset, length)) return fault;
-  int fd = copy.direct && Aligned(copy, offset, length, buffer) ? copy.fd : copy.bufferedFd;
-  uint64_t done = 0;
-  while (done < length) {
-    ssize_t n = write ? pwrite(fd, buffer + done, length - done, offset + done)
-                      : pread(fd, buffer + done, length - done, offset + done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && fd != copy.bufferedFd) {
-        fd = copy.bufferedFd;
-        continue;
-      }
-      return -errno;
-    }
-    // End of file before the end of the copy: the PV is shorter than its label says.
-    if (n == 0) return -EIO;
-    done += static_cast<uint64_t>(n);
-  }
-  return 0;
 }
 
 int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* buffer,
@@ -90,7 +57,7 @@ int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* 
 }
 
 uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, const uint8_t* data,
-                     uint64_t progress, const Fanout& fanout, FailureSink& sink) {
+                     uint64_t progress, BatchRunner atOnce, FailureSink& sink) {
   uint8_t* bytes = const_cast<uint8_t*>(data);  // pwrite only reads it
   while (progress < length) {
     // One batch: as many segments as the sink can take every copy's failure of.
@@ -106,22 +73,27 @@ uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, con
       cursor += segment;
     }
     std::vector<int> results(segments.size() * kMaxCopies, 1);  // 1: not written
-    std::vector<std::function<void()>> jobs;
+    std::vector<Transfer> batch;
+    std::vector<size_t> slotOf;  // batch index -> results index
     for (size_t s = 0; s < segments.size(); s++) {
       const Segment& seg = segments[s];
       const Extent& extent = map.extents[seg.extent];
       for (int c = 0; c < extent.count; c++) {
         const CopyTarget& copy = extent.copies[c];
         if (!Written(copy)) continue;
-        int* result = &results[s * kMaxCopies + c];
-        jobs.push_back([&copy, result, bytes, seg] {
-          *result = TransferFull(copy, true, bytes + seg.done, seg.length,
-                                 copy.offsetBytes + seg.within);
-        });
+        Transfer transfer;
+        transfer.copy = &copy;
+        transfer.op = kTransferWrite;
+        transfer.buffer = bytes + seg.done;
+        transfer.length = seg.length;
+        transfer.offset = copy.offsetBytes + seg.within;
+        batch.push_back(transfer);
+        slotOf.push_back(s * kMaxCopies + c);
       }
     }
-    if (map.writeSchedule == kWriteParallel) fanout(jobs);
-    else InlineFanout(jobs);
+    if (map.writeSchedule == kWriteParallel) atOnce(batch);
+    else RunInOrder(batch);
+    for (size_t i = 0; i < batch.size(); i++) results[slotOf[i]] = batch[i].result;
     for (size_t s = 0; s < segments.size(); s++) {
       const Segment& seg = segments[s];
       const Extent& extent = map.extents[seg.extent];
@@ -144,25 +116,17 @@ uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, con
   return progress;
 }
 
-int FsyncVolume(const VolumeMap& map, bool dataOnly, const Fanout& fanout, FailureSink& sink) {
-  std::vector<int> results(map.distinctFds.size(), 0);
-  std::vector<std::function<void()>> jobs;
-  for (size_t i = 0; i < map.distinctFds.size(); i++) {
-    int fd = map.distinctFds[i];
-    int* result = &results[i];
-    jobs.push_back([fd, result, dataOnly] {
-      if (int fault = InjectedSyncFault(fd)) {
-        *result = fault;
-        return;
-      }
-      *result = (dataOnly ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
-    });
+int FsyncVolume(const VolumeMap& map, bool dataOnly, BatchRunner atOnce, FailureSink& sink) {
+  std::vector<Transfer> batch(map.distinctFds.size());
+  for (size_t i = 0; i < batch.size(); i++) {
+    batch[i].fd = map.distinctFds[i];
+    batch[i].op = dataOnly ? kTransferDataSync : kTransferSync;
   }
-  fanout(jobs);
+  atOnce(batch);
   int error = 0;
-  for (size_t i = 0; i < results.size(); i++) {
-    if (results[i] == 0) continue;
-    sink.Add(kFailureAllExtents, static_cast<uint32_t>(map.distinctFds[i]), results[i], 0);
+  for (const Transfer& transfer : batch) {
+    if (transfer.result == 0) continue;
+    sink.Add(kFailureAllExtents, static_cast<uint32_t>(transfer.fd), transfer.result, 0);
     error = -EIO;
   }
   return error;

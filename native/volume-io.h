@@ -8,14 +8,11 @@
 #include <vector>
 
 #include "arena.h"
+#include "transfers.h"
 #include "volume.h"
 
 namespace lvmfs {
 
-// Runs independent backing transfers. The session's fan-out issues them at once on its copy
-// pool (a 2-copy write costs the slower copy, not the sum); InlineFanout runs them in order.
-using Fanout = std::function<void(std::vector<std::function<void()>>& jobs)>;
-void InlineFanout(std::vector<std::function<void()>>& jobs);
 
 // Where the failures of one request go: the failure records at the start of its slot.
 struct FailureSink {
@@ -26,11 +23,6 @@ struct FailureSink {
   void Add(uint32_t extent, uint32_t copy, int error, uint32_t flags);
 };
 
-// One whole backing pread/pwrite: O_DIRECT when aligned for the copy, buffered otherwise.
-// 0 or -errno; a read that ends before `length` (a truncated PV) is -EIO, never zeros.
-int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
-                 uint64_t offset);
-
 // Reads [offset, offset+length) into buffer, failing over between fresh copies. `onCopyError`
 // hears every failed copy read. 0 or the -errno of the last copy tried in an extent no copy
 // could serve.
@@ -39,15 +31,15 @@ int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* 
                const std::function<void(uint32_t extent, uint32_t copy, int error)>& onCopyError);
 
 // Writes [offset+progress, offset+length) to every written copy (fresh or write-through), per
-// map.writeSchedule. Every failed (extent, copy) goes to `sink`; an extent whose data reached
+// map.writeSchedule: parallel through `atOnce` (RunAtOnce in a session), sequential in order. Every failed (extent, copy) goes to `sink`; an extent whose data reached
 // no fresh copy is lost (kFailureExtentLost on its records). Stops early, at an extent
 // boundary, when the sink could not hold another batch: returns the progress reached.
 uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, const uint8_t* data,
-                     uint64_t progress, const Fanout& fanout, FailureSink& sink);
+                     uint64_t progress, BatchRunner atOnce, FailureSink& sink);
 
 // fsync (or fdatasync) of every backing fd the volume uses, at once; a failed fd is recorded
 // as {kFailureAllExtents, fd}. 0, or -EIO when any fd failed.
-int FsyncVolume(const VolumeMap& map, bool dataOnly, const Fanout& fanout, FailureSink& sink);
+int FsyncVolume(const VolumeMap& map, bool dataOnly, BatchRunner atOnce, FailureSink& sink);
 
 struct FallocateResult {
   uint64_t progress;     // bytes of the range done

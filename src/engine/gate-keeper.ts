@@ -2,10 +2,13 @@
  * Which write-gate regions of mounted mirrored LVs are open in the native data path.
  *
  * An open gate lets native writes into a region (an MWC logical track group) run without
- * asking TypeScript; opening one pins the LTG in the MWC log (MirrorEngine.beforeWriteRegion).
- * The keeper bounds the open set below the MWC cache size, closing the least recently opened
- * gate when full. Closing is: close the native gate, wait for writes admitted before (drain),
- * then unpin. The same close is how resync and scrub get a region to themselves (quiesce).
+ * asking TypeScript; opening one may pin the LTG in the MWC log (MirrorEngine.beforeWriteRegion).
+ * The keeper bounds the gates whose pin holds such an entry below the MWC cache size, closing
+ * the least recently opened of them when full. A gate whose pin holds nothing (a mirror with MWC
+ * off or passive, replication's change tracking) stays open until something closes it: bounding
+ * those would only send writes back through TypeScript for no gain. Closing is: close the
+ * native gate, wait for writes admitted before (drain), then unpin. The same close is how
+ * resync and scrub get a region to themselves (quiesce).
  *
  * Invariants: a region is open natively only while it is in `open`; at most one open or close
  * of a region is in flight (operations on one key are chained).
@@ -19,7 +22,8 @@
 export interface GateHost {
   setGate(nodeid: number, region: number, open: boolean): void
   drainWrites(nodeid: number): Promise<void>
-  pin(nodeid: number, region: number): Promise<void>
+  /** Resolves true when the open gate holds a bounded resource (an MWC cache entry). */
+  pin(nodeid: number, region: number): Promise<boolean>
   unpin(nodeid: number, region: number): void
 }
 
@@ -29,6 +33,8 @@ function keyOf(nodeid: number, region: number): string {
 
 export class GateKeeper {
   private readonly open = new Map<string, { nodeid: number; region: number }>()
+  /** The open gates that count against `maxOpen`, oldest first. */
+  private readonly bounded = new Map<string, { nodeid: number; region: number }>()
   private readonly chains = new Map<string, Promise<void>>()
   private readonly admission = new Map<number, VolumeAdmission>()
 
@@ -46,15 +52,16 @@ export class GateKeeper {
       await this.chain(keyOf(nodeid, region), async () => {
         const key = keyOf(nodeid, region)
         if (this.open.has(key)) return
-        await this.host.pin(nodeid, region)
+        const holds = await this.host.pin(nodeid, region)
         this.open.set(key, { nodeid, region })
+        if (holds) this.bounded.set(key, { nodeid, region })
         this.host.setGate(nodeid, region, true)
       })
     } finally {
       admission.leaveShared()
     }
-    while (this.open.size > this.maxOpen) {
-      const oldest = this.open.values().next().value
+    while (this.bounded.size > this.maxOpen) {
+      const oldest = this.bounded.values().next().value
       if (!oldest) break
       await this.closeGate(oldest.nodeid, oldest.region)
     }
@@ -66,6 +73,7 @@ export class GateKeeper {
       const key = keyOf(nodeid, region)
       this.host.setGate(nodeid, region, false)
       await this.host.drainWrites(nodeid)
+      this.bounded.delete(key)
       if (!this.open.delete(key)) return
       this.host.unpin(nodeid, region)
     })
@@ -99,6 +107,7 @@ export class GateKeeper {
     for (const [key, entry] of this.open) {
       if (entry.nodeid !== nodeid) continue
       this.open.delete(key)
+      this.bounded.delete(key)
       this.host.unpin(nodeid, entry.region)
     }
   }

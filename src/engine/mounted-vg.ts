@@ -269,16 +269,19 @@ export class MountedVg implements VolumeHost {
     return lv.copies > 1 && this.served.get(nodeidOf(lv))?.gateBytes === this.engine.mirror.ltgBytes
   }
 
-  /** Gate policy: MWC logging (mirrored LVs), then replication (copy-on-write, change tracking). */
-  private async beforeWriteRegion(nodeid: number, region: number): Promise<void> {
+  /** Gate policy: MWC logging (mirrored LVs), then replication (copy-on-write, change tracking).
+   * True when the open gate pins an MWC cache entry (the gate keeper bounds those). */
+  private async beforeWriteRegion(nodeid: number, region: number): Promise<boolean> {
     const lv = this.lvByNode(nodeid)
-    if (this.mirrorGated(lv)) await this.engine.beforeWriteRegion(lv.name, region)
+    const mirrored = this.mirrorGated(lv)
+    if (mirrored) await this.engine.beforeWriteRegion(lv.name, region)
     try {
       await this.replication.beforeWriteRegion(this.vg.name, lv.name, region, this.served.get(nodeid)?.gateBytes ?? 0)
     } catch (error) {
-      if (this.mirrorGated(lv)) this.engine.afterWriteRegion(lv.name, region)
+      if (mirrored) this.engine.afterWriteRegion(lv.name, region)
       throw error
     }
+    return mirrored && lv.mwc === 'active'
   }
 
   // --- native maps ----------------------------------------------------------------------------

@@ -88,8 +88,6 @@ export interface NativeSessionOptions {
   /** Slots each reader owns; JS-held requests beyond them draw on `sharedSlots`. */
   readonly slotsPerThread: number
   readonly sharedSlots: number
-  /** Threads that write the copies of one request at once (default: one per reader). */
-  readonly copyThreads?: number
   readonly onBatch: () => void
 }
 

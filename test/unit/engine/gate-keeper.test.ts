@@ -24,6 +24,7 @@ void t.test('quiesce waits for running opens and holds back new ones', async (t)
       const pin = deferred()
       pins.set(region, pin)
       await pin.promise
+      return true
     },
     unpin: (_nodeid, region) => { events.push(`unpin ${region}`) },
   }, 16)
@@ -57,7 +58,7 @@ void t.test('quiesce waits for running opens and holds back new ones', async (t)
 
 void t.test('quiesce of one volume does not hold back another', async (t) => {
   const keeper = new GateKeeper({
-    setGate: () => undefined, drainWrites: async () => undefined, pin: async () => undefined, unpin: () => undefined,
+    setGate: () => undefined, drainWrites: async () => undefined, pin: async () => true, unpin: () => undefined,
   }, 16)
   const release = deferred()
   const held = keeper.quiesce(1, () => release.promise)
@@ -65,4 +66,21 @@ void t.test('quiesce of one volume does not hold back another', async (t) => {
   t.equal(keeper.openCount, 1, 'volume 2 opened while volume 1 is quiesced')
   release.resolve()
   await held
+})
+
+void t.test('only gates whose pin holds an MWC entry count against the bound', async (t) => {
+  const closed: string[] = []
+  const keeper = new GateKeeper({
+    setGate: (nodeid, region, open) => { if (!open) closed.push(`${nodeid}:${region}`) },
+    drainWrites: async () => undefined,
+    // Volume 1 pins MWC entries (MWC active); volume 2 holds nothing (MWC off).
+    pin: async (nodeid) => nodeid === 1,
+    unpin: () => undefined,
+  }, 4)
+  for (let region = 0; region < 100; region++) await keeper.openGate(2, region)
+  t.equal(keeper.openCount, 100, 'a hundred unbounded gates stay open')
+  t.same(closed, [], 'none was evicted')
+  for (let region = 0; region < 6; region++) await keeper.openGate(1, region)
+  t.same(closed, ['1:0', '1:1'], 'the bound evicts the oldest bounded gates only')
+  t.equal(keeper.openCount, 104)
 })
