@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cleanupMountpoint, mountsAt } from '../src/fuse/mounts.js'
 import { fillFile, runWorkload, STANDARD_WORKLOADS, type Workload } from './bench/fio.js'
-import { MIRROR_WORKLOADS, mirrorLvName, mirrorRows, mirrorTarget, MWC_MODES, type MirrorFigures,
+import { MIRROR_WORKLOADS, mirrorCreateArgs, mirrorLvName, mirrorRows, mirrorTarget, MWC_MODES, type MirrorFigures,
   type MirrorRow, type Mwc } from './bench/mirror-limit.js'
 import { repoRoot, startLvmfsPassthrough } from './bench/servers.js'
 
@@ -171,14 +171,14 @@ try {
 
   // The VG: two PVs on the same disk; a linear LV, a 2-copy LV with MWC off and one with MWC
   // active, all of the same size (each PV holds one copy of both mirrors, and possibly all of the linear LV).
-  const pvBytes = sizeBytes * 3 + (256 << 20)
+  const pvBytes = sizeBytes * (MWC_MODES.length + 1) + (256 << 20)
   const pvs = [sparse(join(work, 'pv0.img'), pvBytes), sparse(join(work, 'pv1.img'), pvBytes)]
   const devices = pvs.join(',')
   lvmfs(['pvcreate', ...pvs])
   lvmfs(['vgcreate', 'bench', ...pvs, '--devices', devices])
   lvmfs(['lvcreate', 'bench', 'lin', '--size', `${sizeMb}M`, '--devices', devices])
   for (const mwc of MWC_MODES) {
-    lvmfs(['lvcreate', 'bench', mirrorLvName(mwc), '--size', `${sizeMb}M`, '--copies', '2', '--mwc', mwc,
+    lvmfs(['lvcreate', 'bench', mirrorLvName(mwc), '--size', `${sizeMb}M`, '--copies', '2', ...mirrorCreateArgs(mwc),
       '--devices', devices])
   }
   mkdirSync(mnt)
@@ -198,6 +198,7 @@ try {
           twoCopy: {
             off: await measure(mirrorTarget('off'), lvFile('off'), workload),
             active: await measure(mirrorTarget('active'), lvFile('active'), workload),
+            'off-in-order': await measure(mirrorTarget('off-in-order'), lvFile('off-in-order'), workload),
           },
         }
         for (const row of mirrorRows(mirror, figures)) recordMirror(row)
@@ -207,6 +208,8 @@ try {
     const linRow = await runAll('linear-lv', join(mnt, 'lin'), STANDARD_WORKLOADS)
     const activeRow = await runAll(mirrorTarget('active'), lvFile('active'), STANDARD_WORKLOADS)
     const offRow = await runAll(mirrorTarget('off'), lvFile('off'), MIRROR_WORKLOADS.map((m) => m.workload))
+    const inOrderRow = await runAll(mirrorTarget('off-in-order'), lvFile('off-in-order'),
+      MIRROR_WORKLOADS.map((m) => m.workload))
     const mirrorNames = new Set(MIRROR_WORKLOADS.map((m) => m.workload.name))
     for (const workload of STANDARD_WORKLOADS) {
       const name = workload.name
@@ -220,7 +223,9 @@ try {
     for (const mirror of MIRROR_WORKLOADS) {
       const name = mirror.workload.name
       for (const row of mirrorRows(mirror, { raw: rawRow.get(name)!, linear: linRow.get(name)!,
-        twoCopy: { off: offRow.get(name)!, active: activeRow.get(name)! } })) recordMirror(row)
+        twoCopy: { off: offRow.get(name)!, active: activeRow.get(name)!, 'off-in-order': inOrderRow.get(name)! } })) {
+        recordMirror(row)
+      }
     }
 
     // Resync of 1 GiB of stale copies (of the MWC-active LV) while fio writes to the LV.

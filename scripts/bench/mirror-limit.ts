@@ -9,8 +9,15 @@
  */
 import { STANDARD_WORKLOADS, type Workload } from './fio.js'
 
-export type Mwc = 'off' | 'active'
-export const MWC_MODES: readonly Mwc[] = ['off', 'active']
+/** A 2-copy LV variant: MWC off or active (copies written at once, schedule p), and MWC off with
+ * the copies written one after the other (schedule s), for contrast. */
+export type Mwc = 'off' | 'active' | 'off-in-order'
+export const MWC_MODES: readonly Mwc[] = ['off', 'active', 'off-in-order']
+
+/** lvcreate options of a variant. */
+export function mirrorCreateArgs(mwc: Mwc): string[] {
+  return mwc === 'off-in-order' ? ['--mwc', 'off', '--schedule', 's'] : ['--mwc', mwc, '--schedule', 'p']
+}
 
 export interface MirrorWorkload {
   readonly workload: Workload
@@ -77,7 +84,7 @@ export function mirrorRows({ workload, goals }: MirrorWorkload, figures: MirrorF
       target: mirrorTarget(mwc), test, value, unit, ratio, against: 'raw/2',
       ...(goal === undefined ? {} : { goal, met: ratio >= goal }),
       ratioToLinear: value / figures.linear,
-      line: `2-copy mwc=${mwc} ${test}: ${value.toFixed(0)} ${unit} = ${ratio.toFixed(2)} of raw/2 (${verdict}); ` +
+      line: `2-copy ${mwc === 'off-in-order' ? 'mwc=off schedule=s (copies in order)' : `mwc=${mwc}`} ${test}: ${value.toFixed(0)} ${unit} = ${ratio.toFixed(2)} of raw/2 (${verdict}); ` +
         `${(value / figures.linear).toFixed(2)} of linear`,
     })
   }
