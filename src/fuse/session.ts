@@ -261,9 +261,13 @@ export class FuseSession {
         this.log.error({ unique: nodeid, opcode: extent, errno: -v.getInt32(at + f.error, true) },
           'the kernel refused a reply')
         return
-      case EntryKind.CLOSED:
+      case EntryKind.CLOSED: {
+        // ENODEV: unmounted; ECONNABORTED: aborted (fusectl, or every fd closed); 0: stopped by close().
+        const errno = v.getInt32(at + f.error, true)
+        if (errno !== 0) this.log.warn({ errno, mountpoint: this.mountpoint }, 'FUSE connection ended')
         this.shutdown()
         return
+      }
       default:
         this.log.error({ kind }, 'unknown native entry kind')
     }

@@ -11,14 +11,18 @@ t.test('fio with verify on a mirrored LV while one PV fails, then resync', { ski
   createAndMount(t, fixture, [{ name: 'mir', size: '128M', copies: 2 }])
   const fio = spawn('fio', ['--name=verify', `--filename=${join(fixture.mountpoint, 'mir')}`, '--rw=randwrite',
     '--bsrange=4k-64k', '--ioengine=libaio', '--direct=1', '--iodepth=8', '--size=128M', '--time_based',
-    '--runtime=6', '--verify=crc32c', '--verify_backlog=256', '--verify_fatal=1', '--verify_state_save=0',
+    // Long enough that the fault (a CLI call, several seconds on a loaded 2-core machine) lands
+    // while fio still writes.
+    '--runtime=12', '--verify=crc32c', '--verify_backlog=256', '--verify_fatal=1', '--verify_state_save=0',
     '--output-format=json'],
   { stdio: ['ignore', 'pipe', 'pipe'] })
   let fioOut = ''
   fio.stdout.on('data', (chunk: Buffer) => { fioOut += chunk.toString() })
+  const fioExited = new Promise<void>((resolve) => fio.once('exit', () => resolve()))
   t.teardown(() => { fio.kill('SIGKILL') })
   await new Promise((resolve) => setTimeout(resolve, 1500))
   fixture.ok(['fault', fixture.vg, fixture.pvs[0]!, '--fail-writes'])
+  t.equal(fio.exitCode, null, 'fio was still writing when the PV failed')
   const failedAt = Date.now()
   let staleAfterMs: number | undefined
   while (staleAfterMs === undefined && Date.now() - failedAt < 10_000) {
@@ -27,7 +31,7 @@ t.test('fio with verify on a mirrored LV while one PV fails, then resync', { ski
   }
   t.ok(staleAfterMs !== undefined, 'partitions of the failed PV were marked stale')
   t.comment(`stale bits visible ${staleAfterMs} ms after the fault (polling every 50 ms)`)
-  await new Promise<void>((resolve) => fio.once('exit', () => resolve()))
+  await fioExited
   t.equal(fio.exitCode, 0, 'fio finished without an I/O or verify error')
   const job = (JSON.parse(fioOut.slice(fioOut.indexOf('{'))) as { jobs: Array<{ error: number }> }).jobs[0]!
   t.equal(job.error, 0, 'fio reports error 0')
