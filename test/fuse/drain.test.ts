@@ -6,12 +6,13 @@
  * second used to return at once and let a resync copy race the write.
  */
 import { spawn } from 'node:child_process'
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { PassthroughFileSystem } from '../../src/fuse/examples/passthrough-fs.js'
 import { setFdFault } from '../../src/fuse/native-session.js'
 import { FuseSession } from '../../src/fuse/session.js'
+import { blockedInFuse } from '../helpers/in-process-mount.js'
 import { fuseAvailable, makeMountpoint } from '../helpers/mount-child.js'
 
 const SLOW_WRITES = 4
@@ -26,17 +27,6 @@ function backingHolds(path: string, expected: Buffer): boolean {
   } finally {
     closeSync(fd)
   }
-}
-
-/** Waits until process `pid` is blocked inside a FUSE request (its write reached the daemon). */
-async function blockedInFuse(pid: number): Promise<void> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    let wchan = ''
-    try { wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8') } catch { /* not yet */ }
-    if (wchan.includes('fuse') || wchan.includes('request_wait_answer')) return
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  throw new Error(`process ${pid} never blocked in a FUSE request`)
 }
 
 t.test('two concurrent drains both wait for a write admitted before them', { skip: fuseAvailable() }, async (t) => {
