@@ -3,10 +3,10 @@
  *
  * An open gate lets native writes into a region (an MWC logical track group) run without
  * asking TypeScript; opening one may pin the LTG in the MWC log (MirrorEngine.beforeWriteRegion).
- * The keeper bounds the gates whose pin holds such an entry below the MWC cache size, closing
- * the least recently opened of them when full. A gate whose pin holds nothing (a mirror with MWC
- * off or passive, replication's change tracking) stays open until something closes it: bounding
- * those would only send writes back through TypeScript for no gain. Closing is: close the
+ * The keeper bounds the gates its host says must be bounded (an MWC cache entry, replication's
+ * write tracking) below the MWC cache size, closing the least recently opened of them when full.
+ * The others (a mirror with MWC off or passive, no replication) stay open until something closes
+ * them: bounding those would only send writes back through TypeScript for no gain. Closing is: close the
  * native gate, wait for writes admitted before (drain), then unpin. The same close is how
  * resync and scrub get a region to themselves (quiesce).
  *
@@ -22,7 +22,7 @@
 export interface GateHost {
   setGate(nodeid: number, region: number, open: boolean): void
   drainWrites(nodeid: number): Promise<void>
-  /** Resolves true when the open gate holds a bounded resource (an MWC cache entry). */
+  /** Resolves true when the open gate counts against the bound (see the header). */
   pin(nodeid: number, region: number): Promise<boolean>
   unpin(nodeid: number, region: number): void
 }

@@ -270,7 +270,9 @@ export class MountedVg implements VolumeHost {
   }
 
   /** Gate policy: MWC logging (mirrored LVs), then replication (copy-on-write, change tracking).
-   * True when the open gate pins an MWC cache entry (the gate keeper bounds those). */
+   * True when the gate keeper must bound the open gate: it pins an MWC cache entry, or
+   * replication tracks the volume's writes (its catch-ups were built and measured with bounded
+   * gates). Only a mirror with MWC off or passive and no replication keeps its gates open. */
   private async beforeWriteRegion(nodeid: number, region: number): Promise<boolean> {
     const lv = this.lvByNode(nodeid)
     const mirrored = this.mirrorGated(lv)
@@ -281,7 +283,7 @@ export class MountedVg implements VolumeHost {
       if (mirrored) this.engine.afterWriteRegion(lv.name, region)
       throw error
     }
-    return mirrored && lv.mwc === 'active'
+    return (mirrored && lv.mwc === 'active') || this.replication.gatesWrites(this.vg.name, lv.name)
   }
 
   // --- native maps ----------------------------------------------------------------------------

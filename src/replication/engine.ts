@@ -749,6 +749,15 @@ export class ReplicationEngine {
    *    until the chunk is owned: the hook copies it);
    *  - copy/mirror target: its data partitions (LP 1..), read-only while mirrored.
    */
+  /** Whether this engine gates the volume's writes itself (copy-on-write of a clone, change
+   * tracking of a source, a split replica's first write): its gate hooks must keep running. */
+  gatesWrites(vgName: string, lvName: string): boolean {
+    const { lv } = this.#locate(vgName, lvName)
+    const replica = replicaOf(lv)
+    if (replica !== undefined) return replica.kind === 'clone' || replica.state === 'split'
+    return this.#children(vgName, lv).some((c) => c.replica.state !== 'split') || splitUnwritten(lv)
+  }
+
   volumeMapOf(vgName: string, lvName: string, fdOf: (vgName: string, pvIndex: number) => number): VolumeMap {
     const located = this.#locate(vgName, lvName)
     const { engine, lv } = located
@@ -757,11 +766,7 @@ export class ReplicationEngine {
     const base = engine.mirror.buildVolumeMap(lv, (pvIndex) => fdOf(vgName, pvIndex))
     if (replica === undefined) {
       const children = this.#children(vgName, lv).filter((c) => c.replica.state !== 'split')
-      // Until its first write after a split the source stays gated: that write must pass the
-      // hook to start the source's new generation (#noteSourceWrittenApart).
-      const ext = sourceOf(lv)
-      const splitUnwritten = ext?.children.some((c) => c.split === true && c.base === ext.generation.current) ?? false
-      if (children.length === 0 && !splitUnwritten) return base
+      if (children.length === 0 && !splitUnwritten(lv)) return base
       const extents = base.extents.map((extent, lp) => {
         const extra = children.filter((c) => c.replica.kind === 'mirror-sync' && (c.replica.state === 'complete' ||
           isCopied(this.#jobs.get(c.replica.jobId ?? '')?.copied ?? new Uint8Array(), lp)))
@@ -1692,4 +1697,11 @@ export class ReplicationEngine {
     await Promise.all([...this.#jobs.values()].map((run) => run.done))
     await this.io.closeAll()
   }
+}
+
+/** Until its first write after a split the source stays gated: that write must pass the hook to
+ * start the source's new generation (#noteSourceWrittenApart). */
+function splitUnwritten(lv: LvDescriptor): boolean {
+  const ext = sourceOf(lv)
+  return ext?.children.some((c) => c.split === true && c.base === ext.generation.current) ?? false
 }
