@@ -256,9 +256,22 @@ void Session::FreeSlot(uint32_t slotId) {
   slotFreed_.notify_all();
 }
 
-void Session::HandToJs(uint32_t slotId) {
+void Session::HandToJs(uint32_t slotId, EntryKind kind, uint32_t extent) {
   Slot& slot = slots_[slotId];
   slot.state.store(StateWord(slot.generation, kSlotJs));
+  uint64_t nodeid = MetaOf(slot)->requestBytes < kFuseInHeaderBytes ? 0 : HeaderOf(slot)->nodeid;
+  Push(Entry{kind, slotId, nodeid, extent, 0, 0, slot.generation});
+}
+
+// A write or fallocate stopped before closed gate `region`: the gate policy runs in TypeScript,
+// which a thread of this process must not wait for.
+void Session::HandToGate(uint32_t slotId, uint64_t region) {
+  if (IsDaemonThread(HeaderOf(slots_[slotId])->pid)) {
+    counters_.selfRequests++;
+    return ReplyNative(slotId, -EDEADLK, nullptr, 0);
+  }
+  counters_.gated++;
+  HandToJs(slotId, kEntryGate, static_cast<uint32_t>(region));
 }
 
 bool Session::TakeFromJs(uint32_t slotId, uint32_t generation) {
@@ -313,8 +326,7 @@ bool Session::IsDaemonThread(uint32_t tid) const {
 void Session::Handle(uint32_t slotId) {
   Slot& slot = slots_[slotId];
   if (MetaOf(slot)->requestBytes < kFuseInHeaderBytes) {
-    HandToJs(slotId);
-    Push(Entry{kEntryRequest, slotId, 0, 0, 0, 0, slot.generation});  // TypeScript reports it
+    HandToJs(slotId, kEntryRequest);  // TypeScript reports the bad frame
     return;
   }
   fuse_in_header* header = HeaderOf(slot);
@@ -330,8 +342,7 @@ void Session::Handle(uint32_t slotId) {
     return;
   }
   counters_.jsRequests++;
-  HandToJs(slotId);
-  Push(Entry{kEntryRequest, slotId, header->nodeid, 0, 0, 0, slot.generation});
+  HandToJs(slotId, kEntryRequest);
 }
 
 std::shared_ptr<Volume> Session::FindVolume(uint64_t nodeid) {
@@ -378,14 +389,7 @@ bool Session::TryVolumeOp(uint32_t slotId) {
   int64_t closed = map->readOnly ? -1 : FirstClosedRegion(*map, start, clipped);
   if (closed >= 0) {
     volume->inflight[generation].fetch_sub(1, std::memory_order_seq_cst);
-    if (IsDaemonThread(header->pid)) {
-      counters_.selfRequests++;
-      ReplyNative(slotId, -EDEADLK, nullptr, 0);
-      return true;
-    }
-    counters_.gated++;
-    HandToJs(slotId);
-    Push(Entry{kEntryGate, slotId, header->nodeid, static_cast<uint32_t>(closed), 0, 0, slot.generation});
+    HandToGate(slotId, static_cast<uint64_t>(closed));
     return true;
   }
   ExecuteWrite(slotId, map);
@@ -436,9 +440,7 @@ void Session::ExecuteWrite(uint32_t slotId, const std::shared_ptr<VolumeMap>& ma
   if (sink.count > 0) {
     counters_.copyErrors += sink.count;
     // Policy must react (mark stale, commit the status area) before this write is answered.
-    HandToJs(slotId);
-    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
-    return;
+    return HandToJs(slotId, kEntryWriteError);
   }
   FinishNative(slotId);
 }
@@ -452,9 +454,7 @@ void Session::ExecuteFsync(uint32_t slotId, const std::shared_ptr<VolumeMap>& ma
   counters_.fsyncOps++;
   if (sink.count > 0) {
     // Which copies the failed fds hold is TypeScript's to work out (it built the map).
-    HandToJs(slotId);
-    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
-    return;
+    return HandToJs(slotId, kEntryWriteError);
   }
   ReplyNative(slotId, 0, nullptr, 0);
 }
@@ -486,21 +486,11 @@ void Session::ExecuteFallocate(uint32_t slotId, const std::shared_ptr<VolumeMap>
   else meta->flags &= ~kSlotPartial;
   if (result.closedRegion >= 0) {
     // Failures so far stay in the slot and reach policy with the rest of the range.
-    if (IsDaemonThread(HeaderOf(slot)->pid)) {
-      counters_.selfRequests++;
-      return ReplyNative(slotId, -EDEADLK, nullptr, 0);
-    }
-    counters_.gated++;
-    HandToJs(slotId);
-    Push(Entry{kEntryGate, slotId, HeaderOf(slot)->nodeid,
-               static_cast<uint32_t>(result.closedRegion), 0, 0, slot.generation});
-    return;
+    return HandToGate(slotId, static_cast<uint64_t>(result.closedRegion));
   }
   if (sink.count > 0) {
     counters_.copyErrors += sink.count;
-    HandToJs(slotId);
-    Push(Entry{kEntryWriteError, slotId, HeaderOf(slot)->nodeid, 0, 0, 0, slot.generation});
-    return;
+    return HandToJs(slotId, kEntryWriteError);
   }
   FinishNative(slotId);
 }

@@ -84,7 +84,9 @@ class Session : public Napi::ObjectWrap<Session> {
   // Slots
   uint32_t AllocateSlot(int reader);  // UINT32_MAX when stopping
   void FreeSlot(uint32_t slot);
-  void HandToJs(uint32_t slot);
+  // Gives the slot to TypeScript together with the entry that tells it why.
+  void HandToJs(uint32_t slot, EntryKind kind, uint32_t extent = 0);
+  void HandToGate(uint32_t slot, uint64_t region);
   bool TakeFromJs(uint32_t slot, uint32_t generation);
   Napi::Value Refused(const Napi::CallbackInfo& info);
 

@@ -29,6 +29,12 @@ void FailureSink::Add(uint32_t extent, uint32_t copy, int error, uint32_t flags)
   if (count < capacity) records[count++] = FailureRecord{extent, copy, error, flags};
 }
 
+void FailureSink::MarkLost(uint32_t extent, uint32_t firstRecord) {
+  lostExtents++;
+  if (count == firstRecord) Add(extent, kFailureNoCopy, -ESTALE, kFailureExtentLost);
+  for (uint32_t r = firstRecord; r < count; r++) records[r].flags |= kFailureExtentLost;
+}
+
 int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* buffer,
                uint32_t roundRobinStart,
                const std::function<void(uint32_t, uint32_t, int)>& onCopyError) {
@@ -59,11 +65,17 @@ int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* 
 uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, const uint8_t* data,
                      uint64_t progress, BatchRunner atOnce, FailureSink& sink) {
   uint8_t* bytes = const_cast<uint8_t*>(data);  // pwrite only reads it
+  // Reused by every request this thread runs: no allocation per write once they have grown.
+  thread_local std::vector<Segment> segments;
+  thread_local std::vector<Transfer> batch;
+  thread_local std::vector<size_t> firstTransfer;  // per segment, its first transfer in `batch`
   while (progress < length) {
     // One batch: as many segments as the sink can take every copy's failure of.
     uint32_t room = (sink.capacity - sink.count) / kMaxCopies;
     if (room == 0) return progress;
-    std::vector<Segment> segments;
+    segments.clear();
+    batch.clear();
+    firstTransfer.clear();
     uint64_t cursor = progress;
     while (cursor < length && segments.size() < room) {
       uint64_t position = offset + cursor;
@@ -72,11 +84,8 @@ uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, con
       segments.push_back(Segment{position / map.extentBytes, within, segment, cursor});
       cursor += segment;
     }
-    std::vector<int> results(segments.size() * kMaxCopies, 1);  // 1: not written
-    std::vector<Transfer> batch;
-    std::vector<size_t> slotOf;  // batch index -> results index
-    for (size_t s = 0; s < segments.size(); s++) {
-      const Segment& seg = segments[s];
+    for (const Segment& seg : segments) {
+      firstTransfer.push_back(batch.size());
       const Extent& extent = map.extents[seg.extent];
       for (int c = 0; c < extent.count; c++) {
         const CopyTarget& copy = extent.copies[c];
@@ -88,28 +97,24 @@ uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, con
         transfer.length = seg.length;
         transfer.offset = copy.offsetBytes + seg.within;
         batch.push_back(transfer);
-        slotOf.push_back(s * kMaxCopies + c);
       }
     }
+    firstTransfer.push_back(batch.size());
     if (map.writeSchedule == kWriteParallel) atOnce(batch);
     else RunInOrder(batch);
-    for (size_t i = 0; i < batch.size(); i++) results[slotOf[i]] = batch[i].result;
     for (size_t s = 0; s < segments.size(); s++) {
-      const Segment& seg = segments[s];
-      const Extent& extent = map.extents[seg.extent];
+      const Extent& extent = map.extents[segments[s].extent];
+      uint32_t extentIndex = static_cast<uint32_t>(segments[s].extent);
       uint32_t first = sink.count;
       int fresh = 0;
-      for (int c = 0; c < extent.count; c++) {
-        int result = results[s * kMaxCopies + c];
-        if (result == 0 && !extent.copies[c].stale) fresh++;
-        if (result < 0) sink.Add(static_cast<uint32_t>(seg.extent), static_cast<uint32_t>(c), result, 0);
+      for (size_t t = firstTransfer[s]; t < firstTransfer[s + 1]; t++) {
+        const Transfer& transfer = batch[t];
+        if (transfer.result == 0 && !transfer.copy->stale) fresh++;
+        if (transfer.result < 0) {
+          sink.Add(extentIndex, static_cast<uint32_t>(transfer.copy - extent.copies), transfer.result, 0);
+        }
       }
-      if (fresh > 0) continue;
-      sink.lostExtents++;
-      if (sink.count == first) {
-        sink.Add(static_cast<uint32_t>(seg.extent), kFailureNoCopy, -ESTALE, kFailureExtentLost);
-      }
-      for (uint32_t r = first; r < sink.count; r++) sink.records[r].flags |= kFailureExtentLost;
+      if (fresh == 0) sink.MarkLost(extentIndex, first);
     }
     progress = cursor;
   }
@@ -174,11 +179,7 @@ FallocateResult FallocateVolume(const VolumeMap& map, int backingMode, uint64_t 
       for (int c = 0; c < extent.count; c++) {
         if (errors[c] < 0) sink.Add(extentIndex, static_cast<uint32_t>(c), errors[c], 0);
       }
-      if (fresh == 0) {
-        sink.lostExtents++;
-        if (sink.count == first) sink.Add(extentIndex, kFailureNoCopy, -ESTALE, kFailureExtentLost);
-        for (uint32_t r = first; r < sink.count; r++) sink.records[r].flags |= kFailureExtentLost;
-      }
+      if (fresh == 0) sink.MarkLost(extentIndex, first);
     }
     result.progress += segment;
   }

@@ -21,6 +21,9 @@ struct FailureSink {
   uint32_t count = 0;
   uint32_t lostExtents = 0;
   void Add(uint32_t extent, uint32_t copy, int error, uint32_t flags);
+  // The extent reached no fresh copy: flags its records from `firstRecord` on (one record
+  // without a copy when there are none) and counts it.
+  void MarkLost(uint32_t extent, uint32_t firstRecord);
 };
 
 // Reads [offset, offset+length) into buffer, failing over between fresh copies. `onCopyError`
