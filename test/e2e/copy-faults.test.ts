@@ -21,6 +21,14 @@ function logOnFailure(t: Test, fixture: VgFixture): void {
   })
 }
 
+/** Two PVs, 64 KiB PPs, a mounted 2-copy LV "mir" of `size`: its fixture and file. */
+function mountedMirror(t: Test, size: string): { fixture: VgFixture; file: string } {
+  const fixture = makeVg(t, { pvCount: 2, pvBytes: PV_BYTES })
+  logOnFailure(t, fixture)
+  createAndMount(t, fixture, [{ name: 'mir', size, copies: 2 }], { ppSize: '64K' })
+  return { fixture, file: join(fixture.mountpoint, 'mir') }
+}
+
 function dataFile(fixture: VgFixture, name: string, bytes: number): { path: string; data: Buffer } {
   const data = randomBytes(bytes)
   const path = join(fixture.dir, name)
@@ -103,10 +111,7 @@ t.test('linear LV across two PVs: a 1 MiB write with extents failing on the seco
 
 t.test('2-copy LV, 64K PPs: a 1 MiB write over single-PP faults on pv1 leaves exactly those LPs stale',
   { skip }, async (t: Test) => {
-    const fixture = makeVg(t, { pvCount: 2, pvBytes: PV_BYTES })
-    logOnFailure(t, fixture)
-    createAndMount(t, fixture, [{ name: 'mir', size: '2M', copies: 2 }], { ppSize: '64K' })
-    const file = join(fixture.mountpoint, 'mir')
+    const { fixture, file } = mountedMirror(t, '2M')
     // Two failed copies: errorsBeforeMissing (3, src/mirror/mirror-vg.ts) is not reached.
     const lp5 = faultJson(fixture, [fixture.pvs[1]!, '--fail-writes', '--lv', 'mir', '--lp', '5'])
     t.equal(lp5.ranges.length, 1, 'LP 5 has one PP on pv1')
@@ -124,10 +129,7 @@ t.test('2-copy LV, 64K PPs: a 1 MiB write over single-PP faults on pv1 leaves ex
 
 t.test('2-copy LV: failures that mark pv1 MISSING mid-request still leave every failed copy stale',
   { skip }, async (t: Test) => {
-    const fixture = makeVg(t, { pvCount: 2, pvBytes: PV_BYTES })
-    logOnFailure(t, fixture)
-    createAndMount(t, fixture, [{ name: 'mir', size: '2M', copies: 2 }], { ppSize: '64K' })
-    const file = join(fixture.mountpoint, 'mir')
+    const { fixture, file } = mountedMirror(t, '2M')
     // Four failed copies in one request: the third marks pv1 MISSING, the fourth comes after.
     fixture.ok(['fault', fixture.vg, fixture.pvs[1]!, '--fail-writes', '--lv', 'mir', '--lp', '3,6,9,12'])
     const input = dataFile(fixture, 'data', MIB)
@@ -149,10 +151,7 @@ t.test('2-copy LV: failures that mark pv1 MISSING mid-request still leave every 
 
 t.test('2-copy LV: a failed fsync on pv1 makes its copies stale; failed on pv0 too, fsync fails',
   { skip }, async (t: Test) => {
-    const fixture = makeVg(t, { pvCount: 2, pvBytes: PV_BYTES })
-    logOnFailure(t, fixture)
-    createAndMount(t, fixture, [{ name: 'mir', size: '1M', copies: 2 }], { ppSize: '64K' })
-    const file = join(fixture.mountpoint, 'mir')
+    const { fixture, file } = mountedMirror(t, '1M')
     const input = dataFile(fixture, 'data', MIB)
     const unsynced = dd(input.path, file, 0)
     t.equal(unsynced.code, 0, `write without fsync: ${unsynced.stderr.trim()}`)
@@ -177,10 +176,7 @@ t.test('2-copy LV: a failed fsync on pv1 makes its copies stale; failed on pv0 t
 
 t.test('2-copy LV: fallocate --punch-hole over failing pv1 copies succeeds, marks them stale, reads zeros',
   { skip }, async (t: Test) => {
-    const fixture = makeVg(t, { pvCount: 2, pvBytes: PV_BYTES })
-    logOnFailure(t, fixture)
-    createAndMount(t, fixture, [{ name: 'mir', size: '2M', copies: 2 }], { ppSize: '64K' })
-    const file = join(fixture.mountpoint, 'mir')
+    const { fixture, file } = mountedMirror(t, '2M')
     const input = dataFile(fixture, 'data', 2 * MIB)
     const written = dd(input.path, file, 0, { count: 2 })
     t.equal(written.code, 0, `initial write: ${written.stderr.trim()}`)
