@@ -22,7 +22,7 @@ import { Resyncer, type ResyncOptions, type ResyncReport } from './resync.js'
 import { scrubLv, type ScrubOptions, type ScrubReport } from './scrub.js'
 
 export { MirroredLv, type OpenLvOptions } from './lv-engine.js'
-export { MirrorVg, buildVolumeMap, type CopyErrorDecision, type MirrorVgOptions, type MirrorLogger } from './mirror-vg.js'
+export { MirrorVg, buildVolumeMap, type CopyErrorDecision, type LpRange, type MirrorVgOptions, type MirrorLogger } from './mirror-vg.js'
 export { Resyncer, RateLimiter, type ResyncOptions, type ResyncProgress, type ResyncReport, type LpResyncResult } from './resync.js'
 export { scrubLv, repairWinner, type ScrubReport, type ScrubMismatch, type ScrubOptions } from './scrub.js'
 export type { MirrorRecoveryReport, LtgRecovery } from './recovery.js'

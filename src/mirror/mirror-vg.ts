@@ -19,6 +19,12 @@ import { MwcLog, ltgBytesOf } from './mwc.js'
 import { RegionLocks } from './region-locks.js'
 import { Serial } from './serial.js'
 
+/** A byte range inside one LP. */
+export interface LpRange {
+  readonly offsetInLpBytes: number
+  readonly lengthBytes: number
+}
+
 export type CopyErrorDecision = 'stale-and-continue' | 'fail'
 
 export interface MirrorLogger {
@@ -157,6 +163,17 @@ export class MirrorVg {
 
   writeThroughOf(lvId: number, lp: number): ReadonlySet<number> {
     return this.#writeThrough.get(`${lvId}:${lp}`) ?? new Set()
+  }
+
+  // --- what a resync of a stale copy must copy ------------------------------------------------
+
+  /**
+   * The byte ranges of LP `lp` that may differ between its fresh copies and the given stale
+   * target copies, sorted and disjoint; undefined means the whole LP (no trustworthy
+   * write-intent bitmap covers those targets). A forced resync ignores this.
+   */
+  resyncRanges(_lv: LvDescriptor, _lp: number, _targets: readonly number[]): readonly LpRange[] | undefined {
+    return undefined
   }
 
   // --- forced resync pending (passive MWC after a crash) --------------------------------------
