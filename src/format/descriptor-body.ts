@@ -5,7 +5,8 @@
  *     "pvs":    [ { "pvId", "lastPath", "ppCount", "removed" } ],
  *     "copies": [ [pvIndex, area], ... ],                 descriptor/status copy placement
  *     "lvs":    [ { "lvId", "name", "copies", "strict", "schedule", "mwc", "lps",
- *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...} } ],
+ *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...},
+ *                   "al": N, "bmChunkLog2": N } ],   al/bmChunkLog2 optional, only when set
  *     "shared": true }                                    optional, only for `vgcreate --shared`
  *
  * LP maps are run-length encoded: one segment covers `count` consecutive LPs whose copy k sits
@@ -24,6 +25,10 @@ import { FORMAT_VERSION } from './layout.js'
 const SCHEDULES = ['p', 'ps', 'pr', 's']
 const STRICT = ['y', 'n', 's']
 const MWC = ['active', 'passive', 'off']
+/** Bounds of the optional LV fields (the record capacity of an MWC area is checked elsewhere). */
+export const MAX_AL_EXTENTS = 65535
+export const MIN_BITMAP_CHUNK_LOG2 = 12
+export const MAX_BITMAP_CHUNK_LOG2 = 34
 export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}$/
 
 function encodeSegments(lps: ReadonlyArray<ReadonlyArray<PpRef>>): number[][] {
@@ -53,7 +58,9 @@ export function encodeDescriptorBody(d: VgDescriptor): Uint8Array {
     pvs: d.pvs.map((p) => ({ pvId: p.pvId, lastPath: p.lastPath, ppCount: p.ppCount, removed: p.removed })),
     copies: d.descriptorCopies.map((c) => [c.pvIndex, c.area]),
     lvs: d.lvs.map((lv) => ({ lvId: lv.lvId, name: lv.name, copies: lv.copies, strict: lv.strict,
-      schedule: lv.schedule, mwc: lv.mwc, lps: lv.lps.length, segs: encodeSegments(lv.lps), ext: lv.ext })),
+      schedule: lv.schedule, mwc: lv.mwc, lps: lv.lps.length, segs: encodeSegments(lv.lps), ext: lv.ext,
+      ...(lv.alExtents === undefined ? {} : { al: lv.alExtents }),
+      ...(lv.bitmapChunkBytes === undefined ? {} : { bmChunkLog2: Math.log2(lv.bitmapChunkBytes) }) })),
     ...(d.shared === true ? { shared: true } : {}),
   }
   return new TextEncoder().encode(JSON.stringify(body))
@@ -112,6 +119,9 @@ function decodeLv(raw: unknown, i: number, pvCount: number): LvDescriptor {
     schedule: oneOf(o['schedule'], f('schedule'), SCHEDULES),
     mwc: oneOf(o['mwc'], f('mwc'), MWC),
     lps, ext: obj(o['ext'], f('ext')) as { [key: string]: JsonValue },
+    ...(o['al'] === undefined ? {} : { alExtents: int(o['al'], f('al'), 1, MAX_AL_EXTENTS) }),
+    ...(o['bmChunkLog2'] === undefined ? {} : {
+      bitmapChunkBytes: 2 ** int(o['bmChunkLog2'], f('bmChunkLog2'), MIN_BITMAP_CHUNK_LOG2, MAX_BITMAP_CHUNK_LOG2) }),
   }
 }
 

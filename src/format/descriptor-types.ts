@@ -55,6 +55,11 @@ export interface LvDescriptor {
   readonly strict: Strictness
   readonly schedule: Schedule
   readonly mwc: MwcPolicy
+  /** Active extents (LTGs) the activity log keeps for this LV (active MWC); absent: the
+   * default, 1237. Written only when set, so older descriptors keep their bytes. */
+  readonly alExtents?: number
+  /** Write-intent bitmap chunk size in bytes (power of two); absent: 64 KiB. */
+  readonly bitmapChunkBytes?: number
   /** lps[lp][copy] = where that copy lives. lps.length is the LP count. */
   readonly lps: ReadonlyArray<ReadonlyArray<PpRef>>
   /** Opaque JSON object reserved for replication metadata; carried through every commit. */

@@ -26,7 +26,7 @@ export { MirrorVg, buildVolumeMap, type CopyErrorDecision, type LpRange, type Mi
 export { Resyncer, RateLimiter, type ResyncOptions, type ResyncProgress, type ResyncReport, type LpResyncResult } from './resync.js'
 export { scrubLv, repairWinner, type ScrubReport, type ScrubMismatch, type ScrubOptions } from './scrub.js'
 export type { MirrorRecoveryReport, LtgRecovery } from './recovery.js'
-export { ltgBytesOf, DEFAULT_LTG_BYTES_MAX, DEFAULT_MWC_CACHE_LTGS } from './mwc.js'
+export { ltgBytesOf, DEFAULT_LTG_BYTES_MAX, DEFAULT_AL_EXTENTS, AIX_MWC_CACHE_LTGS, alExtentsCapacity } from './mwc.js'
 
 export interface MirrorEngineOptions extends MirrorVgOptions {
   /** Options of the resyncs the engine starts itself (forced passive resync, auto_resync). */

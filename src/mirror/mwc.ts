@@ -1,42 +1,56 @@
 /**
- * Active mirror write consistency: the in-memory LTG cache and the per-PV log writers.
+ * Active mirror write consistency: the activity log (AL). An in-memory set of active extents
+ * (logical track groups, LTGs) per LV, and the per-PV writers of its records.
  *
  * Protocol (AIX active MWC, DRBD activity log):
- *  - Before a mirrored write touches a logical track group (LTG) that is not in the cache, the
- *    LTG is added and a record listing it is written durably (O_DSYNC-like: write + sync) to
- *    every PV that holds a copy of the LTG's LP. Only then does the data write start.
- *  - Records are full snapshots (cache entries with a copy on that PV, plus every resync
- *    cursor) stamped with a VG-wide seq, written round-robin over the slots of the PV's MWC
- *    area, so a torn record leaves the previous one valid.
- *  - Cleaning is lazy: an LTG leaves the cache only when room is needed and no write holds it;
- *    the PVs of evicted LTGs are synced before the record that drops them is written, so a
- *    power loss cannot leave an unlogged inconsistent LTG.
+ *  - Before a mirrored write touches an LTG that is not in the set, the LTG is added and a
+ *    record listing it is written durably (writeDurable, or write + sync) to every PV that holds
+ *    a copy of the LTG's LP. Only then does the data write start. A write into an LTG already
+ *    in the set costs no metadata I/O.
+ *  - Group commit: concurrent misses share one record write per PV (a caller waits for the
+ *    first record whose snapshot was taken after its LTG entered the set).
+ *  - Records are full snapshots (format/mwc-log.ts: the PV's active extents, every resync cursor,
+ *    the write-intent bitmaps of its LPs), written round a ring of blocks, so a torn record
+ *    leaves the previous one valid.
+ *  - Each LV holds at most `alExtents` LTGs (descriptor field, default 1237 as DRBD; the engine
+ *    option `cacheLtgs` overrides it for every LV). Eviction is lazy, LRU and batched: an LTG
+ *    leaves the set only when room is needed and no write holds it; the PVs of dirty victims
+ *    are synced before the record that drops them, so a power loss cannot leave an unlogged
+ *    inconsistent LTG.
  *  - Look-ahead: a write to LTG n, once n is recorded, starts recording n+1..n+8 with one
  *    background record when n+1 is not logged yet, so sequential writers rarely wait for the
  *    log (a superset in the log only costs recovery time).
  *
  * Invariants: an LTG with pins > 0 is in every record written after its pin to the PVs of its
- * copies; seq only grows; a PV's writer never overwrites the slot holding its newest record.
+ * copies; seq only grows; a PV's writer never overwrites the blocks of its newest record.
  */
 import type { BlockDevice } from '../io/block-device.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import {
-  MWC_MAX_CURSORS, MWC_MAX_ENTRIES, MWC_RECORD_BYTES, encodeMwcRecord, newestMwcRecord,
-  type MwcEntry, type MwcRecord, type ResyncCursor,
+  MWC_BLOCK_BYTES, MWC_MAX_CURSORS, encodeMwcRecord, maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
+  scanMwcArea, WHOLE_LV, type DirtyChunks, type MwcEntry, type MwcRecord, type ResyncCursor,
 } from '../format/mwc-log.js'
 import { assert } from '../util/assert.js'
 import { isLvmfsError } from '../errors/index.js'
 
-export const DEFAULT_MWC_CACHE_LTGS = 62
+/** Active extents per LV unless its descriptor says otherwise (DRBD's al-extents default). */
+export const DEFAULT_AL_EXTENTS = 1237
+/** AIX's MWC cache size, the figure lvmfs used before the activity log. */
+export const AIX_MWC_CACHE_LTGS = 62
 export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024
 /** LTGs logged ahead of a sequential writer with one record. */
 export const LOOK_AHEAD_LTGS = 8
+/** LTGs an LV may hold beyond its al-extents while every entry is pinned (writes in flight in
+ * every extent); past it, new pins wait. Capacity checks count it. */
+export const PINNED_OVERSHOOT_LTGS = 64
 
 export interface MwcOptions {
-  /** Cache size in LTGs (AIX: 62). */
+  /** Active extents of every LV, overriding the descriptors (tests). */
   readonly cacheLtgs?: number
   /** Called when a PV's log cannot be written; the engine marks the PV missing. */
   readonly onPvFailure?: (pvIndex: number, error: unknown) => Promise<void>
+  /** The write-intent bitmaps a record for this PV must carry (read at every snapshot). */
+  readonly dirtyOf?: (pvIndex: number) => DirtyChunks[]
 }
 
 interface CacheEntry {
@@ -52,8 +66,8 @@ interface CacheEntry {
 }
 
 interface PvWriter {
-  slotCount: number
-  nextSlot: number
+  readonly areaBlocks: number
+  newest: { blockIndex: number, blockCount: number } | null
   wantedGeneration: number
   durableGeneration: number
   inflight: Promise<void> | undefined
@@ -63,6 +77,10 @@ interface PvWriter {
 export interface MwcRecoveryInput {
   readonly entries: readonly MwcEntry[]
   readonly cursors: readonly ResyncCursor[]
+  /** Union of the write-intent bitmaps of every PV's newest record. */
+  readonly dirty: readonly DirtyChunks[]
+  /** Active PVs whose area held bytes but no valid record: their LTGs are unknown. */
+  readonly unreadablePvs: readonly number[]
 }
 
 function entryKey(lvId: number, ltgIndex: number): string {
@@ -75,11 +93,23 @@ export function ltgBytesOf(ppSizeBytes: number, ltgBytesMax = DEFAULT_LTG_BYTES_
   return ltgBytes
 }
 
+/** Active extents an MWC area of `areaBytes` can list in one record, with every cursor and
+ * no bitmap (bitmaps that do not fit degrade to whole-LV markers). */
+export function alExtentsCapacity(areaBytes: number): number {
+  const maxBytes = maxRecordBlocks(Math.floor(areaBytes / MWC_BLOCK_BYTES)) * MWC_BLOCK_BYTES
+  const fixed = mwcRecordBytes({ entries: 0, cursors: MWC_MAX_CURSORS, dirty: [] })
+  const perEntry = mwcRecordBytes({ entries: 1, cursors: 0, dirty: [] }) - mwcRecordBytes({ entries: 0, cursors: 0, dirty: [] })
+  return Math.floor((maxBytes - fixed) / perEntry)
+}
+
 export class MwcLog {
   readonly #vg: VolumeGroup
-  readonly #cacheLtgs: number
+  readonly #cacheOverride: number | undefined
   readonly #onPvFailure: (pvIndex: number, error: unknown) => Promise<void>
+  readonly #dirtyOf: (pvIndex: number) => DirtyChunks[]
   readonly #cache = new Map<string, CacheEntry>()
+  /** lvId -> number of its entries in #cache. */
+  readonly #perLv = new Map<number, number>()
   readonly #writers = new Map<number, PvWriter>()
   readonly #cursors = new Map<string, ResyncCursor>()
   readonly #roomWaiters: Array<() => void> = []
@@ -90,87 +120,113 @@ export class MwcLog {
   #epoch = 0
   readonly #cleanEpochs = new Map<number, number>()
   #recordsWritten = 0
+  #evictions = 0
 
   constructor(vg: VolumeGroup, ltgBytes: number, options: MwcOptions = {}) {
     this.#vg = vg
     this.ltgBytes = ltgBytes
-    this.#cacheLtgs = options.cacheLtgs ?? DEFAULT_MWC_CACHE_LTGS
-    assert(this.#cacheLtgs >= 1 && this.#cacheLtgs <= MWC_MAX_ENTRIES, 'MWC cache size out of range')
+    this.#cacheOverride = options.cacheLtgs
+    assert(options.cacheLtgs === undefined || options.cacheLtgs >= 1, 'MWC cache size out of range')
     this.#onPvFailure = options.onPvFailure ?? (async () => {})
+    this.#dirtyOf = options.dirtyOf ?? (() => [])
   }
 
   get recordsWritten(): number {
     return this.#recordsWritten
   }
 
+  /** LTGs dropped from the log to make room (each one cost a later miss if used again). */
+  get evictions(): number {
+    return this.#evictions
+  }
+
   get cachedLtgs(): number {
     return this.#cache.size
   }
 
-  #place(pvIndex: number): { vgId: string, pvId: string } {
+  cachedLtgsOf(lvId: number): number {
+    return this.#perLv.get(lvId) ?? 0
+  }
+
+  /** The active extents an LV may hold (its descriptor's al-extents unless overridden). */
+  alExtentsOf(lv: LvDescriptor): number {
+    return this.#cacheOverride ?? lv.alExtents ?? DEFAULT_AL_EXTENTS
+  }
+
+  #pvId(pvIndex: number): string {
     const pv = this.#vg.descriptor.pvs[pvIndex]
     assert(pv !== undefined, `PV index ${pvIndex} out of range`)
-    return { vgId: this.#vg.vgId, pvId: pv.pvId }
+    return pv.pvId
   }
 
-  #slotCount(pvIndex: number): number {
-    const area = this.#vg.mwcArea(pvIndex)
-    const slots = Math.floor(area.sizeBytes / MWC_RECORD_BYTES)
-    assert(slots >= 2, `MWC area of PV ${pvIndex} holds fewer than two records`)
-    return slots
+  #areaBlocks(pvIndex: number): number {
+    const blocks = Math.floor(this.#vg.mwcArea(pvIndex).sizeBytes / MWC_BLOCK_BYTES)
+    assert(blocks >= 2, `MWC area of PV ${pvIndex} holds fewer than two blocks`)
+    return blocks
   }
 
-  /** Reads the newest record of every active PV; sets seq and slot rotation past them. */
+  /** Reads the newest record of every active PV; sets seq and ring positions past them. */
   async readRecovery(): Promise<MwcRecoveryInput> {
     const entries = new Map<string, MwcEntry>()
+    const dirty: DirtyChunks[] = []
+    const unreadablePvs: number[] = []
     let newest: MwcRecord | undefined
     for (let pvIndex = 0; pvIndex < this.#vg.descriptor.pvs.length; pvIndex++) {
       const device = this.#vg.device(pvIndex)
       if (device === undefined || this.#vg.pvState(pvIndex) !== 'active') continue
-      const slotCount = this.#slotCount(pvIndex)
-      const area = Buffer.alloc(slotCount * MWC_RECORD_BYTES)
+      const area = Buffer.alloc(this.#areaBlocks(pvIndex) * MWC_BLOCK_BYTES)
       await device.read(area, this.#vg.mwcArea(pvIndex).offsetBytes)
-      const slots: Buffer[] = []
-      for (let slot = 0; slot < slotCount; slot++) {
-        slots.push(area.subarray(slot * MWC_RECORD_BYTES, (slot + 1) * MWC_RECORD_BYTES))
-      }
-      const found = newestMwcRecord(slots, this.#place(pvIndex))
-      const writer = this.#writer(pvIndex)
+      const scan = scanMwcArea(area, { vgId: this.#vg.vgId, pvId: this.#pvId(pvIndex) })
+      if (scan.unreadable) unreadablePvs.push(pvIndex)
+      const found = scan.newest
       if (found === null) continue
-      writer.nextSlot = (found.slotIndex + 1) % slotCount
+      this.#writer(pvIndex).newest = { blockIndex: found.blockIndex, blockCount: found.blockCount }
       this.#seq = Math.max(this.#seq, found.record.seq)
       for (const entry of found.record.entries) entries.set(entryKey(entry.lvId, entry.ltgIndex), entry)
+      dirty.push(...found.record.dirty)
       if (newest === undefined || found.record.seq > newest.seq) newest = found.record
     }
-    return { entries: [...entries.values()], cursors: newest?.cursors ?? [] }
+    return { entries: [...entries.values()], cursors: newest?.cursors ?? [], dirty, unreadablePvs }
   }
 
   #writer(pvIndex: number): PvWriter {
     let writer = this.#writers.get(pvIndex)
     if (writer === undefined) {
-      writer = { slotCount: this.#slotCount(pvIndex), nextSlot: 0, wantedGeneration: 0,
+      writer = { areaBlocks: this.#areaBlocks(pvIndex), newest: null, wantedGeneration: 0,
         durableGeneration: 0, inflight: undefined }
       this.#writers.set(pvIndex, writer)
     }
     return writer
   }
 
-  #snapshot(pvIndex: number): MwcRecord {
+  #snapshot(pvIndex: number, maxBytes: number): MwcRecord {
     const entries: MwcEntry[] = []
     for (const entry of this.#cache.values()) {
       if (entry.pvs.has(pvIndex)) entries.push({ lvId: entry.lvId, ltgIndex: entry.ltgIndex })
     }
     const cursors = [...this.#cursors.values()]
     assert(cursors.length <= MWC_MAX_CURSORS, 'too many concurrent resyncs for the MWC record')
+    let dirty = this.#dirtyOf(pvIndex)
+    if (mwcRecordBytes({ entries: entries.length, cursors: cursors.length, dirty }) > maxBytes) {
+      // Bitmaps that do not fit become one whole-LV marker per LV: those LVs' stale LPs resync
+      // whole, which is what they would without a bitmap. Never drop an LV silently: an older
+      // record's bitmap of it would then be trusted.
+      const lvIds = [...new Set(dirty.map((chunks) => chunks.lvId))]
+      dirty = lvIds.map((lvId) => ({ lvId, lp: WHOLE_LV, chunkBytesLog2: 16, bits: new Uint8Array(0) }))
+    }
+    assert(mwcRecordBytes({ entries: entries.length, cursors: cursors.length, dirty }) <= maxBytes,
+      `the activity log of PV ${pvIndex} holds more extents than its MWC area can record`)
     this.#seq += 1
-    return { seq: this.#seq, entries, cursors }
+    return { seq: this.#seq, entries, cursors, dirty }
   }
 
   async #writeRecord(pvIndex: number, device: BlockDevice, writer: PvWriter): Promise<void> {
-    const slotIndex = writer.nextSlot
-    const record = this.#snapshot(pvIndex)
-    const bytes = encodeMwcRecord(record, { ...this.#place(pvIndex), slotIndex })
-    const offsetBytes = this.#vg.mwcArea(pvIndex).offsetBytes + slotIndex * MWC_RECORD_BYTES
+    const record = this.#snapshot(pvIndex, maxRecordBlocks(writer.areaBlocks) * MWC_BLOCK_BYTES)
+    const blockCount = Math.ceil(mwcRecordBytes({ entries: record.entries.length, cursors: record.cursors.length,
+      dirty: record.dirty }) / MWC_BLOCK_BYTES)
+    const blockIndex = nextRecordBlock(writer.newest, blockCount, writer.areaBlocks)
+    const bytes = encodeMwcRecord(record, { vgId: this.#vg.vgId, pvId: this.#pvId(pvIndex), blockIndex })
+    const offsetBytes = this.#vg.mwcArea(pvIndex).offsetBytes + blockIndex * MWC_BLOCK_BYTES
     // Range-limited durability when the device offers it: fdatasync would also flush every
     // dirty data page of the PV, which makes each new LTG wait for the disk.
     if (device.writeDurable !== undefined) await device.writeDurable(bytes, offsetBytes)
@@ -178,7 +234,7 @@ export class MwcLog {
       await device.write(bytes, offsetBytes)
       await device.sync()
     }
-    writer.nextSlot = (slotIndex + 1) % writer.slotCount
+    writer.newest = { blockIndex, blockCount }
     this.#recordsWritten += 1
   }
 
@@ -225,20 +281,35 @@ export class MwcLog {
     await Promise.all([...pvs].map((pvIndex) => this.commitPv(pvIndex)))
   }
 
-  /** Makes room for one more LTG: syncs the PVs of the oldest idle LTGs, then drops them. */
-  async #makeRoom(): Promise<void> {
-    while (this.#cache.size >= this.#cacheLtgs) {
-      const idle = [...this.#cache.values()].filter((entry) => entry.pins === 0)
+  #add(entry: CacheEntry): void {
+    this.#cache.set(entryKey(entry.lvId, entry.ltgIndex), entry)
+    this.#perLv.set(entry.lvId, this.cachedLtgsOf(entry.lvId) + 1)
+  }
+
+  #delete(entry: CacheEntry): void {
+    this.#cache.delete(entryKey(entry.lvId, entry.ltgIndex))
+    const left = this.cachedLtgsOf(entry.lvId) - 1
+    if (left > 0) this.#perLv.set(entry.lvId, left)
+    else this.#perLv.delete(entry.lvId)
+  }
+
+  /** Makes room for one more LTG of `lv`: syncs the PVs of its oldest idle LTGs, then drops them. */
+  async #makeRoom(lv: LvDescriptor): Promise<void> {
+    const limit = this.alExtentsOf(lv)
+    while (this.cachedLtgsOf(lv.lvId) >= limit) {
+      const idle = [...this.#cache.values()].filter((entry) => entry.lvId === lv.lvId && entry.pins === 0)
       if (idle.length === 0) {
         // Every LTG has a write in flight: go past the soft size rather than make writers that
-        // already pinned part of their LTGs wait for each other; the record's hard limit holds.
-        if (this.#cache.size < MWC_MAX_ENTRIES) return
+        // already pinned part of their LTGs wait for each other, up to the overshoot the
+        // capacity check allowed for.
+        if (this.cachedLtgsOf(lv.lvId) < limit + PINNED_OVERSHOOT_LTGS) return
         await new Promise<void>((wake) => this.#roomWaiters.push(wake))
         continue
       }
-      // Clean LTGs (flushed since their last write) first, then least recently used.
+      // Clean LTGs (flushed since their last write) first, then least recently used; a batch
+      // at a time so one sync pays for many evictions.
       idle.sort((a, b) => Number(this.#clean(b)) - Number(this.#clean(a)) || a.lastUseTick - b.lastUseTick)
-      const victims = idle.slice(0, Math.max(1, Math.floor(this.#cacheLtgs / 4)))
+      const victims = idle.slice(0, Math.max(1, Math.min(64, Math.floor(limit / 4))))
         .map((entry) => ({ entry, tick: entry.lastUseTick }))
       const pvs = new Set<number>()
       for (const { entry } of victims) if (!this.#clean(entry)) for (const pvIndex of entry.pvs) pvs.add(pvIndex)
@@ -249,29 +320,33 @@ export class MwcLog {
         // Another makeRoom may have dropped this entry meanwhile and a pin re-created the key:
         // only the very entry chosen as a victim may be deleted.
         const key = entryKey(entry.lvId, entry.ltgIndex)
-        if (entry.pins === 0 && entry.lastUseTick === tick && this.#cache.get(key) === entry) this.#cache.delete(key)
+        if (entry.pins === 0 && entry.lastUseTick === tick && this.#cache.get(key) === entry) {
+          this.#delete(entry)
+          this.#evictions += 1
+        }
       }
     }
   }
 
   /** Pins the LTGs a write touches; resolves when every one is durably logged. */
   async pin(lv: LvDescriptor, ltgIndexes: readonly number[]): Promise<void> {
-    assert(ltgIndexes.length <= this.#cacheLtgs, `one write spans ${ltgIndexes.length} LTGs, more than the MWC cache`)
+    const limit = this.alExtentsOf(lv)
+    assert(ltgIndexes.length <= limit, `one write spans ${ltgIndexes.length} LTGs, more than the activity log of LV ${lv.name}`)
     const waits: Array<Promise<void>> = []
     for (const ltgIndex of ltgIndexes) {
       let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
       // Concurrent pins all wait in makeRoom and wake together: re-check after each wait, so no
-      // more entries exist than a record can list (MWC_MAX_ENTRIES).
-      while (entry === undefined && this.#cache.size >= this.#cacheLtgs) {
-        await this.#makeRoom()
+      // LV holds more entries than its limit plus the pinned overshoot.
+      while (entry === undefined && this.cachedLtgsOf(lv.lvId) >= limit) {
+        await this.#makeRoom(lv)
         entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
         // No await between this check and the insert below.
-        if (this.#cache.size < MWC_MAX_ENTRIES) break
+        if (this.cachedLtgsOf(lv.lvId) < limit + PINNED_OVERSHOOT_LTGS) break
       }
       if (entry === undefined) {
         const pvs = this.#pvsOf(lv, ltgIndex)
         entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, doneEpoch: 0, recorded: undefined }
-        this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
+        this.#add(entry)
         entry.recorded = this.#commitPvs(pvs)
         // Awaited below; this only keeps an early rejection from counting as unhandled.
         entry.recorded.catch(() => {})
@@ -292,15 +367,16 @@ export class MwcLog {
     const endLtg = Math.ceil((lv.lps.length * this.#vg.ppSizeBytes) / this.ltgBytes)
     if (first >= endLtg || this.#cache.has(entryKey(lv.lvId, first)) || this.#lookingAhead) return
     this.#lookingAhead = true
+    const limit = this.alExtentsOf(lv)
     const run = async (): Promise<void> => {
-      await this.#makeRoom()
+      await this.#makeRoom(lv)
       const pvs = new Set<number>()
       const added: CacheEntry[] = []
       for (let ltgIndex = first; ltgIndex < Math.min(endLtg, first + LOOK_AHEAD_LTGS); ltgIndex++) {
-        if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#cache.size >= this.#cacheLtgs) continue
+        if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.cachedLtgsOf(lv.lvId) >= limit) continue
         const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs: this.#pvsOf(lv, ltgIndex), pins: 0,
           lastUseTick: ++this.#tick, doneEpoch: 0, recorded: undefined }
-        this.#cache.set(entryKey(lv.lvId, ltgIndex), entry)
+        this.#add(entry)
         for (const pvIndex of entry.pvs) pvs.add(pvIndex)
         added.push(entry)
       }
@@ -372,7 +448,7 @@ export class MwcLog {
   async writeClean(): Promise<void> {
     await Promise.all(this.#activePvs().map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
     // LTGs still pinned (a native gate left open) stay in the log: their writes may be in flight.
-    for (const [key, entry] of this.#cache) if (entry.pins === 0) this.#cache.delete(key)
+    for (const entry of [...this.#cache.values()]) if (entry.pins === 0) this.#delete(entry)
     await this.#commitPvs(this.#activePvs())
   }
 

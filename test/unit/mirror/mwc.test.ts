@@ -1,58 +1,11 @@
 /**
- * MWC: the record codec (round trip, every corruption rejected by field, newest record chosen
- * by seq with a torn newest slot falling back to the previous one) and the runtime protocol on
- * PV files (an LTG is in the log on every PV holding a copy before the data write; recovery
+ * MWC: the runtime protocol on PV files (the codec: test/unit/format/mwc-log.test.ts) (an LTG is in the log on every PV holding a copy before the data write; recovery
  * copies from the recorded source and reports it; passive MWC resync on read).
  */
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import {
-  MWC_RECORD_BYTES, decodeMwcRecord, encodeMwcRecord, newestMwcRecord, type MwcRecord,
-} from '../../../src/format/mwc-log.js'
 import { FakeVg, FAKE_MWC_OFFSET, createFakeVg, patchCopy, readCopy } from '../../helpers/mirror-fake-vg.js'
 import { MirrorEngine } from '../../../src/mirror/index.js'
-
-const place = { vgId: 'f'.repeat(32), pvId: '0'.repeat(32), slotIndex: 3 }
-const record: MwcRecord = {
-  seq: 2 ** 40 + 7,
-  entries: [{ lvId: 1, ltgIndex: 0 }, { lvId: 2, ltgIndex: 2 ** 33 }],
-  cursors: [{ lvId: 1, lp: 5, force: true, targetMask: 6, offsetInLpBytes: 3 * 2 ** 20 }],
-}
-
-void t.test('encodeMwcRecord/decodeMwcRecord round trip', async (t) => {
-  const bytes = encodeMwcRecord(record, place)
-  t.equal(bytes.length, MWC_RECORD_BYTES)
-  t.same(decodeMwcRecord(bytes, place), record)
-  t.equal(decodeMwcRecord(Buffer.alloc(MWC_RECORD_BYTES), place), null, 'a never-written slot is empty')
-})
-
-void t.test('decodeMwcRecord rejects corruption and misdirection, naming the field', async (t) => {
-  const cases: Array<[string, (bytes: Buffer) => void, Partial<typeof place>, string]> = [
-    ['flipped body byte', (bytes) => { bytes[100]! ^= 1 }, {}, 'crc32c'],
-    ['bad magic', (bytes) => { bytes[0] = 0x41 }, {}, 'magic'],
-    ['bad version', (bytes) => { bytes.writeUInt16LE(9, 8) }, {}, 'version'],
-    ['record of another PV', () => {}, { pvId: '1'.repeat(32) }, 'pvTag'],
-    ['record of another VG', () => {}, { vgId: 'e'.repeat(32) }, 'vgTag'],
-    ['record of another slot', () => {}, { slotIndex: 4 }, 'slotIndex'],
-  ]
-  for (const [name, damage, where, field] of cases) {
-    const bytes = encodeMwcRecord(record, place)
-    damage(bytes)
-    t.throws(() => decodeMwcRecord(bytes, { ...place, ...where }), { code: 'ENGINE_CORRUPT', context: { field } }, name)
-  }
-})
-
-void t.test('newestMwcRecord picks the highest seq and skips a torn newest slot', async (t) => {
-  const base = { vgId: place.vgId, pvId: place.pvId }
-  const slots = [0, 1, 2, 3].map(() => Buffer.alloc(MWC_RECORD_BYTES))
-  encodeMwcRecord({ ...record, seq: 10 }, { ...base, slotIndex: 0 }).copy(slots[0]!)
-  encodeMwcRecord({ ...record, seq: 11 }, { ...base, slotIndex: 1 }).copy(slots[1]!)
-  t.equal(newestMwcRecord(slots, base)?.record.seq, 11)
-  t.equal(newestMwcRecord(slots, base)?.slotIndex, 1)
-  encodeMwcRecord({ ...record, seq: 12 }, { ...base, slotIndex: 2 }).copy(slots[2]!)
-  slots[2]!.fill(0, 2048) // torn: only the first half reached the disk
-  t.equal(newestMwcRecord(slots, base)?.record.seq, 11, 'falls back to the previous complete record')
-})
 
 async function setup(t: Test, mwc: 'active' | 'passive'): Promise<{ vg: FakeVg, dir: string }> {
   const dir = t.testdir()

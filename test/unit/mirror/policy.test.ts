@@ -7,7 +7,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { MWC_RECORD_BYTES, newestMwcRecord } from '../../../src/format/mwc-log.js'
+import { scanMwcArea } from '../../../src/format/mwc-log.js'
 import { FAKE_MWC_BYTES, FAKE_MWC_OFFSET, FakeVg, createFakeVg } from '../../helpers/mirror-fake-vg.js'
 import { MirrorEngine, buildVolumeMap } from '../../../src/mirror/index.js'
 
@@ -15,9 +15,7 @@ const PP = 1024 * 1024
 
 function newestRecordOnDisk(dir: string, vg: FakeVg, pvIndex: number) {
   const bytes = readFileSync(join(dir, `pv${pvIndex}.img`)).subarray(FAKE_MWC_OFFSET, FAKE_MWC_OFFSET + FAKE_MWC_BYTES)
-  const slots = []
-  for (let at = 0; at < bytes.length; at += MWC_RECORD_BYTES) slots.push(bytes.subarray(at, at + MWC_RECORD_BYTES))
-  return newestMwcRecord(slots, { vgId: vg.vgId, pvId: vg.descriptor.pvs[pvIndex]!.pvId })?.record
+  return scanMwcArea(bytes, { vgId: vg.vgId, pvId: vg.descriptor.pvs[pvIndex]!.pvId }).newest?.record
 }
 
 void t.test('buildVolumeMap, beforeWriteRegion and onCopyError as the daemon uses them', async (t) => {
