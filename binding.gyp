@@ -14,6 +14,10 @@
         ["<!(test -f /usr/include/liburing.h && echo 1 || echo 0)==1", {
           "defines": ["LVMFS_HAVE_URING"],
           "libraries": ["-l:liburing.a"]
+        }],
+        ["<!(test -f /usr/include/xxhash.h && echo 1 || echo 0)==1", {
+          "defines": ["LVMFS_HAVE_XXHASH"],
+          "sources": ["native/block-hash.cc"]
         }]
       ]
     }

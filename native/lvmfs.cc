@@ -2,10 +2,16 @@
 #include <napi.h>
 
 #include "blockdev.h"
+#ifdef LVMFS_HAVE_XXHASH
+#include "block-hash.h"
+#endif
 #include "session.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lvmfs::InitBlockdev(env, exports);
+#ifdef LVMFS_HAVE_XXHASH
+  lvmfs::InitBlockHash(env, exports);  // absent without libxxhash-dev: TypeScript falls back
+#endif
   lvmfs::Session::Init(env, exports);
   return exports;
 }

@@ -14,6 +14,14 @@ export interface NativeAddon {
   fallocate(fd: number, mode: number, offsetBytes: number, lengthBytes: number): void
   /** A zeroed buffer whose memory is aligned to `alignBytes` (for O_DIRECT). */
   alignedBuffer(sizeBytes: number, alignBytes: number): Buffer
+  /** native/block-hash.cc (absent when built without libxxhash-dev): one canonical XXH3-128
+   * digest (16 bytes) per `blockBytes` block of each request's range, the last block possibly
+   * short, every request read and hashed on its own native thread at once. Per request: the
+   * digests, or a negative errno (an injected or real read error, a range past the end). */
+  blockHashes?(requests: ReadonlyArray<{ fd: number, offsetBytes: number, lengthBytes: number }>,
+    blockBytes: number, seed: bigint): Promise<Array<Buffer | number>>
+  /** One-shot XXH3-128 of a buffer, canonical (big-endian) bytes: the reference for tests. */
+  xxh128?(data: Uint8Array, seed: bigint): Buffer
   [name: string]: unknown
 }
 
