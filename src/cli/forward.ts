@@ -14,7 +14,7 @@ import { daemonSocketFor } from './daemon-cli.js'
 import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
 
 /** Verbs that act on one VG named by their first argument (VG or VG/LV). */
-export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'vgextend',
+export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'lvchange', 'vgextend',
   'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub', 'replicate', 'split', 'list', 'chlwm',
   'primrec', 'job'])
 

@@ -3,8 +3,9 @@
  *
  * An open gate lets native writes into a region (an MWC logical track group) run without
  * asking TypeScript; opening one may pin the LTG in the MWC log (MirrorEngine.beforeWriteRegion).
- * The keeper bounds the gates its host says must be bounded (an MWC cache entry, replication's
- * write tracking) below the MWC cache size, closing the least recently opened of them when full.
+ * The keeper bounds the gates its host says must be bounded (an activity-log entry, replication's
+ * write tracking), per volume, to the bound the host gives when it pins (the LV's al-extents, or
+ * replication's), closing the least recently opened gate of that volume when it is full.
  * The others (a mirror with MWC off or passive, no replication) stay open until something closes
  * them: bounding those would only send writes back through TypeScript for no gain. Closing is: close the
  * native gate, wait for writes admitted before (drain), then unpin. The same close is how
@@ -22,8 +23,9 @@
 export interface GateHost {
   setGate(nodeid: number, region: number, open: boolean): void
   drainWrites(nodeid: number): Promise<void>
-  /** Resolves true when the open gate counts against the bound (see the header). */
-  pin(nodeid: number, region: number): Promise<boolean>
+  /** Resolves to the most gates of this volume that may stay open when the gate counts against
+   * a bound (see the header), or undefined when it does not. */
+  pin(nodeid: number, region: number): Promise<number | undefined>
   unpin(nodeid: number, region: number): void
 }
 
@@ -33,12 +35,13 @@ function keyOf(nodeid: number, region: number): string {
 
 export class GateKeeper {
   private readonly open = new Map<string, { nodeid: number; region: number }>()
-  /** The open gates that count against `maxOpen`, oldest first. */
-  private readonly bounded = new Map<string, { nodeid: number; region: number }>()
+  /** Per volume, the open gates that count against its bound, oldest first. */
+  private readonly bounded = new Map<number, Map<string, { nodeid: number; region: number }>>()
   private readonly chains = new Map<string, Promise<void>>()
   private readonly admission = new Map<number, VolumeAdmission>()
 
-  constructor(private readonly host: GateHost, private readonly maxOpen: number) {}
+  /** `maxOpen` caps every volume's bound (a test's or an operator's override). */
+  constructor(private readonly host: GateHost, private readonly maxOpen = Number.POSITIVE_INFINITY) {}
 
   get openCount(): number {
     return this.open.size
@@ -47,21 +50,25 @@ export class GateKeeper {
   /** Called for a write into a closed region: pins it and opens the gate. */
   async openGate(nodeid: number, region: number): Promise<void> {
     const admission = this.admissionOf(nodeid)
+    let bound: number | undefined
     await admission.enterShared()
     try {
       await this.chain(keyOf(nodeid, region), async () => {
         const key = keyOf(nodeid, region)
         if (this.open.has(key)) return
-        const holds = await this.host.pin(nodeid, region)
+        bound = await this.host.pin(nodeid, region)
         this.open.set(key, { nodeid, region })
-        if (holds) this.bounded.set(key, { nodeid, region })
+        if (bound !== undefined) this.boundedOf(nodeid).set(key, { nodeid, region })
         this.host.setGate(nodeid, region, true)
       })
     } finally {
       admission.leaveShared()
     }
-    while (this.bounded.size > this.maxOpen) {
-      const oldest = this.bounded.values().next().value
+    if (bound === undefined) return
+    const limit = Math.max(1, Math.min(bound, this.maxOpen))
+    const bounded = this.boundedOf(nodeid)
+    while (bounded.size > limit) {
+      const oldest = bounded.values().next().value
       if (!oldest) break
       await this.closeGate(oldest.nodeid, oldest.region)
     }
@@ -73,7 +80,7 @@ export class GateKeeper {
       const key = keyOf(nodeid, region)
       this.host.setGate(nodeid, region, false)
       await this.host.drainWrites(nodeid)
-      this.bounded.delete(key)
+      this.bounded.get(nodeid)?.delete(key)
       if (!this.open.delete(key)) return
       this.host.unpin(nodeid, region)
     })
@@ -96,6 +103,12 @@ export class GateKeeper {
     }
   }
 
+  private boundedOf(nodeid: number): Map<string, { nodeid: number; region: number }> {
+    let bounded = this.bounded.get(nodeid)
+    if (bounded === undefined) this.bounded.set(nodeid, bounded = new Map())
+    return bounded
+  }
+
   private admissionOf(nodeid: number): VolumeAdmission {
     let admission = this.admission.get(nodeid)
     if (admission === undefined) this.admission.set(nodeid, admission = new VolumeAdmission())
@@ -107,9 +120,9 @@ export class GateKeeper {
     for (const [key, entry] of this.open) {
       if (entry.nodeid !== nodeid) continue
       this.open.delete(key)
-      this.bounded.delete(key)
       this.host.unpin(nodeid, entry.region)
     }
+    this.bounded.delete(nodeid)
   }
 
   /** Forgets every gate (after unmount: no native write can arrive any more). */

@@ -17,7 +17,7 @@ import { LvmfsError } from '../errors/index.js'
 import { FUSE_ROOT_ID } from '../fuse/abi.js'
 import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/session.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
-import { varyOnVg, type LvDescriptor, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
+import { varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
   type VvgIn } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
@@ -27,9 +27,9 @@ import type { ResyncActivity } from './status.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
 
 const syncFd = promisify(fdatasyncCb)
-// Pinned LTGs are bounded by the open gates plus one gate being opened per reader thread (32);
-// both together stay below the 128 entries one MWC record can list.
-const MWC_CACHE_LTGS = 96
+/** Open gates of a volume whose writes replication tracks (its catch-ups were built and
+ * measured with this bound; see beforeWriteRegion). */
+const REPLICATION_GATE_BOUND = 64
 
 export interface MountedVgOptions {
   readonly vgName: string
@@ -43,8 +43,10 @@ export interface MountedVgOptions {
   readonly policyTimeoutMs?: number
   /** O_DIRECT backing I/O for volume data (default true). */
   readonly directBacking?: boolean
-  /** Open write gates kept at most (below the MWC cache size, MWC_CACHE_LTGS). */
+  /** Open write gates kept at most per volume (default: the LV's al-extents). */
   readonly maxOpenGates?: number
+  /** Active extents of every LV, overriding the descriptors (tests, benchmarks). */
+  readonly alExtents?: number
   /** Shared VG (shared-mount.ts): vary on without the exclusive claim and serve some LVs only. */
   readonly shared?: SharedVgHooks
 }
@@ -75,6 +77,8 @@ interface Served {
   name: string
   sizeBytes: number
   gateBytes: number
+  /** The MWC policy the LV's open gates were opened under. */
+  mwc: MwcPolicy
 }
 
 export class MountedVg implements VolumeHost {
@@ -120,7 +124,7 @@ export class MountedVg implements VolumeHost {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
         if (lv && this.mirrorGated(lv)) this.engine.afterWriteRegion(lv.name, region)
       },
-    }, options.maxOpenGates ?? MWC_CACHE_LTGS - 32)
+    }, options.maxOpenGates)
   }
 
   /** Varies the VG on, runs mirror recovery and mounts every LV. */
@@ -142,7 +146,8 @@ export class MountedVg implements VolumeHost {
       await options.shared?.afterVaryOn(vg)
       // A larger MWC cache than AIX's 62 keeps random writers over a big LV from logging on most
       // writes (DRBD's activity log makes the same trade); one record lists at most 128 LTGs.
-      const engine = await MirrorEngine.start(vg, { logger: options.log, mwcCacheLtgs: MWC_CACHE_LTGS })
+      const engine = await MirrorEngine.start(vg, { logger: options.log,
+        ...(options.alExtents === undefined ? {} : { mwcCacheLtgs: options.alExtents }) })
       const mounted = new MountedVg(vg, engine, result, options)
       for (const [path, device] of faulty) mounted.faulty.set(path, device)
       await mounted.mount()
@@ -270,10 +275,12 @@ export class MountedVg implements VolumeHost {
   }
 
   /** Gate policy: MWC logging (mirrored LVs), then replication (copy-on-write, change tracking).
-   * True when the gate keeper must bound the open gate: it pins an MWC cache entry, or
-   * replication tracks the volume's writes (its catch-ups were built and measured with bounded
-   * gates). Only a mirror with MWC off or passive and no replication keeps its gates open. */
-  private async beforeWriteRegion(nodeid: number, region: number): Promise<boolean> {
+   * Answers the bound of the volume's open gates: its activity log's size when the gate pins an
+   * entry there (every open gate holds one), replication's when replication tracks the
+   * volume's writes (its catch-ups were built and measured with bounded gates), the smaller of
+   * the two when both; undefined (unbounded) for a mirror with MWC off or passive and no
+   * replication. */
+  private async beforeWriteRegion(nodeid: number, region: number): Promise<number | undefined> {
     const lv = this.lvByNode(nodeid)
     const mirrored = this.mirrorGated(lv)
     if (mirrored) await this.engine.beforeWriteRegion(lv.name, region)
@@ -283,7 +290,10 @@ export class MountedVg implements VolumeHost {
       if (mirrored) this.engine.afterWriteRegion(lv.name, region)
       throw error
     }
-    return (mirrored && lv.mwc === 'active') || this.replication.gatesWrites(this.vg.name, lv.name)
+    const bounds: number[] = []
+    if (mirrored && lv.mwc === 'active') bounds.push(this.engine.mirror.mwc.alExtentsOf(lv))
+    if (this.replication.gatesWrites(this.vg.name, lv.name)) bounds.push(REPLICATION_GATE_BOUND)
+    return bounds.length === 0 ? undefined : Math.min(...bounds)
   }
 
   // --- native maps ----------------------------------------------------------------------------
@@ -307,7 +317,7 @@ export class MountedVg implements VolumeHost {
   private mapLv(lv: LvDescriptor): void {
     const map = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
     this.session?.mapVolume(nodeidOf(lv), map)
-    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes })
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc })
   }
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
@@ -330,6 +340,12 @@ export class MountedVg implements VolumeHost {
     const lostPv = pvStates.some((state, index) => state !== 'active' && this.pvStates[index] === 'active')
     this.pvStates = pvStates
     if (lostPv) for (const nodeid of this.served.keys()) await this.gates.closeVolume(nodeid)
+    // Gates opened under another MWC policy hold what that policy took (an activity-log pin, or
+    // nothing where the new policy needs one): close them so every write passes the new policy.
+    for (const [nodeid, served] of this.served) {
+      const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
+      if (!lostPv && lv !== undefined && lv.mwc !== served.mwc) await this.gates.closeVolume(nodeid)
+    }
     const previous = new Map(this.served)
     this.served.clear()
     this.mapAll()

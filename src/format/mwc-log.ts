@@ -48,6 +48,11 @@ import { assert } from '../util/assert.js'
 
 export const MWC_BLOCK_BYTES = 4096
 export const MWC_MAX_CURSORS = 32
+/** Active extents per LV unless its descriptor says otherwise (DRBD's al-extents default). */
+export const DEFAULT_AL_EXTENTS = 1237
+/** LTGs an LV may hold beyond its al-extents while every entry is pinned (writes in flight in
+ * every extent); past it, new pins wait. */
+export const PINNED_OVERSHOOT_LTGS = 64
 /** `lp` of a dirty entry that covers every LP of the LV (its bitmaps did not fit a record). */
 export const WHOLE_LV = 0xffffffff
 const MAGIC = Buffer.from('LVMFSMWC', 'latin1')
@@ -115,6 +120,13 @@ export function mwcRecordBytes(counts: { entries: number, cursors: number, dirty
 export function maxRecordBlocks(areaBlocks: number): number {
   assert(areaBlocks >= 2, 'an MWC area holds at least two blocks')
   return Math.max(1, Math.floor(areaBlocks / 3))
+}
+
+/** Active extents one record in an MWC area of `areaBytes` can list, beside every cursor and
+ * no bitmap (bitmaps that do not fit degrade to whole-LV markers). */
+export function alExtentsCapacity(areaBytes: number): number {
+  const maxBytes = maxRecordBlocks(Math.floor(areaBytes / MWC_BLOCK_BYTES)) * MWC_BLOCK_BYTES
+  return Math.floor((maxBytes - mwcRecordBytes({ entries: 0, cursors: MWC_MAX_CURSORS, dirty: [] })) / V2.entryBytes)
 }
 
 function assertRecordValid(record: MwcRecord): void {

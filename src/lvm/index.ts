@@ -32,7 +32,7 @@
  * Tests and tools inject devices with `opener` (MemoryDevice, FaultyDevice).
  */
 export * from './model.js'
-export type { VolumeGroup, VgState, LvCreateOptions, VgChangeEvent } from './volume-group.js'
+export type { VolumeGroup, VgState, LvCreateOptions, LvChangeOptions, VgChangeEvent } from './volume-group.js'
 export { varyOnVg, varyOffVg, rcRef, type VaryOnRequest, type VaryOnResult } from './varyon.js'
 export { pvCreate, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
   type VgCreateOptions } from './pv-ops.js'

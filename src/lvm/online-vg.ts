@@ -18,9 +18,10 @@
 import { LvmfsError } from '../errors/index.js'
 import type { BlockDevice, OpenOptions } from '../io/index.js'
 import {
-  NAME_PATTERN, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy, vgdaFrameBytes,
+  MAX_AL_EXTENTS, MIN_BITMAP_CHUNK_LOG2, NAME_PATTERN, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy, vgdaFrameBytes,
   vgdaSlotOffset, vgsaRecordBytes, vgsaSlotOffset, type PvLabel,
 } from '../format/index.js'
+import { PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/mwc-log.js'
 import { assert } from '../util/assert.js'
 import { allocateLps } from './allocator.js'
 import { writeSlots, type SlotWrite } from './copy-writer.js'
@@ -30,7 +31,7 @@ import type {
 } from './model.js'
 import { isMajority, placeKey, standardPlacement } from './placement.js'
 import { isStaleBit, normalizeStatus, statusEquals, statusToRecord, withStaleBits } from './status.js'
-import type { LvCreateOptions, VgChangeEvent, VgState, VolumeGroup } from './volume-group.js'
+import type { LvChangeOptions, LvCreateOptions, VgChangeEvent, VgState, VolumeGroup } from './volume-group.js'
 import { addPvsToVg, attachPv, releasePvFromVg } from './pv-ops.js'
 
 export type DeviceOpener = (path: string, options: OpenOptions) => Promise<BlockDevice>
@@ -225,7 +226,10 @@ export class OnlineVg implements VolumeGroup {
       const lps = allocateLps(d, { lpCount: options.lpCount, copies, strict, allowedPvs: allowed })
       const lv: LvDescriptor = { lvId: d.nextLvId, name: options.name, copies, strict,
         schedule: options.schedule ?? 'p', mwc: options.mwc ?? (copies > 1 ? 'active' : 'off'), lps,
-        ext: options.ext ?? {} }
+        ext: options.ext ?? {},
+        ...(options.alExtents === undefined ? {} : { alExtents: options.alExtents }),
+        ...(options.bitmapChunkBytes === undefined ? {} : { bitmapChunkBytes: options.bitmapChunkBytes }) }
+      this.validateLogOptions(lv)
       await this.commitDescriptor({ ...d, lvs: [...d.lvs, lv], nextLvId: d.nextLvId + 1 })
       return lv
     })
@@ -296,6 +300,44 @@ export class OnlineVg implements VolumeGroup {
       }
       return this.replaceLv(lv, { ...lv, name: newName })
     })
+  }
+
+  lvChange(lvName: string, change: LvChangeOptions): Promise<LvDescriptor> {
+    return this.serial(async () => {
+      const lv = this.requireLv(lvName)
+      if (change.mwc !== undefined && !MWC.includes(change.mwc)) throw usage(`invalid mwc "${change.mwc}"`)
+      if (change.mwc === undefined && change.alExtents === undefined && change.bitmapChunkBytes === undefined) {
+        throw usage(`nothing to change on "${lvName}"`, 'Give --mwc, --al-extents or --bitmap-chunk.')
+      }
+      const next: LvDescriptor = { ...lv, ...(change.mwc === undefined ? {} : { mwc: change.mwc }),
+        ...(change.alExtents === undefined ? {} : { alExtents: change.alExtents }),
+        ...(change.bitmapChunkBytes === undefined ? {} : { bitmapChunkBytes: change.bitmapChunkBytes }) }
+      this.validateLogOptions(next)
+      return this.replaceLv(lv, next)
+    })
+  }
+
+  /** al-extents within what one activity-log record on the LV's PVs can list; the bitmap
+   * chunk a power of two that divides the PP. */
+  private validateLogOptions(lv: LvDescriptor): void {
+    if (lv.alExtents !== undefined) {
+      const pvs = [...new Set(lv.lps.flatMap((copies) => copies.map((copy) => copy.pvIndex)))]
+        .filter((pvIndex) => this.pvState(pvIndex) === 'active')
+      const capacity = Math.min(MAX_AL_EXTENTS, ...pvs.map((pvIndex) =>
+        alExtentsCapacity(this.mwcArea(pvIndex).sizeBytes) - 2 * PINNED_OVERSHOOT_LTGS))
+      if (!Number.isSafeInteger(lv.alExtents) || lv.alExtents < 1 || lv.alExtents > capacity) {
+        throw new LvmfsError('LVM_INVALID_PARAM', `invalid al-extents ${lv.alExtents} for "${lv.name}"`, {
+          detail: `The activity log of this LV's PVs holds 1 to ${capacity} extents.`,
+          context: { field: 'alExtents', value: lv.alExtents, max: capacity } })
+      }
+    }
+    const chunk = lv.bitmapChunkBytes
+    if (chunk !== undefined && (!Number.isSafeInteger(chunk) || chunk < 2 ** MIN_BITMAP_CHUNK_LOG2 ||
+        !Number.isInteger(Math.log2(chunk)) || chunk > this.ppSizeBytes)) {
+      throw new LvmfsError('LVM_INVALID_PARAM', `invalid bitmap chunk ${chunk} for "${lv.name}"`, {
+        detail: `A power of two from ${2 ** MIN_BITMAP_CHUNK_LOG2} bytes up to the PP size (${this.ppSizeBytes}).`,
+        context: { field: 'bitmapChunkBytes', value: chunk } })
+    }
   }
 
   lvSetExt(lvName: string, ext: { readonly [key: string]: JsonValue }): Promise<LvDescriptor> {

@@ -28,9 +28,20 @@ export interface LvCreateOptions {
   readonly strict?: Strictness
   readonly schedule?: Schedule
   readonly mwc?: MwcPolicy
+  /** Activity-log size (active MWC), in LTGs; default 1237. */
+  readonly alExtents?: number
+  /** Write-intent bitmap chunk size, a power of two >= 4 KiB; default 64 KiB. */
+  readonly bitmapChunkBytes?: number
   readonly ext?: { readonly [key: string]: JsonValue }
   /** Allocate only on these PV indexes (default: every active PV). */
   readonly pvIndexes?: readonly number[]
+}
+
+/** What `lvchange` may change on a mounted LV (lvChange). */
+export interface LvChangeOptions {
+  readonly mwc?: MwcPolicy
+  readonly alExtents?: number
+  readonly bitmapChunkBytes?: number
 }
 
 export interface VgChangeEvent {
@@ -72,6 +83,8 @@ export interface VolumeGroup {
   lvSwapLps(lvName: string, pairs: ReadonlyArray<readonly [number, number]>): Promise<LvDescriptor>
   lvRemove(lvName: string): Promise<void>
   lvRename(lvName: string, newName: string): Promise<LvDescriptor>
+  /** Changes an LV's MWC policy, activity-log size or bitmap chunk (one descriptor commit). */
+  lvChange(lvName: string, change: LvChangeOptions): Promise<LvDescriptor>
   /** Replace an LV's opaque ext object (replication metadata). */
   lvSetExt(lvName: string, ext: { readonly [key: string]: JsonValue }): Promise<LvDescriptor>
 

@@ -66,6 +66,8 @@ export class MirrorVg {
   readonly #flags = new Serial()
   #exclusiveHook: ((lvId: number, region: number) => Promise<void>) | undefined
   readonly #writeThroughListeners = new Set<(lvId: number) => void>()
+  /** `lvId:region` of every gate region pinned in the activity log by beforeWriteRegion. */
+  readonly #gatePins = new Set<string>()
 
   constructor(vg: VolumeGroup, options: MirrorVgOptions = {}) {
     this.vg = vg
@@ -288,11 +290,16 @@ export class MirrorVg {
     if (lv.mwc !== 'active' && lv.copies > 1) await this.ensureLvDirty(lv)
     const release = await this.locksOf(lv.lvId).shared(regionIndex, regionIndex)
     release()
-    if (lv.mwc === 'active' && lv.copies > 1) await this.mwc.pin(lv, [regionIndex])
+    if (lv.mwc === 'active' && lv.copies > 1) {
+      await this.mwc.pin(lv, [regionIndex])
+      this.#gatePins.add(`${lv.lvId}:${regionIndex}`)
+    }
   }
 
+  /** Releases what beforeWriteRegion took: the pin, when it pinned (the LV's MWC policy may
+   * have changed while the gate was open). */
   afterWriteRegion(lv: LvDescriptor, regionIndex: number): void {
-    if (lv.mwc === 'active' && lv.copies > 1) this.mwc.unpin(lv, [regionIndex])
+    if (this.#gatePins.delete(`${lv.lvId}:${regionIndex}`)) this.mwc.unpin(lv, [regionIndex])
   }
 
   /** The plan the native data path executes for `lv` (rebuild it on every VG change). */

@@ -27,23 +27,18 @@
 import type { BlockDevice } from '../io/block-device.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import {
-  MWC_BLOCK_BYTES, MWC_MAX_CURSORS, encodeMwcRecord, maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
+  DEFAULT_AL_EXTENTS, MWC_BLOCK_BYTES, MWC_MAX_CURSORS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity, encodeMwcRecord, maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
   scanMwcArea, WHOLE_LV, type DirtyChunks, type MwcEntry, type MwcRecord, type ResyncCursor,
 } from '../format/mwc-log.js'
 import { assert } from '../util/assert.js'
 import { isLvmfsError } from '../errors/index.js'
 
-/** Active extents per LV unless its descriptor says otherwise (DRBD's al-extents default). */
-export const DEFAULT_AL_EXTENTS = 1237
+export { DEFAULT_AL_EXTENTS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/mwc-log.js'
 /** AIX's MWC cache size, the figure lvmfs used before the activity log. */
 export const AIX_MWC_CACHE_LTGS = 62
 export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024
 /** LTGs logged ahead of a sequential writer with one record. */
 export const LOOK_AHEAD_LTGS = 8
-/** LTGs an LV may hold beyond its al-extents while every entry is pinned (writes in flight in
- * every extent); past it, new pins wait. Capacity checks count it. */
-export const PINNED_OVERSHOOT_LTGS = 64
-
 export interface MwcOptions {
   /** Active extents of every LV, overriding the descriptors (tests). */
   readonly cacheLtgs?: number
@@ -93,13 +88,10 @@ export function ltgBytesOf(ppSizeBytes: number, ltgBytesMax = DEFAULT_LTG_BYTES_
   return ltgBytes
 }
 
-/** Active extents an MWC area of `areaBytes` can list in one record, with every cursor and
- * no bitmap (bitmaps that do not fit degrade to whole-LV markers). */
-export function alExtentsCapacity(areaBytes: number): number {
-  const maxBytes = maxRecordBlocks(Math.floor(areaBytes / MWC_BLOCK_BYTES)) * MWC_BLOCK_BYTES
-  const fixed = mwcRecordBytes({ entries: 0, cursors: MWC_MAX_CURSORS, dirty: [] })
-  const perEntry = mwcRecordBytes({ entries: 1, cursors: 0, dirty: [] }) - mwcRecordBytes({ entries: 0, cursors: 0, dirty: [] })
-  return Math.floor((maxBytes - fixed) / perEntry)
+function count(counts: Map<number, number>, key: number, delta: number): void {
+  const value = (counts.get(key) ?? 0) + delta
+  if (value > 0) counts.set(key, value)
+  else counts.delete(key)
 }
 
 export class MwcLog {
@@ -110,6 +102,8 @@ export class MwcLog {
   readonly #cache = new Map<string, CacheEntry>()
   /** lvId -> number of its entries in #cache. */
   readonly #perLv = new Map<number, number>()
+  /** pvIndex -> number of entries with a copy on that PV (what its records list). */
+  readonly #perPv = new Map<number, number>()
   readonly #writers = new Map<number, PvWriter>()
   readonly #cursors = new Map<string, ResyncCursor>()
   readonly #roomWaiters: Array<() => void> = []
@@ -284,25 +278,52 @@ export class MwcLog {
   #add(entry: CacheEntry): void {
     this.#cache.set(entryKey(entry.lvId, entry.ltgIndex), entry)
     this.#perLv.set(entry.lvId, this.cachedLtgsOf(entry.lvId) + 1)
+    for (const pvIndex of entry.pvs) this.#perPv.set(pvIndex, (this.#perPv.get(pvIndex) ?? 0) + 1)
   }
 
   #delete(entry: CacheEntry): void {
     this.#cache.delete(entryKey(entry.lvId, entry.ltgIndex))
-    const left = this.cachedLtgsOf(entry.lvId) - 1
-    if (left > 0) this.#perLv.set(entry.lvId, left)
-    else this.#perLv.delete(entry.lvId)
+    count(this.#perLv, entry.lvId, -1)
+    for (const pvIndex of entry.pvs) count(this.#perPv, pvIndex, -1)
   }
 
-  /** Makes room for one more LTG of `lv`: syncs the PVs of its oldest idle LTGs, then drops them. */
-  async #makeRoom(lv: LvDescriptor): Promise<void> {
+  /** Entries the records of one PV may list before pins must evict other LVs' extents: the
+   * record capacity of its area less what pinned overshoot and open resyncs may add. */
+  #pvSoftLimit(pvIndex: number): number {
+    return Math.max(1, alExtentsCapacity(this.#vg.mwcArea(pvIndex).sizeBytes) - 2 * PINNED_OVERSHOOT_LTGS)
+  }
+
+  /** Whether one more LTG of `lv` (with copies on `pvs`) needs room made first. */
+  #full(lv: LvDescriptor, pvs: ReadonlySet<number>): boolean {
+    if (this.cachedLtgsOf(lv.lvId) >= this.alExtentsOf(lv)) return true
+    for (const pvIndex of pvs) if ((this.#perPv.get(pvIndex) ?? 0) >= this.#pvSoftLimit(pvIndex)) return true
+    return false
+  }
+
+  /** Beyond the soft sizes, while every candidate is pinned: how far pins may go before waiting. */
+  #overshootLeft(lv: LvDescriptor, pvs: ReadonlySet<number>): boolean {
+    if (this.cachedLtgsOf(lv.lvId) >= this.alExtentsOf(lv) + PINNED_OVERSHOOT_LTGS) return false
+    for (const pvIndex of pvs) {
+      if ((this.#perPv.get(pvIndex) ?? 0) >= this.#pvSoftLimit(pvIndex) + PINNED_OVERSHOOT_LTGS) return false
+    }
+    return true
+  }
+
+  /**
+   * Makes room for one more LTG of `lv` on `pvs`: syncs the PVs of the oldest idle LTGs (of the
+   * LV when the LV is at its al-extents, else of any LV sharing a full PV), then drops them.
+   */
+  async #makeRoom(lv: LvDescriptor, pvs: ReadonlySet<number>): Promise<void> {
     const limit = this.alExtentsOf(lv)
-    while (this.cachedLtgsOf(lv.lvId) >= limit) {
-      const idle = [...this.#cache.values()].filter((entry) => entry.lvId === lv.lvId && entry.pins === 0)
+    while (this.#full(lv, pvs)) {
+      const ownLimit = this.cachedLtgsOf(lv.lvId) >= limit
+      const fullPvs = [...pvs].filter((pvIndex) => (this.#perPv.get(pvIndex) ?? 0) >= this.#pvSoftLimit(pvIndex))
+      const idle = [...this.#cache.values()].filter((entry) => entry.pins === 0 &&
+        (ownLimit ? entry.lvId === lv.lvId : fullPvs.some((pvIndex) => entry.pvs.has(pvIndex))))
       if (idle.length === 0) {
         // Every LTG has a write in flight: go past the soft size rather than make writers that
-        // already pinned part of their LTGs wait for each other, up to the overshoot the
-        // capacity check allowed for.
-        if (this.cachedLtgsOf(lv.lvId) < limit + PINNED_OVERSHOOT_LTGS) return
+        // already pinned part of their LTGs wait for each other, up to the pinned overshoot.
+        if (this.#overshootLeft(lv, pvs)) return
         await new Promise<void>((wake) => this.#roomWaiters.push(wake))
         continue
       }
@@ -311,11 +332,11 @@ export class MwcLog {
       idle.sort((a, b) => Number(this.#clean(b)) - Number(this.#clean(a)) || a.lastUseTick - b.lastUseTick)
       const victims = idle.slice(0, Math.max(1, Math.min(64, Math.floor(limit / 4))))
         .map((entry) => ({ entry, tick: entry.lastUseTick }))
-      const pvs = new Set<number>()
-      for (const { entry } of victims) if (!this.#clean(entry)) for (const pvIndex of entry.pvs) pvs.add(pvIndex)
+      const toSync = new Set<number>()
+      for (const { entry } of victims) if (!this.#clean(entry)) for (const pvIndex of entry.pvs) toSync.add(pvIndex)
       // The victims' data must be durable before a record stops listing them (clean ones already
       // are); a victim used again while the sync ran may hold newer, unsynced data and stays.
-      await Promise.all([...pvs].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
+      await Promise.all([...toSync].map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
       for (const { entry, tick } of victims) {
         // Another makeRoom may have dropped this entry meanwhile and a pin re-created the key:
         // only the very entry chosen as a victim may be deleted.
@@ -337,14 +358,14 @@ export class MwcLog {
       let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
       // Concurrent pins all wait in makeRoom and wake together: re-check after each wait, so no
       // LV holds more entries than its limit plus the pinned overshoot.
-      while (entry === undefined && this.cachedLtgsOf(lv.lvId) >= limit) {
-        await this.#makeRoom(lv)
+      const pvs = this.#pvsOf(lv, ltgIndex)
+      while (entry === undefined && this.#full(lv, pvs)) {
+        await this.#makeRoom(lv, pvs)
         entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
         // No await between this check and the insert below.
-        if (this.cachedLtgsOf(lv.lvId) < limit + PINNED_OVERSHOOT_LTGS) break
+        if (this.#overshootLeft(lv, pvs)) break
       }
       if (entry === undefined) {
-        const pvs = this.#pvsOf(lv, ltgIndex)
         entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, doneEpoch: 0, recorded: undefined }
         this.#add(entry)
         entry.recorded = this.#commitPvs(pvs)
@@ -367,14 +388,14 @@ export class MwcLog {
     const endLtg = Math.ceil((lv.lps.length * this.#vg.ppSizeBytes) / this.ltgBytes)
     if (first >= endLtg || this.#cache.has(entryKey(lv.lvId, first)) || this.#lookingAhead) return
     this.#lookingAhead = true
-    const limit = this.alExtentsOf(lv)
     const run = async (): Promise<void> => {
-      await this.#makeRoom(lv)
+      await this.#makeRoom(lv, this.#pvsOf(lv, first))
       const pvs = new Set<number>()
       const added: CacheEntry[] = []
       for (let ltgIndex = first; ltgIndex < Math.min(endLtg, first + LOOK_AHEAD_LTGS); ltgIndex++) {
-        if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.cachedLtgsOf(lv.lvId) >= limit) continue
-        const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs: this.#pvsOf(lv, ltgIndex), pins: 0,
+        const entryPvs = this.#pvsOf(lv, ltgIndex)
+        if (this.#cache.has(entryKey(lv.lvId, ltgIndex)) || this.#full(lv, entryPvs)) continue
+        const entry: CacheEntry = { lvId: lv.lvId, ltgIndex, pvs: entryPvs, pins: 0,
           lastUseTick: ++this.#tick, doneEpoch: 0, recorded: undefined }
         this.#add(entry)
         for (const pvIndex of entry.pvs) pvs.add(pvIndex)

@@ -202,6 +202,7 @@ export class FakeVg implements VolumeGroup {
   async lvSwapLps(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvRemove(): Promise<void> { throw new Error('not in the fake VG') }
   async lvRename(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
+  async lvChange(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvSetExt(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async vgExtend(): Promise<void> { throw new Error('not in the fake VG') }
   async vgReduce(): Promise<void> { throw new Error('not in the fake VG') }

@@ -10,6 +10,7 @@ import * as lvextend from './lvextend.js'
 import * as lvreduce from './lvreduce.js'
 import * as lvremove from './lvremove.js'
 import * as lvrename from './lvrename.js'
+import * as lvchange from './lvchange.js'
 import * as pvs from './pvs.js'
 import * as vgs from './vgs.js'
 import * as lvs from './lvs.js'
@@ -44,6 +45,7 @@ const modules: Array<{ register(program: Command): void }> = [
   lvreduce,
   lvremove,
   lvrename,
+  lvchange,
   pvs,
   vgs,
   lvs,

@@ -24,7 +24,7 @@ void t.test('quiesce waits for running opens and holds back new ones', async (t)
       const pin = deferred()
       pins.set(region, pin)
       await pin.promise
-      return true
+      return 16
     },
     unpin: (_nodeid, region) => { events.push(`unpin ${region}`) },
   }, 16)
@@ -58,7 +58,7 @@ void t.test('quiesce waits for running opens and holds back new ones', async (t)
 
 void t.test('quiesce of one volume does not hold back another', async (t) => {
   const keeper = new GateKeeper({
-    setGate: () => undefined, drainWrites: async () => undefined, pin: async () => true, unpin: () => undefined,
+    setGate: () => undefined, drainWrites: async () => undefined, pin: async () => 16, unpin: () => undefined,
   }, 16)
   const release = deferred()
   const held = keeper.quiesce(1, () => release.promise)
@@ -68,19 +68,26 @@ void t.test('quiesce of one volume does not hold back another', async (t) => {
   await held
 })
 
-void t.test('only gates whose pin holds an MWC entry count against the bound', async (t) => {
+void t.test('only gates whose pin holds an activity-log entry count, each volume against its own bound', async (t) => {
   const closed: string[] = []
   const keeper = new GateKeeper({
     setGate: (nodeid, region, open) => { if (!open) closed.push(`${nodeid}:${region}`) },
     drainWrites: async () => undefined,
-    // Volume 1 pins MWC entries (MWC active); volume 2 holds nothing (MWC off).
-    pin: async (nodeid) => nodeid === 1,
+    // Volumes 1 and 3 pin activity-log entries (MWC active, al-extents 4 and 2); volume 2 holds
+    // nothing (MWC off).
+    pin: async (nodeid) => nodeid === 1 ? 4 : nodeid === 3 ? 2 : undefined,
     unpin: () => undefined,
-  }, 4)
+  })
   for (let region = 0; region < 100; region++) await keeper.openGate(2, region)
   t.equal(keeper.openCount, 100, 'a hundred unbounded gates stay open')
   t.same(closed, [], 'none was evicted')
   for (let region = 0; region < 6; region++) await keeper.openGate(1, region)
-  t.same(closed, ['1:0', '1:1'], 'the bound evicts the oldest bounded gates only')
-  t.equal(keeper.openCount, 104)
+  t.same(closed, ['1:0', '1:1'], 'the bound evicts the oldest bounded gates of that volume only')
+  for (let region = 0; region < 3; region++) await keeper.openGate(3, region)
+  t.same(closed, ['1:0', '1:1', '3:0'], 'another volume is bounded by its own al-extents')
+  t.equal(keeper.openCount, 100 + 4 + 2)
+  const capped = new GateKeeper({ setGate: () => undefined, drainWrites: async () => undefined,
+    pin: async () => 1000, unpin: () => undefined }, 3)
+  for (let region = 0; region < 10; region++) await capped.openGate(1, region)
+  t.equal(capped.openCount, 3, 'maxOpen caps every bound')
 })
