@@ -55,6 +55,23 @@ export class FaultyDevice implements BlockDevice {
   get sectorBytes(): number { return this.inner.sectorBytes }
   get fd(): number { return this.inner.fd }
 
+  /** True when a read now reaches the inner device unchanged (no read fault, flip, latency,
+   * disappearance or crash), so a caller may read the inner device's fd directly (the native
+   * block hashes of checksum resync); false sends such readers through `read`. */
+  readsPassThrough(): boolean {
+    return !this.gone && this.crash?.crashed !== true && this.readErrorRanges.length === 0 &&
+      this.readFlips.size === 0 && this.latencyMs === 0
+  }
+
+  /** True when a write now reaches the inner device unchanged (no write fault, countdown, torn
+   * write, latency, disappearance or crash controller counting writes), so a caller may write
+   * the inner device's fd directly (the native range copier of resync; such writes are not in
+   * `writeLog`); false sends such writers through `write`. */
+  writesPassThrough(): boolean {
+    return !this.gone && this.crash === undefined && this.writeErrorRanges.length === 0 &&
+      this.writesBeforeFailure === Number.POSITIVE_INFINITY && this.tearNext === undefined && this.latencyMs === 0
+  }
+
   failWritesAfter(count: number): void { this.writesBeforeFailure = count }
   disappear(): void { this.gone = true }
   reappear(): void { this.gone = false }
