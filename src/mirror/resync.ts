@@ -24,7 +24,7 @@ import type { ResyncCursor } from '../format/mwc-log.js'
 import { LvmfsError, errnoOf } from '../errors/index.js'
 import { assert } from '../util/assert.js'
 import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
-import type { MirrorVg } from './mirror-vg.js'
+import type { LpRange, MirrorVg } from './mirror-vg.js'
 import { copyAddress, syncCopies } from './region-copy.js'
 
 /** Default checkpoint interval: bytes a resumed resync may copy again after a crash. Each
@@ -48,6 +48,11 @@ export interface ResyncOptions {
   readonly checkpointEveryRegions?: number
   readonly onProgress?: (progress: ResyncProgress) => void
   readonly signal?: AbortSignal
+  /** Narrows a range about to be copied to the sub-ranges that must be written (checksum resync:
+   * `ChecksumNarrower`, checksum-diff.ts); called under the region's exclusive lock before the
+   * source is read. Default: the range itself. */
+  readonly narrowRanges?: (lv: LvDescriptor, lp: number, source: number, targets: readonly number[],
+    range: LpRange) => Promise<readonly LpRange[]>
 }
 
 export interface LpResyncResult {
@@ -211,7 +216,7 @@ export class Resyncer {
     let ahead: Promise<ReadRegion> | undefined
     try {
       let sinceCheckpoint = 0
-      ahead = this.#readRegion(lv, lp, startBytes, source, 0)
+      ahead = this.#readRegion(lv, lp, startBytes, source, targets, 0)
       for (let offset = startBytes, turn = 0; offset < vg.ppSizeBytes; offset += mirror.ltgBytes, turn++) {
         this.#options.signal?.throwIfAborted()
         assert(ahead !== undefined, 'resync read-ahead missing')
@@ -219,7 +224,7 @@ export class Resyncer {
         ahead = undefined
         const nextOffset = offset + mirror.ltgBytes
         if (nextOffset < vg.ppSizeBytes) {
-          ahead = this.#readRegion(lv, lp, nextOffset, source, (turn + 1) % 2)
+          ahead = this.#readRegion(lv, lp, nextOffset, source, targets, (turn + 1) % 2)
           ahead.catch(() => {})
         }
         const outcome = await this.#writeRegion(lv, lp, current, targets)
@@ -255,8 +260,8 @@ export class Resyncer {
 
   /** Locks region `offset` of the LP exclusive and reads it from the source (the lock is kept
    * until #writeRegion); a source read error marks the source stale and fails the LP. */
-  async #readRegion(lv: LvDescriptor, lp: number, offset: number, source: number, bufferIndex: number):
-    Promise<ReadRegion> {
+  async #readRegion(lv: LvDescriptor, lp: number, offset: number, source: number, targets: readonly number[],
+    bufferIndex: number): Promise<ReadRegion> {
     const mirror = this.#mirror
     this.#options.signal?.throwIfAborted()
     await this.#rate.take(mirror.ltgBytes, this.#options.signal)
@@ -264,16 +269,30 @@ export class Resyncer {
     const data = buffers[bufferIndex]!
     const region = lp * mirror.regionsPerLp() + offset / mirror.ltgBytes
     const release = await mirror.lockRegionExclusive(lv.lvId, region)
+    const whole = { offsetInLpBytes: offset, lengthBytes: mirror.ltgBytes }
+    const narrow = this.#options.narrowRanges
+    let ranges: readonly LpRange[] = [whole]
+    try {
+      if (narrow !== undefined) ranges = await narrow(lv, lp, source, targets, whole)
+      assert(ranges.every((range) => range.offsetInLpBytes >= offset &&
+        range.offsetInLpBytes + range.lengthBytes <= offset + mirror.ltgBytes), 'narrowRanges left the region')
+    } catch (error) {
+      release()
+      throw error
+    }
     try {
       const from = copyAddress(mirror.vg, lv, lp, source, offset)
-      await from.device.read(data, from.offsetBytes)
+      for (const range of ranges) {
+        const at = range.offsetInLpBytes - offset
+        await from.device.read(data.subarray(at, at + range.lengthBytes), from.offsetBytes + at)
+      }
     } catch (error) {
       release()
       await mirror.onCopyError(lv, lp, source, errnoOf(error), false)
       throw new LvmfsError('LVM_NOTSYNCED', `reading the source copy ${source} of LP ${lp} of LV "${lv.name}" failed`,
         { cause: error, hint: 'The source was marked stale; run the resync again to use another copy.' })
     }
-    return { region, offset, data, release }
+    return { region, offset, data, ranges, release }
   }
 
   /** Writes a region read by #readRegion to every target, then releases its lock. */
@@ -286,8 +305,13 @@ export class Resyncer {
       await Promise.all(targets.map(async (target) => {
         try {
           const to = copyAddress(mirror.vg, lv, lp, target, read.offset)
-          await to.device.write(read.data, to.offsetBytes)
-          copiedBytes += read.data.length
+          let written = 0
+          for (const range of read.ranges) {
+            const at = range.offsetInLpBytes - read.offset
+            await to.device.write(read.data.subarray(at, at + range.lengthBytes), to.offsetBytes + at)
+            written += range.lengthBytes
+          }
+          copiedBytes += written
         } catch {
           failedTargets.push(target)
         }
@@ -446,6 +470,8 @@ interface ReadRegion {
   readonly region: number
   readonly offset: number
   readonly data: Buffer
+  /** The parts of the region to write (narrowRanges), sorted; the whole region by default. */
+  readonly ranges: readonly LpRange[]
   readonly release: () => void
 }
 
