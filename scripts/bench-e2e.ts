@@ -198,6 +198,7 @@ try {
           twoCopy: {
             off: await measure(mirrorTarget('off'), lvFile('off'), workload),
             active: await measure(mirrorTarget('active'), lvFile('active'), workload),
+            'active-al96': await measure(mirrorTarget('active-al96'), lvFile('active-al96'), workload),
             'off-in-order': await measure(mirrorTarget('off-in-order'), lvFile('off-in-order'), workload),
           },
         }
@@ -209,6 +210,8 @@ try {
     const activeRow = await runAll(mirrorTarget('active'), lvFile('active'), STANDARD_WORKLOADS)
     const offRow = await runAll(mirrorTarget('off'), lvFile('off'), MIRROR_WORKLOADS.map((m) => m.workload))
     const inOrderRow = await runAll(mirrorTarget('off-in-order'), lvFile('off-in-order'),
+      MIRROR_WORKLOADS.map((m) => m.workload))
+    const al96Row = await runAll(mirrorTarget('active-al96'), lvFile('active-al96'),
       MIRROR_WORKLOADS.map((m) => m.workload))
     const mirrorNames = new Set(MIRROR_WORKLOADS.map((m) => m.workload.name))
     for (const workload of STANDARD_WORKLOADS) {
@@ -223,7 +226,8 @@ try {
     for (const mirror of MIRROR_WORKLOADS) {
       const name = mirror.workload.name
       for (const row of mirrorRows(mirror, { raw: rawRow.get(name)!, linear: linRow.get(name)!,
-        twoCopy: { off: offRow.get(name)!, active: activeRow.get(name)!, 'off-in-order': inOrderRow.get(name)! } })) {
+        twoCopy: { off: offRow.get(name)!, active: activeRow.get(name)!, 'active-al96': al96Row.get(name)!,
+          'off-in-order': inOrderRow.get(name)! } })) {
         recordMirror(row)
       }
     }
