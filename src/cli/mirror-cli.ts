@@ -6,13 +6,19 @@
 import { SingleBar } from 'cli-progress'
 import { LvmfsError } from '../errors/index.js'
 import { MirrorEngine, type ResyncProgress, type ResyncReport } from '../mirror/index.js'
+import { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from '../mirror/checksum-diff.js'
 import { onlineVg, stderr, stdout, type OutputStream } from './io-context.js'
 import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
 import { parseSizeBytes } from './options.js'
 
 export interface MirrorCliOptions extends DeviceOptions {
   readonly rate?: string
+  readonly checksum?: boolean
+  readonly checksumBlock?: string
 }
+
+/** A resync report; with --checksum also the target bytes compared (copiedBytes: written). */
+export type CliResyncReport = ResyncReport & { readonly comparedBytes?: number }
 
 export function parseVgLv(text: string): { vgName: string, lvName: string } {
   const parts = text.split('/')
@@ -87,13 +93,39 @@ export function rateOption(options: MirrorCliOptions): { rateBytesPerSecond?: nu
   return options.rate === undefined ? {} : { rateBytesPerSecond: parseSizeBytes(options.rate, '--rate') }
 }
 
+/** `--checksum [--checksum-block SIZE]`: the block size compared and written, or undefined. */
+export function checksumBlockOption(options: MirrorCliOptions): number | undefined {
+  if (options.checksumBlock !== undefined && options.checksum !== true) {
+    throw new LvmfsError('ENGINE_USAGE', '--checksum-block needs --checksum')
+  }
+  if (options.checksum !== true) return undefined
+  if (options.checksumBlock === undefined) return DEFAULT_CHECKSUM_BLOCK_BYTES
+  const bytes = parseSizeBytes(options.checksumBlock, '--checksum-block')
+  if (bytes % 4096 !== 0 || bytes > 64 * 1024 * 1024) {
+    throw new LvmfsError('ENGINE_USAGE', `invalid --checksum-block "${options.checksumBlock}"`, {
+      detail: 'The block compared and written must be a multiple of 4K, at most 64M.' })
+  }
+  return bytes
+}
+
+/** The narrowRanges hook of a checksum resync (undefined without --checksum) and the report it
+ * completes with the bytes compared. */
+export function checksumResync(engine: MirrorEngine, blockBytes: number | undefined): {
+  narrowRanges?: ChecksumNarrower['narrowRanges'], report: (report: ResyncReport) => CliResyncReport } {
+  if (blockBytes === undefined) return { report: (report) => report }
+  const checksum = new ChecksumNarrower(engine.mirror, { blockBytes })
+  return { narrowRanges: checksum.narrowRanges,
+    report: (report) => ({ ...report, comparedBytes: checksum.totals().comparedBytes }) }
+}
+
 /** Text summary of a resync; throws LVM_NOTSYNCED when some LP could not be synced. */
-export function renderResync(report: ResyncReport): string {
+export function renderResync(report: CliResyncReport): string {
   const lines = report.lps.filter((lp) => lp.source !== undefined).map((lp) =>
     `${lp.lv} LP ${lp.lp}: copy ${String(lp.source)} -> ${lp.targets.join(',')} ` +
     `(${humanBytes(lp.copiedBytes)}${lp.resumedFromBytes > 0 ? `, resumed at ${humanBytes(lp.resumedFromBytes)}` : ''})`)
   lines.push(`resynced ${report.lps.filter((lp) => lp.source !== undefined).length} LP(s), ` +
-    `copied ${humanBytes(report.copiedBytes)}`)
+    `copied ${humanBytes(report.copiedBytes)}` +
+    (report.comparedBytes === undefined ? '' : ` (checksum: compared ${humanBytes(report.comparedBytes)})`))
   return lines.join('\n') + '\n'
 }
 
