@@ -72,6 +72,7 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod("finishWrite", &Session::FinishWrite),
        InstanceMethod("mapVolume", &Session::MapVolume),
        InstanceMethod("unmapVolume", &Session::UnmapVolume),
+       InstanceMethod("takeDirtyChunks", &Session::TakeDirtyChunks),
        InstanceMethod("setGate", &Session::SetGate),
        InstanceMethod("drainWrites", &Session::DrainWrites),
        InstanceMethod("notifyInvalInode", &Session::NotifyInvalInode),
@@ -636,12 +637,61 @@ Napi::Value Session::MapVolume(const Napi::CallbackInfo& info) {
     volume = slot;
   }
   std::lock_guard<std::mutex> lock(volume->mutex);
+  if (map->dirty) {
+    // One set of bits for as long as the chunk size holds and it covers the volume; a new set
+    // (the volume grew, the chunk changed) leaves the old one to be taken and dropped later.
+    std::shared_ptr<DirtyChunks> current = volume->dirtySets.empty() ? nullptr : volume->dirtySets.back();
+    if (current && current->chunkBytes == map->dirty->chunkBytes && current->words.size() >= map->dirty->words.size()) {
+      map->dirty = current;
+    } else {
+      volume->dirtySets.push_back(map->dirty);
+    }
+  }
   if (volume->map && volume->map->gateBytes == map->gateBytes && map->gateBytes > 0) {
     size_t words = std::min(volume->map->gateWordCount, map->gateWordCount);
     for (size_t w = 0; w < words; w++) map->gateWords[w] = volume->map->gateWords[w].load();
   }
   volume->map = map;
   return env.Undefined();
+}
+
+// takeDirtyChunks(nodeid) -> { chunkBytes, chunks: Float64Array } | undefined: the chunks marked
+// since the last call (cleared as they are taken), over every bit set the volume's maps used.
+Napi::Value Session::TakeDirtyChunks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t nodeid = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  std::shared_ptr<Volume> volume = FindVolume(nodeid);
+  if (!volume) return env.Undefined();
+  std::vector<double> chunks;
+  uint64_t chunkBytes = 0;
+  std::lock_guard<std::mutex> lock(volume->mutex);
+  for (auto it = volume->dirtySets.begin(); it != volume->dirtySets.end();) {
+    DirtyChunks& set = **it;
+    if (chunkBytes != 0 && set.chunkBytes != chunkBytes) {
+      ++it;  // another chunk size: taken by a later call, once the older set is gone
+      continue;
+    }
+    chunkBytes = set.chunkBytes;
+    if (set.any.exchange(false, std::memory_order_seq_cst)) {
+      for (size_t w = 0; w < set.words.size(); w++) {
+        uint64_t bits = set.words[w].exchange(0, std::memory_order_seq_cst);
+        while (bits != 0) {
+          int bit = __builtin_ctzll(bits);
+          bits &= bits - 1;
+          chunks.push_back(static_cast<double>(w * 64 + bit));
+        }
+      }
+    }
+    bool retired = *it != volume->dirtySets.back() && it->use_count() == 1;
+    it = retired ? volume->dirtySets.erase(it) : it + 1;
+  }
+  if (chunkBytes == 0) return env.Undefined();
+  Napi::Float64Array out = Napi::Float64Array::New(env, chunks.size());
+  std::copy(chunks.begin(), chunks.end(), out.Data());
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("chunkBytes", Napi::Number::New(env, static_cast<double>(chunkBytes)));
+  result.Set("chunks", out);
+  return result;
 }
 
 Napi::Value Session::UnmapVolume(const Napi::CallbackInfo& info) {

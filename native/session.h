@@ -71,6 +71,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value FinishWrite(const Napi::CallbackInfo& info);
   Napi::Value MapVolume(const Napi::CallbackInfo& info);
   Napi::Value UnmapVolume(const Napi::CallbackInfo& info);
+  Napi::Value TakeDirtyChunks(const Napi::CallbackInfo& info);
   Napi::Value SetGate(const Napi::CallbackInfo& info);
   Napi::Value DrainWrites(const Napi::CallbackInfo& info);
   Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info);

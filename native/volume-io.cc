@@ -107,13 +107,17 @@ uint64_t WriteVolume(const VolumeMap& map, uint64_t offset, uint64_t length, con
       uint32_t extentIndex = static_cast<uint32_t>(segments[s].extent);
       uint32_t first = sink.count;
       int fresh = 0;
+      bool diverged = firstTransfer[s + 1] - firstTransfer[s] < static_cast<size_t>(extent.count);
       for (size_t t = firstTransfer[s]; t < firstTransfer[s + 1]; t++) {
         const Transfer& transfer = batch[t];
         if (transfer.result == 0 && !transfer.copy->stale) fresh++;
         if (transfer.result < 0) {
+          diverged = true;
           sink.Add(extentIndex, static_cast<uint32_t>(transfer.copy - extent.copies), transfer.result, 0);
         }
       }
+      // Before the reply: a drain that waits for this request also waits for its bits.
+      if (diverged && map.dirty) map.dirty->Mark(offset + segments[s].done, segments[s].length);
       if (fresh == 0) sink.MarkLost(extentIndex, first);
     }
     progress = cursor;
@@ -176,9 +180,12 @@ FallocateResult FallocateVolume(const VolumeMap& map, int backingMode, uint64_t 
       result.unsupported = true;
     } else {
       uint32_t first = sink.count;
+      bool diverged = attempted < extent.count;
       for (int c = 0; c < extent.count; c++) {
         if (errors[c] < 0) sink.Add(extentIndex, static_cast<uint32_t>(c), errors[c], 0);
+        if (errors[c] < 0) diverged = true;
       }
+      if (diverged && map.dirty) map.dirty->Mark(position, segment);
       if (fresh == 0) sink.MarkLost(extentIndex, first);
     }
     result.progress += segment;

@@ -38,6 +38,11 @@ std::shared_ptr<VolumeMap> ParseVolumeMap(const Napi::Object& spec, std::string*
       extent.copies[c].writeOnly = stale[e * kMaxCopies + c] == 2;
     }
   }
+  Napi::Value dirtyChunk = spec.Get("dirtyChunkBytes");
+  if (dirtyChunk.IsNumber()) {
+    uint64_t chunk = static_cast<uint64_t>(dirtyChunk.As<Napi::Number>().Int64Value());
+    if (chunk > 0) map->dirty = std::make_shared<DirtyChunks>(chunk, map->sizeBytes);
+  }
   FinishMap(*map);
   return map;
 }

@@ -34,6 +34,18 @@ uint32_t DirectAlignment(int fd) {
 
 }  // namespace
 
+void DirtyChunks::Mark(uint64_t offsetBytes, uint64_t lengthBytes) {
+  if (lengthBytes == 0) return;
+  uint64_t last = (offsetBytes + lengthBytes - 1) / chunkBytes;
+  for (uint64_t chunk = offsetBytes / chunkBytes; chunk <= last; chunk++) {
+    size_t word = chunk / 64;
+    if (word >= words.size()) break;
+    uint64_t bit = uint64_t(1) << (chunk % 64);
+    if ((words[word].load(std::memory_order_relaxed) & bit) == 0) words[word].fetch_or(bit, std::memory_order_seq_cst);
+  }
+  any.store(true, std::memory_order_seq_cst);
+}
+
 VolumeMap::~VolumeMap() {
   for (int fd : ownedFds) close(fd);
 }

@@ -30,6 +30,19 @@ struct Extent {
   int count = 0;
 };
 
+// Write-intent bits of one volume: chunk c is set when a write or discard into it skipped a
+// copy (stale, on an absent PV) or failed on one, before the request completes. TypeScript takes
+// the bits (TakeDirtyChunks) before it writes an activity-log record, so a chunk whose copies may
+// differ is in the on-disk bitmap before the log stops covering it (src/mirror/intent-bitmap.ts).
+struct DirtyChunks {
+  uint64_t chunkBytes = 0;
+  std::vector<std::atomic<uint64_t>> words;
+  std::atomic<bool> any{false};
+  DirtyChunks(uint64_t chunk, uint64_t sizeBytes)
+      : chunkBytes(chunk), words((sizeBytes / chunk + 64) / 64) {}
+  void Mark(uint64_t offsetBytes, uint64_t lengthBytes);
+};
+
 // Immutable once published; readers hold a shared_ptr for the duration of one request.
 struct VolumeMap {
   uint64_t sizeBytes = 0;
@@ -44,6 +57,7 @@ struct VolumeMap {
   // One bit per gate region; a set bit lets writes into the region run natively.
   std::unique_ptr<std::atomic<uint64_t>[]> gateWords;
   size_t gateWordCount = 0;
+  std::shared_ptr<DirtyChunks> dirty;  // null: the volume keeps no write-intent bits
   ~VolumeMap();
 };
 
@@ -59,6 +73,9 @@ struct Volume {
   // under the original one (possibly inside its own closed region) are still running.
   std::mutex drainMutex;
   std::atomic<uint32_t> roundRobin{0};
+  // Every bit set any map of this volume used, newest last; a replaced map's set is kept until
+  // its bits were taken and no request holds that map (under `mutex`).
+  std::vector<std::shared_ptr<DirtyChunks>> dirtySets;
   Volume() { inflight[0] = 0; inflight[1] = 0; }
   std::shared_ptr<VolumeMap> Current() {
     std::lock_guard<std::mutex> lock(mutex);

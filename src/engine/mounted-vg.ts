@@ -180,6 +180,7 @@ export class MountedVg implements VolumeHost {
     })
     // A resync target becomes (or stops being) written through: remap that LV at once, before
     // the resync copies its first region.
+    this.engine.mirror.setDirtyCollector(() => this.collectDirtyChunks())
     this.engine.mirror.onWriteThroughChange((lvId) => {
       const lv = this.vg.lvById(lvId)
       if (lv && !this.forcedOff) this.mapLv(lv)
@@ -297,6 +298,17 @@ export class MountedVg implements VolumeHost {
   }
 
   // --- native maps ----------------------------------------------------------------------------
+
+  /** Moves the write-intent marks native writes made into the mirror engine's bitmaps. */
+  private collectDirtyChunks(): void {
+    if (!this.session) return
+    for (const nodeid of this.served.keys()) {
+      const taken = this.session.takeDirtyChunks(nodeid)
+      if (taken === undefined || taken.chunks.length === 0) continue
+      const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
+      if (lv !== undefined) this.engine.mirror.bitmaps.markChunks(lv, taken.chunkBytes, taken.chunks)
+    }
+  }
 
   private lvByNode(nodeid: number): LvDescriptor {
     const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)

@@ -37,6 +37,14 @@ export interface NativeVolumeSpec {
   readonly offsets: Float64Array
   /** Per copy: 0 fresh, 1 stale, 2 stale but written through (a resync target). */
   readonly stale: Uint8Array
+  /** Write-intent chunk size; 0 or absent: keep no bits (see DirtyChunks in native/volume.h). */
+  readonly dirtyChunkBytes?: number
+}
+
+/** Chunks of a volume written while some copy missed the write, taken (cleared) at once. */
+export interface DirtyChunkList {
+  readonly chunkBytes: number
+  readonly chunks: Float64Array
 }
 
 export interface NativeStats {
@@ -73,6 +81,7 @@ export interface NativeSession {
   finishWrite(slot: number, generation: number, negativeErrno: number): boolean
   mapVolume(nodeid: number, spec: NativeVolumeSpec): void
   unmapVolume(nodeid: number): void
+  takeDirtyChunks(nodeid: number): DirtyChunkList | undefined
   setGate(nodeid: number, region: number, open: boolean): void
   drainWrites(nodeid: number): Promise<number>
   notifyInvalInode(nodeid: number, offset: number, length: number): Promise<number>

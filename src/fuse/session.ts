@@ -12,7 +12,7 @@ import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, type ArenaLayout, type NativeSession, type NativeStats } from './native-session.js'
+import { createNativeSession, EntryKind, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
 
@@ -159,6 +159,11 @@ export class FuseSession {
   unmapVolume(nodeid: number): void {
     this.native.unmapVolume(nodeid)
     this.maps.delete(nodeid)
+  }
+
+  /** The write-intent chunks native writes marked since the last call (see VolumeMap). */
+  takeDirtyChunks(nodeid: number): DirtyChunkList | undefined {
+    return this.native.takeDirtyChunks(nodeid)
   }
 
   setGate(nodeid: number, region: number, open: boolean): void {

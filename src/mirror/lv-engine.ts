@@ -159,6 +159,11 @@ export class MirroredLv {
     const targets = [...fresh, ...through]
     if (this.#lv.schedule === 's') for (const copyIndex of targets) await writeOne(copyIndex)
     else await Promise.all(targets.map(writeOne))
+    // Some copy missed this write (stale, absent or failed): its chunks go in the write-intent
+    // bitmap before the write completes (and so before its LTG can leave the activity log).
+    if (targets.length < this.#lv.lps[piece.lp]!.length || failures.length > 0) {
+      this.#mirror.bitmaps.mark(this.#lv, piece.lp * this.#mirror.vg.ppSizeBytes + piece.offsetInLpBytes, piece.lengthBytes)
+    }
     let failed: unknown
     for (const { copyIndex, error } of failures) {
       const decision = await this.#mirror.onCopyError(this.#lv, piece.lp, copyIndex, errnoOf(error), true)

@@ -15,6 +15,7 @@ import type { CopyTarget, VolumeMap } from '../native/volume-map.js'
 import { LvmfsError } from '../errors/index.js'
 import { assert } from '../util/assert.js'
 import { freshCopies, isCopyFresh, lvSizeBytes, readPolicyOf, writeScheduleOf } from './layout.js'
+import { IntentBitmaps } from './intent-bitmap.js'
 import { MwcLog, ltgBytesOf } from './mwc.js'
 import { RegionLocks } from './region-locks.js'
 import { Serial } from './serial.js'
@@ -52,6 +53,7 @@ const silentLogger: MirrorLogger = { info: () => {}, warn: () => {} }
 export class MirrorVg {
   readonly vg: VolumeGroup
   readonly mwc: MwcLog
+  readonly bitmaps: IntentBitmaps
   readonly ltgBytes: number
   readonly logger: MirrorLogger
   readonly counters: MirrorCounters = { copyErrors: 0, staleMarked: 0, pvsMarkedMissing: 0 }
@@ -66,6 +68,7 @@ export class MirrorVg {
   readonly #flags = new Serial()
   #exclusiveHook: ((lvId: number, region: number) => Promise<void>) | undefined
   readonly #writeThroughListeners = new Set<(lvId: number) => void>()
+  #dirtyCollector: (() => void) | undefined
   /** `lvId:region` of every gate region pinned in the activity log by beforeWriteRegion. */
   readonly #gatePins = new Set<string>()
 
@@ -74,10 +77,17 @@ export class MirrorVg {
     this.logger = options.logger ?? silentLogger
     this.ltgBytes = ltgBytesOf(vg.ppSizeBytes, options.ltgBytesMax)
     this.#errorsBeforeMissing = options.errorsBeforeMissing ?? 3
+    this.bitmaps = new IntentBitmaps(vg)
     this.mwc = new MwcLog(vg, this.ltgBytes, {
       ...(options.mwcCacheLtgs === undefined ? {} : { cacheLtgs: options.mwcCacheLtgs }),
       onPvFailure: (pvIndex, error) => this.#pvFailed(pvIndex, error, 'MWC log write'),
+      dirtyOf: (pvIndex) => {
+        this.collectDirty()
+        return this.bitmaps.dirtyOf(pvIndex)
+      },
     })
+    // Bits of an LP whose copies are all fresh again are no longer needed.
+    vg.onChange((event) => { if (event.kind === 'status') this.bitmaps.settle() })
   }
 
   assertOnline(): void {
@@ -174,8 +184,19 @@ export class MirrorVg {
    * target copies, sorted and disjoint; undefined means the whole LP (no trustworthy
    * write-intent bitmap covers those targets). A forced resync ignores this.
    */
-  resyncRanges(_lv: LvDescriptor, _lp: number, _targets: readonly number[]): readonly LpRange[] | undefined {
-    return undefined
+  resyncRanges(lv: LvDescriptor, lp: number, _targets: readonly number[]): readonly LpRange[] | undefined {
+    this.collectDirty()
+    return this.bitmaps.ranges(lv, lp)
+  }
+
+  /** Installs the daemon's step that moves native write-intent marks into `bitmaps`. */
+  setDirtyCollector(collector: (() => void) | undefined): void {
+    this.#dirtyCollector = collector
+  }
+
+  /** Brings native write-intent marks into `bitmaps` (before a record, before a resync). */
+  collectDirty(): void {
+    this.#dirtyCollector?.()
   }
 
   // --- forced resync pending (passive MWC after a crash) --------------------------------------
@@ -235,6 +256,7 @@ export class MirrorVg {
   }
 
   async #markStale(changes: readonly StaleChange[]): Promise<void> {
+    this.bitmaps.beforeMarkStale(changes)
     await this.vg.markStale(changes)
     this.counters.staleMarked += changes.length
     this.logger.warn({ changes }, 'marked partitions stale')
@@ -305,8 +327,9 @@ export class MirrorVg {
   /** The plan the native data path executes for `lv` (rebuild it on every VG change). */
   buildVolumeMap(lv: LvDescriptor, fdOf: (pvIndex: number) => number = (pvIndex) =>
     this.vg.device(pvIndex)?.fd ?? -1): VolumeMap {
-    return buildVolumeMap(this.vg, lv, { gateBytes: lv.copies > 1 ? this.ltgBytes : 0, fdOf,
-      writeOnly: (lp, copyIndex) => this.writeThroughOf(lv.lvId, lp).has(copyIndex) })
+    return { ...buildVolumeMap(this.vg, lv, { gateBytes: lv.copies > 1 ? this.ltgBytes : 0, fdOf,
+      writeOnly: (lp, copyIndex) => this.writeThroughOf(lv.lvId, lp).has(copyIndex) }),
+    dirtyChunkBytes: lv.copies > 1 ? this.bitmaps.chunkBytesOf(lv) : 0 }
   }
 }
 

@@ -72,8 +72,8 @@ interface PvWriter {
 export interface MwcRecoveryInput {
   readonly entries: readonly MwcEntry[]
   readonly cursors: readonly ResyncCursor[]
-  /** Union of the write-intent bitmaps of every PV's newest record. */
-  readonly dirty: readonly DirtyChunks[]
+  /** The newest record of every active PV that has one (write-intent bitmaps, per PV). */
+  readonly records: ReadonlyArray<{ readonly pvIndex: number, readonly record: MwcRecord }>
   /** Active PVs whose area held bytes but no valid record: their LTGs are unknown. */
   readonly unreadablePvs: readonly number[]
 }
@@ -162,7 +162,7 @@ export class MwcLog {
   /** Reads the newest record of every active PV; sets seq and ring positions past them. */
   async readRecovery(): Promise<MwcRecoveryInput> {
     const entries = new Map<string, MwcEntry>()
-    const dirty: DirtyChunks[] = []
+    const records: Array<{ pvIndex: number, record: MwcRecord }> = []
     const unreadablePvs: number[] = []
     let newest: MwcRecord | undefined
     for (let pvIndex = 0; pvIndex < this.#vg.descriptor.pvs.length; pvIndex++) {
@@ -177,10 +177,10 @@ export class MwcLog {
       this.#writer(pvIndex).newest = { blockIndex: found.blockIndex, blockCount: found.blockCount }
       this.#seq = Math.max(this.#seq, found.record.seq)
       for (const entry of found.record.entries) entries.set(entryKey(entry.lvId, entry.ltgIndex), entry)
-      dirty.push(...found.record.dirty)
+      records.push({ pvIndex, record: found.record })
       if (newest === undefined || found.record.seq > newest.seq) newest = found.record
     }
-    return { entries: [...entries.values()], cursors: newest?.cursors ?? [], dirty, unreadablePvs }
+    return { entries: [...entries.values()], cursors: newest?.cursors ?? [], records, unreadablePvs }
   }
 
   #writer(pvIndex: number): PvWriter {

@@ -35,6 +35,9 @@ export interface MirrorRecoveryReport {
   /** MWC-off LVs that crashed: an administrator must run a forced resync. */
   readonly needsForcedResync: readonly string[]
   readonly resumedCursors: number
+  /** PVs whose activity log held bytes but no valid record, and the active-MWC LVs with a copy
+   * there: those LVs get a forced resync (their active extents are unknown). */
+  readonly unreadableLogs: ReadonlyArray<{ readonly pvIndex: number, readonly lvs: readonly string[] }>
 }
 
 async function recoverLtg(mirror: MirrorVg, lv: LvDescriptor, ltgIndex: number, buffer: Buffer):
@@ -72,6 +75,17 @@ export async function recoverMirrors(mirror: MirrorVg, resyncer: Resyncer): Prom
   mirror.assertOnline()
   const vg = mirror.vg
   const input = await mirror.mwc.readRecovery()
+  const unreadableLogs = input.unreadablePvs.map((pvIndex) => ({ pvIndex,
+    lvs: vg.descriptor.lvs.filter((lv) => lv.copies > 1 && lv.lps.some((copies) =>
+      copies.some((copy) => copy.pvIndex === pvIndex))).map((lv) => lv.name) }))
+  // Bits of LVs that crashed without the log, or whose log is unreadable somewhere, may be
+  // behind what was written: none of their partitions trusts a bitmap.
+  const untrusted = new Set<number>(vg.status.dirtyLvs)
+  for (const { lvs } of unreadableLogs) for (const name of lvs) untrusted.add(vg.lvByName(name)!.lvId)
+  mirror.bitmaps.restore(input.records, mirror.ltgBytes, untrusted)
+  for (const { pvIndex, lvs } of unreadableLogs) {
+    mirror.logger.warn({ pvIndex, lvs }, 'activity log unreadable on this PV: its mirrored LVs get a full forced resync')
+  }
   for (const cursor of input.cursors) {
     resyncer.adoptCursor(cursor)
     mirror.mwc.restoreCursor(cursor)
@@ -98,5 +112,13 @@ export async function recoverMirrors(mirror: MirrorVg, resyncer: Resyncer): Prom
     if (lv.mwc === 'off') needsForcedResync.push(lv.name)
     else forcedResync.push(lv.name)
   }
-  return { ltgs, recoveredBytes, forcedResync, needsForcedResync, resumedCursors: input.cursors.length }
+  for (const { lvs } of unreadableLogs) {
+    for (const name of lvs) {
+      const lv = vg.lvByName(name)!
+      if (lv.mwc !== 'active' || forcedResync.includes(name)) continue
+      mirror.markForcedPending(lv)
+      forcedResync.push(name)
+    }
+  }
+  return { ltgs, recoveredBytes, forcedResync, needsForcedResync, resumedCursors: input.cursors.length, unreadableLogs }
 }

@@ -46,6 +46,12 @@ export interface VolumeMap {
   /** Size of a write-gate region in bytes (0: writes are never gated). */
   readonly gateBytes: number
   readonly readOnly: boolean
+  /**
+   * Write-intent chunk size (0 or absent: none). Native code marks every chunk a WRITE or
+   * FALLOCATE touched where some copy did not take it (stale, absent, failed), before the
+   * request completes; TypeScript takes the marks to keep the bitmap of what a resync must copy.
+   */
+  readonly dirtyChunkBytes?: number
 }
 
 export const MAX_COPIES = 3
