@@ -23,7 +23,10 @@ import { scrubLv, type ScrubOptions, type ScrubReport } from './scrub.js'
 
 export { MirroredLv, type OpenLvOptions } from './lv-engine.js'
 export { MirrorVg, buildVolumeMap, type CopyErrorDecision, type LpRange, type MirrorVgOptions, type MirrorLogger } from './mirror-vg.js'
-export { Resyncer, RateLimiter, type ResyncOptions, type ResyncProgress, type ResyncReport, type LpResyncResult } from './resync.js'
+export { Resyncer, DEFAULT_FILL_TARGET_REGIONS, type ResyncOptions, type ResyncProgress, type ResyncReport,
+  type LpResyncResult } from './resync.js'
+export { ResyncRateController, IoMeter, DEFAULT_MIN_RATE_BYTES_PER_SECOND, type ResyncRateOptions, type RateClock,
+  type RateSnapshot } from './resync-rate.js'
 export { scrubLv, repairWinner, type ScrubReport, type ScrubMismatch, type ScrubOptions } from './scrub.js'
 export type { MirrorRecoveryReport, LtgRecovery } from './recovery.js'
 export { ltgBytesOf, DEFAULT_LTG_BYTES_MAX, DEFAULT_AL_EXTENTS, AIX_MWC_CACHE_LTGS, alExtentsCapacity } from './mwc.js'

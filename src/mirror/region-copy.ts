@@ -1,16 +1,33 @@
 /**
  * Copying one range of an LP from a source copy to target copies: the step shared by resync,
  * MWC recovery, passive resync-on-read and scrub repair. The caller holds the region lock.
+ *
+ * The bytes move natively when every device involved has an fd the native code may use (PV
+ * files, loop and block devices, FaultyDevice wrappers with nothing armed): the addon's
+ * `rangeCopy` (native/range-copy.cc) copies on a worker thread with copy_file_range(2), so no
+ * data crosses into JavaScript. Otherwise (MemoryDevice, a FaultyDevice with a fault armed, no
+ * addon) the range is read into a buffer and written through `BlockDevice.read/write`, which
+ * sees the injected faults.
  */
+import { getSystemErrorName } from 'node:util'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
+import { FaultyDevice, type BlockDevice } from '../io/index.js'
+import { ioError } from '../io/device-error.js'
 import { LvmfsError } from '../errors/index.js'
+import { nativeAddon, type NativeAddon } from '../native/addon.js'
 import { assert } from '../util/assert.js'
+
+/** How copyRange moves bytes: 'auto' (native when possible, copy_file_range), a native method
+ * named, or 'typescript' (always through BlockDevice read/write: the pre-native path). */
+export type CopyMethod = 'auto' | 'copy_file_range' | 'buffer' | 'typescript'
 
 export interface CopyOutcome {
   /** Targets whose write failed (the caller decides what to mark). */
   readonly failedTargets: number[]
   /** Bytes written, summed over targets that succeeded. */
   readonly copiedBytes: number
+  /** True when the native copier moved the bytes. */
+  readonly native: boolean
 }
 
 export function copyAddress(vg: VolumeGroup, lv: LvDescriptor, lp: number, copyIndex: number,
@@ -25,28 +42,93 @@ export function copyAddress(vg: VolumeGroup, lv: LvDescriptor, lp: number, copyI
   return { device, offsetBytes: vg.ppOffsetBytes(copy.pvIndex, copy.pp) + offsetInLpBytes }
 }
 
+/** The fd native code may write for `device`, or -1 when its writes must go through TypeScript. */
+export function nativeWriteFd(device: BlockDevice): number {
+  if (device instanceof FaultyDevice) return device.writesPassThrough() ? nativeWriteFd(device.inner) : -1
+  return device.kind === 'memory' ? -1 : device.fd
+}
+
+/** The fd native code may read for `device`, or -1 (as checksum-diff's nativeReadFd). */
+function nativeReadFd(device: BlockDevice): number {
+  if (device instanceof FaultyDevice) return device.readsPassThrough() ? nativeReadFd(device.inner) : -1
+  return device.kind === 'memory' ? -1 : device.fd
+}
+
+let copier: NativeAddon['rangeCopy'] | null | undefined
+
+function nativeCopier(): NativeAddon['rangeCopy'] | undefined {
+  if (copier === undefined) {
+    try {
+      const addon = nativeAddon()
+      copier = typeof addon.rangeCopy === 'function' ? addon.rangeCopy.bind(addon) : null
+    } catch {
+      copier = null
+    }
+  }
+  return copier ?? undefined
+}
+
+function errnoCause(errno: number): Error {
+  let code = 'EIO'
+  try {
+    code = getSystemErrorName(-Math.abs(errno))
+  } catch { /* not an errno: EIO */ }
+  return Object.assign(new Error(`${code} (native range copy)`), { code, errno })
+}
+
+interface Address {
+  readonly device: BlockDevice
+  readonly offsetBytes: number
+}
+
 /** Reads [offset, offset+length) of `source` (throws on a source error) and writes it to every
- * target (collecting target failures). `buffer` is scratch space of at least `lengthBytes`. */
+ * target (collecting target failures). `buffer` is scratch space of at least `lengthBytes` for
+ * the TypeScript path (allocated when absent and needed). */
 export async function copyRange(vg: VolumeGroup, lv: LvDescriptor, range: {
   lp: number, offsetInLpBytes: number, lengthBytes: number, source: number, targets: readonly number[],
-}, buffer: Buffer): Promise<CopyOutcome> {
-  assert(buffer.length >= range.lengthBytes, 'copy buffer too small')
+}, buffer?: Buffer, method: CopyMethod = 'auto'): Promise<CopyOutcome> {
+  assert(buffer === undefined || buffer.length >= range.lengthBytes, 'copy buffer too small')
   assert(!range.targets.includes(range.source), 'a copy is never its own target')
-  const data = buffer.subarray(0, range.lengthBytes)
   const from = copyAddress(vg, lv, range.lp, range.source, range.offsetInLpBytes)
-  await from.device.read(data, from.offsetBytes)
   const failedTargets: number[] = []
-  let copiedBytes = 0
-  await Promise.all(range.targets.map(async (target) => {
+  const to: Array<{ target: number, at: Address }> = []
+  for (const target of range.targets) {
     try {
-      const to = copyAddress(vg, lv, range.lp, target, range.offsetInLpBytes)
-      await to.device.write(data, to.offsetBytes)
+      to.push({ target, at: copyAddress(vg, lv, range.lp, target, range.offsetInLpBytes) })
+    } catch {
+      failedTargets.push(target)
+    }
+  }
+  const nativeMethod = method === 'typescript' ? undefined : method
+  const native = nativeMethod === undefined ? undefined : nativeCopier()
+  const fits = (at: Address): boolean => at.offsetBytes + range.lengthBytes <= at.device.sizeBytes
+  if (native !== undefined && range.lengthBytes > 0 && to.length > 0 && nativeReadFd(from.device) >= 0 &&
+      fits(from) && to.every(({ at }) => nativeWriteFd(at.device) >= 0 && fits(at))) {
+    const result = await native(nativeReadFd(from.device), from.offsetBytes, range.lengthBytes,
+      to.map(({ at }) => nativeWriteFd(at.device)), to.map(({ at }) => at.offsetBytes),
+      nativeMethod === undefined || nativeMethod === 'auto' ? {} : { method: nativeMethod })
+    if (result.sourceErrno !== 0) {
+      throw ioError('read', from.device.path, from.offsetBytes, range.lengthBytes, errnoCause(result.sourceErrno))
+    }
+    let copiedBytes = 0
+    result.targets.forEach((outcome, index) => {
+      if (outcome.errno === 0 && outcome.copiedBytes === range.lengthBytes) copiedBytes += range.lengthBytes
+      else failedTargets.push(to[index]!.target)
+    })
+    return { failedTargets, copiedBytes, native: true }
+  }
+  const data = (buffer ?? Buffer.alloc(range.lengthBytes)).subarray(0, range.lengthBytes)
+  await from.device.read(data, from.offsetBytes)
+  let copiedBytes = 0
+  await Promise.all(to.map(async ({ target, at }) => {
+    try {
+      await at.device.write(data, at.offsetBytes)
       copiedBytes += range.lengthBytes
     } catch {
       failedTargets.push(target)
     }
   }))
-  return { failedTargets, copiedBytes }
+  return { failedTargets, copiedBytes, native: false }
 }
 
 /** Syncs the devices holding the given copies of an LP; returns the copies whose sync failed. */

@@ -8,16 +8,26 @@
  *  - force false: it is propagated only to the stale copies; force true: to every other copy
  *    on an active PV (copies on absent PVs are marked stale so they resync when they return).
  *
- * Online safety: the LP is copied one LTG region at a time under the region's exclusive lock,
- * so no application write to that region runs between reading the source and writing the
- * targets. Stale targets are registered as write-through targets for the whole run: writes to
- * regions already copied reach them too, so a copied region never goes back to older data.
+ * What is copied: a list of byte ranges of the LP, `mirror.resyncRanges` (the write-intent
+ * bitmap's chunks; undefined = the whole LP), the whole LP when forced. The ranges are cut at
+ * region (LTG) boundaries; the pieces of one region are copied together under that region's
+ * exclusive lock (with the native gate closed and drained), each first narrowed by the
+ * `narrowRanges` hook (checksum resync) and then copied by `copyRange` (native copy_file_range
+ * where the devices allow). Several regions are in flight at once, each under its own lock, up
+ * to the rate controller's fill target (resync-rate.ts), which also throttles resync towards
+ * its minimum rate while application I/O runs.
+ *
+ * Online safety: no application write to a region runs between reading the source and writing
+ * the targets. Stale targets are registered as write-through targets for the whole run: writes
+ * to regions already copied reach them too, so a copied region never goes back to older data.
  *
  * Durability and resume: stale bits are cleared only after the targets are synced. Every
  * `checkpointEveryRegions` regions the targets are synced and a cursor (LP, targets, offset) is
- * written to the MWC log of every active PV; after a crash, vary-on reloads the cursors, keeps
- * their targets write-through, and the next resync of that LP starts at the cursor. So a resumed
- * run re-copies at most the remaining bytes plus one checkpoint interval.
+ * written to the MWC log of every active PV. The cursor's offset is the start of the first
+ * region not yet finished: everything of the ranges before it is copied, even with regions
+ * finishing out of order. After a crash, vary-on reloads the cursors, keeps their targets
+ * write-through, and the next resync of that LP starts at the cursor. So a resumed run re-copies
+ * at most the remaining bytes plus one checkpoint interval (plus the regions in flight).
  */
 import type { LvDescriptor } from '../lvm/index.js'
 import type { ResyncCursor } from '../format/mwc-log.js'
@@ -25,34 +35,50 @@ import { LvmfsError, errnoOf } from '../errors/index.js'
 import { assert } from '../util/assert.js'
 import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
 import type { LpRange, MirrorVg } from './mirror-vg.js'
-import { copyAddress, syncCopies } from './region-copy.js'
+import { copyRange, syncCopies, type CopyMethod } from './region-copy.js'
+import { ResyncRateController, type RateClock, type ResyncRateOptions } from './resync-rate.js'
 
 /** Default checkpoint interval: bytes a resumed resync may copy again after a crash. Each
  * checkpoint costs a sync of the targets, a VGSA commit and an MWC record. */
 export const DEFAULT_CHECKPOINT_BYTES = 256 * 1024 * 1024
 
+/** Default fill target, in regions: copies in flight at once. */
+export const DEFAULT_FILL_TARGET_REGIONS = 2
+
 export interface ResyncProgress {
-  /** LP bytes finished (each LP region counts once, whatever the number of targets). */
+  /** LP bytes finished: every range of the LPs visited counts once, whatever the number of
+   * targets and whatever narrowRanges left of it. */
   readonly doneBytes: number
   readonly totalBytes: number
-  /** Bytes written to target copies (regions × targets): what T7 counts. */
+  /** Bytes written to target copies (bytes × targets): what T7 counts. */
   readonly copiedBytes: number
   readonly lv: string | undefined
   readonly lp: number | undefined
+  /** doneBytes per second over the controller's plan-ahead window (undefined at first). */
+  readonly rateBytesPerSecond?: number | undefined
+  /** (totalBytes − doneBytes) / rate; undefined without a rate. */
+  readonly etaSeconds?: number | undefined
 }
 
-export interface ResyncOptions {
-  /** Upper bound of the copy rate; unlimited when absent. */
+export interface ResyncOptions extends Omit<ResyncRateOptions, 'fillTargetBytes'> {
+  /** The maximum rate under its old name (`maxRateBytesPerSecond` wins when both are given). */
   readonly rateBytesPerSecond?: number
+  /** Copy bytes in flight at most; default DEFAULT_FILL_TARGET_REGIONS regions. */
+  readonly fillTargetBytes?: number
   /** Regions (LTGs) copied between two durable checkpoints; default 256 MiB worth. */
   readonly checkpointEveryRegions?: number
   readonly onProgress?: (progress: ResyncProgress) => void
   readonly signal?: AbortSignal
   /** Narrows a range about to be copied to the sub-ranges that must be written (checksum resync:
    * `ChecksumNarrower`, checksum-diff.ts); called under the region's exclusive lock before the
-   * source is read. Default: the range itself. */
+   * source is read, with the range's region-sized pieces. Default: the range itself. Progress
+   * counts the whole range as done and only what was written as copied. */
   readonly narrowRanges?: (lv: LvDescriptor, lp: number, source: number, targets: readonly number[],
     range: LpRange) => Promise<readonly LpRange[]>
+  /** How bytes move (region-copy.ts): default 'auto' (native where the devices allow). */
+  readonly copyMethod?: CopyMethod
+  /** The rate controller's clock (tests). */
+  readonly clock?: RateClock
 }
 
 export interface LpResyncResult {
@@ -73,39 +99,44 @@ export interface ResyncReport {
   readonly failed: ReadonlyArray<{ lv: string, lp: number, code: string }>
 }
 
-/** Token bucket over regions: `take(bytes)` waits until the copy rate stays under the bound.
- * Clock and sleep are injectable so tests check the arithmetic without timing. */
-export class RateLimiter {
-  #nextAtMs = 0
-  constructor(readonly bytesPerSecond: number | undefined,
-    readonly clock: { now(): number, sleep(ms: number): Promise<void> } = {
-      now: () => performance.now(),
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    }) {}
+/** The pieces of one region to copy under its lock. */
+interface RegionWork {
+  readonly region: number
+  /** Start of the region in the LP. */
+  readonly offsetInLpBytes: number
+  readonly pieces: readonly LpRange[]
+  readonly bytes: number
+  /** The pieces cover the whole region. */
+  readonly whole: boolean
+}
 
-  async take(bytes: number, signal?: AbortSignal): Promise<void> {
-    if (this.bytesPerSecond === undefined) return
-    const now = this.clock.now()
-    const waitMs = Math.max(0, this.#nextAtMs - now)
-    this.#nextAtMs = Math.max(now, this.#nextAtMs) + (bytes / this.bytesPerSecond) * 1000
-    if (waitMs > 0) await this.clock.sleep(waitMs)
-    signal?.throwIfAborted()
-  }
+/** Shared by the regions of one LP in flight: the live targets, and the first failure. */
+interface LpRun {
+  readonly lv: LvDescriptor
+  readonly lp: number
+  readonly source: number
+  targets: number[]
+  failure: Error | undefined
+  sourceFailed: boolean
+  copiedBytes: number
 }
 
 export class Resyncer {
   readonly #mirror: MirrorVg
   readonly #options: ResyncOptions
-  readonly #rate: RateLimiter
-  #buffers: Buffer[] | undefined
+  readonly #rate: ResyncRateController
+  #regionsVisited = 0
   #progress = { doneBytes: 0, totalBytes: 0, copiedBytes: 0, lv: undefined as string | undefined,
     lp: undefined as number | undefined }
 
   constructor(mirror: MirrorVg, options: ResyncOptions = {}) {
     this.#mirror = mirror
     this.#options = options
-    this.#rate = new RateLimiter(options.rateBytesPerSecond)
-    assert(options.rateBytesPerSecond === undefined || options.rateBytesPerSecond > 0, 'rate must be positive')
+    const max = options.maxRateBytesPerSecond ?? options.rateBytesPerSecond
+    assert(max === undefined || max > 0, 'rate must be positive')
+    this.#rate = new ResyncRateController({ ...options,
+      ...(max === undefined ? {} : { maxRateBytesPerSecond: max }),
+      fillTargetBytes: options.fillTargetBytes ?? DEFAULT_FILL_TARGET_REGIONS * mirror.ltgBytes }, options.clock)
   }
 
   /** Regions between durable checkpoints: the option, else DEFAULT_CHECKPOINT_BYTES worth. */
@@ -115,7 +146,10 @@ export class Resyncer {
   }
 
   progress(): ResyncProgress {
-    return { ...this.#progress }
+    const rate = this.#rate.snapshot().rateBytesPerSecond
+    const left = Math.max(0, this.#progress.totalBytes - this.#progress.doneBytes)
+    return { ...this.#progress, rateBytesPerSecond: rate,
+      etaSeconds: rate === undefined || rate <= 0 ? undefined : left / rate }
   }
 
   /** Cursors found in the MWC log at vary-on: their targets stay write-through until resumed. */
@@ -153,15 +187,59 @@ export class Resyncer {
     return targets
   }
 
-  /** Bytes a resync of this LP would copy now (for progress totals). */
+  /** The ranges of an LP to copy from `startBytes` on: the whole LP when forced, else what
+   * `resyncRanges` says for these targets; sorted, disjoint, inside the LP. */
+  #ranges(lv: LvDescriptor, lp: number, force: boolean, targets: readonly number[], startBytes: number): LpRange[] {
+    const ppBytes = this.#mirror.vg.ppSizeBytes
+    const given = force ? undefined : this.#mirror.resyncRanges(lv, lp, targets)
+    const ranges = given ?? [{ offsetInLpBytes: 0, lengthBytes: ppBytes }]
+    const out: LpRange[] = []
+    let end = 0
+    for (const range of ranges) {
+      assert(range.offsetInLpBytes >= end && range.lengthBytes >= 0 &&
+        range.offsetInLpBytes + range.lengthBytes <= ppBytes, `resyncRanges of LP ${lp} of ${lv.name} are not sorted, disjoint ranges inside the LP`)
+      end = range.offsetInLpBytes + range.lengthBytes
+      const from = Math.max(range.offsetInLpBytes, startBytes)
+      if (end > from) out.push({ offsetInLpBytes: from, lengthBytes: end - from })
+    }
+    return out
+  }
+
+  /** Cuts ranges at region boundaries and groups the pieces by region, in order. */
+  #regionWork(lp: number, ranges: readonly LpRange[]): RegionWork[] {
+    const ltg = this.#mirror.ltgBytes
+    const work: Array<{ region: number, offsetInLpBytes: number, pieces: LpRange[], bytes: number }> = []
+    for (const range of ranges) {
+      for (let at = range.offsetInLpBytes, end = at + range.lengthBytes; at < end;) {
+        const start = Math.floor(at / ltg) * ltg
+        const piece = { offsetInLpBytes: at, lengthBytes: Math.min(end, start + ltg) - at }
+        const region = lp * this.#mirror.regionsPerLp() + start / ltg
+        const last = work[work.length - 1]
+        if (last?.region === region) {
+          last.pieces.push(piece)
+          last.bytes += piece.lengthBytes
+        } else {
+          work.push({ region, offsetInLpBytes: start, pieces: [piece], bytes: piece.lengthBytes })
+        }
+        at += piece.lengthBytes
+      }
+    }
+    return work.map((item) => ({ ...item, whole: item.bytes === ltg }))
+  }
+
+  /** Bytes a resync of this LP would visit now (for progress totals). */
   #pendingBytes(lv: LvDescriptor, lp: number, force: boolean): number {
     const vg = this.#mirror.vg
     const copies = lv.lps[lp]!
     if (copies.length < 2) return 0
-    const needs = force || copies.some((copy) => vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp))
-    if (!needs) return 0
+    const stale: number[] = []
+    copies.forEach((copy, index) => {
+      if (vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp)) stale.push(index)
+    })
+    if (!force && stale.length === 0) return 0
     const cursor = this.#mirror.mwc.cursor(lv.lvId, lp)
-    return vg.ppSizeBytes - (cursor?.force === force ? cursor.offsetInLpBytes : 0)
+    const startBytes = cursor?.force === force ? cursor.offsetInLpBytes : 0
+    return this.#ranges(lv, lp, force, stale, startBytes).reduce((sum, range) => sum + range.lengthBytes, 0)
   }
 
   async resynclp(lvName: string, lp: number, force: boolean): Promise<LpResyncResult> {
@@ -199,7 +277,7 @@ export class Resyncer {
         { detail: 'Every copy is stale or on a PV that is not active.', context: { lv: lv.name, lp },
           hint: 'Bring back the PV holding the last good copy and vary the VG on again.' })
     }
-    let targets = await this.#targets(lv, lp, source, force)
+    const targets = await this.#targets(lv, lp, source, force)
     const cursor = this.#mirror.mwc.cursor(lv.lvId, lp)
     const resume = cursor !== undefined && cursor.force === force && cursor.targetMask === copyMask(targets)
     const startBytes = resume ? cursor.offsetInLpBytes : 0
@@ -208,120 +286,138 @@ export class Resyncer {
       return { lv: lv.name, lp, source: undefined, targets: [], copiedBytes: 0, resumedFromBytes: 0 }
     }
     const staleTargets = targets.filter((index) => !isCopyFresh(vg, lv.lps[lp]![index]!))
+    const work = this.#regionWork(lp, this.#ranges(lv, lp, force, staleTargets.length === targets.length ? targets
+      : staleTargets, startBytes))
     mirror.addWriteThrough(lv.lvId, lp, staleTargets)
-    let copiedBytes = 0
-    let deferred = false
-    // Read-ahead: region k+1 is read from the source (under its lock) while region k is
-    // written to the targets, as two buffers alternate.
-    let ahead: Promise<ReadRegion> | undefined
-    try {
-      let sinceCheckpoint = 0
-      ahead = this.#readRegion(lv, lp, startBytes, source, targets, 0)
-      for (let offset = startBytes, turn = 0; offset < vg.ppSizeBytes; offset += mirror.ltgBytes, turn++) {
-        this.#options.signal?.throwIfAborted()
-        assert(ahead !== undefined, 'resync read-ahead missing')
-        const current = await ahead
-        ahead = undefined
-        const nextOffset = offset + mirror.ltgBytes
-        if (nextOffset < vg.ppSizeBytes) {
-          ahead = this.#readRegion(lv, lp, nextOffset, source, targets, (turn + 1) % 2)
-          ahead.catch(() => {})
-        }
-        const outcome = await this.#writeRegion(lv, lp, current, targets)
-        copiedBytes += outcome.copiedBytes
-        targets = targets.filter((index) => !outcome.failedTargets.includes(index))
-        if (targets.length === 0) {
-          throw new LvmfsError('LVM_NOTSYNCED', `every target copy of LP ${lp} of LV "${lv.name}" failed`)
-        }
-        this.#progress.doneBytes += mirror.ltgBytes
-        this.#progress.copiedBytes += outcome.copiedBytes
-        this.#emit(lv.name, lp)
-        sinceCheckpoint += 1
-        if (sinceCheckpoint >= this.#checkpointRegions() && nextOffset < vg.ppSizeBytes) {
-          sinceCheckpoint = 0
-          await this.#checkpoint(lv, lp, force, targets, nextOffset)
-        }
+    const run: LpRun = { lv, lp, source, targets, failure: undefined, sourceFailed: false, copiedBytes: 0 }
+    const finished = new Array<boolean>(work.length).fill(false)
+    const running = new Set<Promise<void>>()
+    let prefix = 0  // work[0, prefix) is finished
+    let sinceCheckpoint = 0
+    const checkpointDue = (): boolean => sinceCheckpoint >= this.#checkpointRegions() && prefix > 0 &&
+      prefix < work.length
+    const checkpoint = async (): Promise<void> => {
+      // The regions in flight finish first, so the cursor claims every region finished: a
+      // resumed run re-copies at most one interval (one pipeline bubble per interval).
+      while (running.size > 0) await Promise.all([...running])
+      sinceCheckpoint = 0
+      if (run.failure === undefined && prefix < work.length) {
+        await this.#checkpoint(lv, lp, force, run.targets, work[prefix]!.offsetInLpBytes)
       }
-      const pending: PendingFinish = { lv, lp, targets, staleTargets }
-      if (batch === undefined) {
-        deferred = true
-        await this.#finishBatch([pending])
-      } else {
-        batch.push(pending)
-        deferred = true
-      }
-      return { lv: lv.name, lp, source, targets, copiedBytes, resumedFromBytes: startBytes }
-    } finally {
-      // A read-ahead still holding its region lock (the run stopped early) lets it go.
-      if (ahead !== undefined) await ahead.then((read) => read.release(), () => {})
-      if (!deferred) mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
     }
-  }
-
-  /** Locks region `offset` of the LP exclusive and reads it from the source (the lock is kept
-   * until #writeRegion); a source read error marks the source stale and fails the LP. */
-  async #readRegion(lv: LvDescriptor, lp: number, offset: number, source: number, targets: readonly number[],
-    bufferIndex: number): Promise<ReadRegion> {
-    const mirror = this.#mirror
-    this.#options.signal?.throwIfAborted()
-    await this.#rate.take(mirror.ltgBytes, this.#options.signal)
-    const buffers = this.#buffers ??= [Buffer.alloc(mirror.ltgBytes), Buffer.alloc(mirror.ltgBytes)]
-    const data = buffers[bufferIndex]!
-    const region = lp * mirror.regionsPerLp() + offset / mirror.ltgBytes
-    const release = await mirror.lockRegionExclusive(lv.lvId, region)
-    const whole = { offsetInLpBytes: offset, lengthBytes: mirror.ltgBytes }
-    const narrow = this.#options.narrowRanges
-    let ranges: readonly LpRange[] = [whole]
+    let stopped: Error | undefined
     try {
-      if (narrow !== undefined) ranges = await narrow(lv, lp, source, targets, whole)
-      assert(ranges.every((range) => range.offsetInLpBytes >= offset &&
-        range.offsetInLpBytes + range.lengthBytes <= offset + mirror.ltgBytes), 'narrowRanges left the region')
-    } catch (error) {
-      release()
-      throw error
-    }
-    try {
-      const from = copyAddress(mirror.vg, lv, lp, source, offset)
-      for (const range of ranges) {
-        const at = range.offsetInLpBytes - offset
-        await from.device.read(data.subarray(at, at + range.lengthBytes), from.offsetBytes + at)
-      }
-    } catch (error) {
-      release()
-      await mirror.onCopyError(lv, lp, source, errnoOf(error), false)
-      throw new LvmfsError('LVM_NOTSYNCED', `reading the source copy ${source} of LP ${lp} of LV "${lv.name}" failed`,
-        { cause: error, hint: 'The source was marked stale; run the resync again to use another copy.' })
-    }
-    return { region, offset, data, ranges, release }
-  }
-
-  /** Writes a region read by #readRegion to every target, then releases its lock. */
-  async #writeRegion(lv: LvDescriptor, lp: number, read: ReadRegion, targets: readonly number[]):
-    Promise<{ copiedBytes: number, failedTargets: number[] }> {
-    const mirror = this.#mirror
-    const failedTargets: number[] = []
-    let copiedBytes = 0
-    try {
-      await Promise.all(targets.map(async (target) => {
+      for (let index = 0; index < work.length && run.failure === undefined; index++) {
+        const item = work[index]!
+        // Waits for room under the fill target (a region in flight finishing) and for budget.
+        await this.#rate.acquire(item.bytes, this.#options.signal)
         try {
-          const to = copyAddress(mirror.vg, lv, lp, target, read.offset)
-          let written = 0
-          for (const range of read.ranges) {
-            const at = range.offsetInLpBytes - read.offset
-            await to.device.write(read.data.subarray(at, at + range.lengthBytes), to.offsetBytes + at)
-            written += range.lengthBytes
-          }
-          copiedBytes += written
-        } catch {
-          failedTargets.push(target)
+          if (checkpointDue()) await checkpoint()
+          this.#options.signal?.throwIfAborted()
+        } catch (error) {
+          this.#rate.release(item.bytes)
+          throw error
         }
-      }))
-      mirror.noteRegionSynced(lv.lvId, read.region)
-    } finally {
-      read.release()
+        if (run.failure !== undefined) {
+          this.#rate.release(item.bytes)
+          break
+        }
+        const task: Promise<void> = (async () => {
+          try {
+            await this.#copyRegion(run, item)
+            finished[index] = true
+            while (prefix < work.length && finished[prefix]) prefix += 1
+            sinceCheckpoint += 1
+            this.#regionsVisited += 1
+            this.#progress.doneBytes += item.bytes
+            this.#emit(lv.name, lp)
+          } catch (error) {
+            run.failure ??= asError(error)
+          } finally {
+            this.#rate.release(item.bytes)
+          }
+        })().finally(() => running.delete(task))
+        running.add(task)
+      }
+    } catch (error) {
+      stopped = asError(error)
     }
-    for (const target of failedTargets) await mirror.onCopyError(lv, lp, target, errnoOf(undefined), true)
-    return { copiedBytes, failedTargets }
+    // Regions in flight finish (or fail) before the LP is left, whatever stopped the loop.
+    while (running.size > 0) await Promise.all([...running])
+    if (stopped !== undefined && stopped.name === 'AbortError' &&
+        run.failure === undefined && checkpointDue()) {
+      // Stopped between regions: keep what is finished, as the checkpoint due says.
+      await checkpoint()
+    }
+    const failure = stopped ?? run.failure
+    if (failure !== undefined) {
+      mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
+      throw failure
+    }
+    const pending: PendingFinish = { lv, lp, targets: run.targets, staleTargets }
+    // The finish ends write-through (in #finishBatch, after the stale bits are cleared).
+    if (batch === undefined) await this.#finishBatch([pending])
+    else batch.push(pending)
+    return { lv: lv.name, lp, source, targets: run.targets, copiedBytes: run.copiedBytes, resumedFromBytes: startBytes }
+  }
+
+  /** Copies the pieces of one region under its exclusive lock (gate closed and drained); a
+   * source read error marks the source stale and fails the LP, failed targets are marked (after
+   * the lock is released) and dropped from the run. */
+  async #copyRegion(run: LpRun, item: RegionWork): Promise<void> {
+    const mirror = this.#mirror
+    const { lv, lp, source } = run
+    const release = await mirror.lockRegionExclusive(lv.lvId, item.region)
+    const failed = new Set<number>()
+    let copied = 0
+    let sourceError: unknown
+    try {
+      for (const piece of item.pieces) {
+        const targets = run.targets.filter((target) => !failed.has(target))
+        if (targets.length === 0 || run.failure !== undefined) break
+        const parts = this.#options.narrowRanges === undefined ? [piece]
+          : await this.#options.narrowRanges(lv, lp, source, targets, piece)
+        for (const part of parts) {
+          assert(part.offsetInLpBytes >= piece.offsetInLpBytes && part.lengthBytes >= 0 &&
+            part.offsetInLpBytes + part.lengthBytes <= piece.offsetInLpBytes + piece.lengthBytes,
+          'narrowRanges left the range it was given')
+          if (part.lengthBytes === 0) continue
+          const live = targets.filter((target) => !failed.has(target))
+          if (live.length === 0) break
+          let outcome
+          try {
+            outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes: part.offsetInLpBytes,
+              lengthBytes: part.lengthBytes, source, targets: live }, undefined, this.#options.copyMethod ?? 'auto')
+          } catch (error) {
+            sourceError = error
+            break
+          }
+          copied += outcome.copiedBytes
+          for (const target of outcome.failedTargets) failed.add(target)
+        }
+        if (sourceError !== undefined) break
+      }
+      if (sourceError === undefined && item.whole) mirror.noteRegionSynced(lv.lvId, item.region)
+    } finally {
+      release()
+    }
+    run.copiedBytes += copied
+    this.#progress.copiedBytes += copied
+    if (sourceError !== undefined) {
+      if (!run.sourceFailed) {
+        run.sourceFailed = true
+        await mirror.onCopyError(lv, lp, source, errnoOf(sourceError), false)
+      }
+      throw new LvmfsError('LVM_NOTSYNCED', `reading the source copy ${source} of LP ${lp} of LV "${lv.name}" failed`,
+        { cause: sourceError, hint: 'The source was marked stale; run the resync again to use another copy.' })
+    }
+    // Each failed target is marked once, however many regions in flight saw it fail.
+    const newlyFailed = [...failed].filter((target) => run.targets.includes(target))
+    run.targets = run.targets.filter((target) => !failed.has(target))
+    for (const target of newlyFailed) await mirror.onCopyError(lv, lp, target, errnoOf(undefined), true)
+    if (run.targets.length === 0) {
+      throw new LvmfsError('LVM_NOTSYNCED', `every target copy of LP ${lp} of LV "${lv.name}" failed`)
+    }
   }
 
   async #checkpoint(lv: LvDescriptor, lp: number, force: boolean, targets: readonly number[],
@@ -444,10 +540,11 @@ export class Resyncer {
     try {
       for (const { lv, lp } of work) {
         try {
+          const visited = this.#regionsVisited
           const result = await this.#resyncLp(this.#mirror.current(lv), lp, force, batch)
           lps.push(result)
           copiedBytes += result.copiedBytes
-          regionsSinceFinish += (this.#mirror.vg.ppSizeBytes - result.resumedFromBytes) / this.#mirror.ltgBytes
+          regionsSinceFinish += this.#regionsVisited - visited
         } catch (error) {
           if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) throw error
           failed.push({ lv: lv.name, lp, code: error.code })
@@ -466,13 +563,8 @@ export class Resyncer {
   }
 }
 
-interface ReadRegion {
-  readonly region: number
-  readonly offset: number
-  readonly data: Buffer
-  /** The parts of the region to write (narrowRanges), sorted; the whole region by default. */
-  readonly ranges: readonly LpRange[]
-  readonly release: () => void
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value))
 }
 
 interface PendingFinish {

@@ -14,6 +14,11 @@ export interface NativeAddon {
   fallocate(fd: number, mode: number, offsetBytes: number, lengthBytes: number): void
   /** A zeroed buffer whose memory is aligned to `alignBytes` (for O_DIRECT). */
   alignedBuffer(sizeBytes: number, alignBytes: number): Buffer
+  /** Copies `lengthBytes` from (sourceFd, sourceOffsetBytes) to every (targetFds[i],
+   * targetOffsetsBytes[i]) on a native worker thread (native/range-copy.cc); never blocks the
+   * caller. Settles with every target's outcome; rejects only when the addon is shutting down. */
+  rangeCopy(sourceFd: number, sourceOffsetBytes: number, lengthBytes: number, targetFds: readonly number[],
+    targetOffsetsBytes: readonly number[], options?: RangeCopyOptions): Promise<RangeCopyResult>
   /** native/block-hash.cc (absent when built without libxxhash-dev): one canonical XXH3-128
    * digest (16 bytes) per `blockBytes` block of each request's range, the last block possibly
    * short, every request read and hashed on its own native thread at once. Per request: the
@@ -23,6 +28,26 @@ export interface NativeAddon {
   /** One-shot XXH3-128 of a buffer, canonical (big-endian) bytes: the reference for tests. */
   xxh128?(data: Uint8Array, seed: bigint): Buffer
   [name: string]: unknown
+}
+
+export interface RangeCopyOptions {
+  /** 'auto' (default) and 'copy_file_range': copy_file_range(2) per target, through a buffer
+   * where the kernel refuses the pair; 'buffer': one pread per chunk written to every target at
+   * once (io_uring). */
+  readonly method?: 'auto' | 'copy_file_range' | 'buffer'
+  /** Unit of one buffer read and of the fault-injection checks; default 1 MiB. */
+  readonly chunkBytes?: number
+}
+
+export interface RangeCopyResult {
+  /** 0, or the errno of the source read that stopped the copy (the targets hold a prefix). */
+  readonly sourceErrno: number
+  /** Per target, in the order given: bytes written (a prefix of the range) and 0 or the errno
+   * that stopped copying to it. */
+  readonly targets: ReadonlyArray<{ readonly copiedBytes: number, readonly errno: number }>
+  /** Bytes moved by copy_file_range and through the buffer, summed over targets. */
+  readonly fileRangeBytes: number
+  readonly bufferBytes: number
 }
 
 const require = createRequire(import.meta.url)

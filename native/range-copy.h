@@ -1,0 +1,49 @@
+// Range copier for resync, MWC recovery and scrub repair: copies `length` bytes from one backing
+// fd to one or more others on a native worker thread, with copy_file_range(2) (the kernel moves
+// the bytes, page cache to page cache, no user-space copy) or through one aligned buffer read
+// once and written to every target at once (io_uring where available). Per chunk it honours the
+// fault injection of faults.cc (source: kFaultRead; targets: kFaultWrite, kFaultStall), and it
+// reports the outcome of every target and a source error apart: a failed target stops only
+// itself, a failed source stops the copy.
+#pragma once
+#include <napi.h>
+#include <stdint.h>
+
+#include <vector>
+
+namespace lvmfs {
+
+enum RangeCopyMethod : uint8_t {
+  kRangeCopyAuto,           // copy_file_range per target, falling back to the buffer per target
+  kRangeCopyFileRange,      // the same, named: what "auto" is today (see docs/mirror.md)
+  kRangeCopyBuffer,         // pread once per chunk, then every target at once
+};
+
+struct RangeCopyTarget {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t copied = 0;   // bytes of the range written to this target (a prefix)
+  int error = 0;         // 0, or -errno: this target failed and copying to it stopped
+  bool buffered = false; // copy_file_range refused this pair: the rest goes through the buffer
+};
+
+struct RangeCopyJob {
+  int sourceFd = -1;
+  uint64_t sourceOffset = 0;
+  uint64_t length = 0;
+  uint64_t chunkBytes = 1 << 20;  // unit of fault checks and of one buffer read
+  RangeCopyMethod method = kRangeCopyAuto;
+  std::vector<RangeCopyTarget> targets;
+  int sourceError = 0;       // 0, or -errno of the source read that stopped the copy
+  uint64_t fileRangeBytes = 0;  // bytes moved by copy_file_range, summed over targets
+  uint64_t bufferBytes = 0;     // bytes moved by pread/pwrite, summed over targets
+};
+
+// Runs the job on the calling thread (it blocks: call it on a worker).
+void RunRangeCopy(RangeCopyJob& job);
+
+// Exports `rangeCopy(sourceFd, sourceOffset, length, targetFds, targetOffsets, options)`, which
+// returns a Promise settled from a worker thread (src/native/addon.ts types it).
+void InitRangeCopy(Napi::Env env, Napi::Object exports);
+
+}  // namespace lvmfs
