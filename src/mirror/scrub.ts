@@ -12,9 +12,10 @@
  * writes never show up as false mismatches.
  */
 import type { LvDescriptor } from '../lvm/index.js'
+import { LvmfsError } from '../errors/index.js'
 import { freshCopies, lvSizeBytes } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
-import { copyAddress, syncCopies } from './region-copy.js'
+import { copyAddress, copyRange, syncCopies } from './region-copy.js'
 
 export interface ScrubMismatch {
   readonly lp: number
@@ -76,11 +77,16 @@ async function scrubRegion(mirror: MirrorVg, lv: LvDescriptor, lp: number, offse
   if (!repair) return base
   const winner = repairWinner(groups, copies[0]!)
   const source = winner[0]!
-  const data = buffers[copies.indexOf(source)]!
   const losers = copies.filter((copyIndex) => !winner.includes(copyIndex))
-  for (const copyIndex of losers) {
+  // The region is still locked: the winner's bytes are those just compared. They move from the
+  // winner copy to the losers natively where the devices allow (copyRange), else from `buffer`.
+  const outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes, lengthBytes, source, targets: losers },
+    buffers[copies.indexOf(source)]!)
+  if (outcome.failedTargets.length > 0) {
+    const copyIndex = outcome.failedTargets[0]!
     const at = copyAddress(mirror.vg, lv, lp, copyIndex, offsetInLpBytes)
-    await at.device.write(data, at.offsetBytes)
+    throw new LvmfsError('ENGINE_IO', `scrub repair: writing copy ${copyIndex} of LP ${lp} of LV "${lv.name}" failed`,
+      { context: { path: at.device.path, op: 'write', offsetBytes: at.offsetBytes, lengthBytes, errno: 'EIO' } })
   }
   mirror.logger.warn({ lv: lv.name, lp, offsetInLpBytes, source, repaired: losers }, 'scrub repaired a region')
   return { ...base, repairedFrom: source, repairedCopies: losers }
