@@ -41,8 +41,8 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
       try {
         const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
           vg: mounted.vg, engine: mounted.engine, replication: mounted.replication,
-          progress: (doneBytes, totalBytes) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
-            totalBytes }),
+          progress: (doneBytes, totalBytes, rate) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
+            totalBytes, ...rate }),
         } }, () => runCli(argv))
         return { exitCode }
       } finally {

@@ -23,7 +23,13 @@ export interface OnlineVg {
   /** The daemon's replication engine: forwarded replication commands share its jobs. */
   readonly replication?: ReplicationEngine
   /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */
-  progress(doneBytes: number, totalBytes: number): void
+  progress(doneBytes: number, totalBytes: number, rate?: ResyncRate): void
+}
+
+/** The measured rate of a resync and its ETA, once known. */
+export interface ResyncRate {
+  readonly rateBytesPerSecond?: number
+  readonly etaSeconds?: number
 }
 
 export interface CliContext {

@@ -4,15 +4,20 @@
  * with a progress bar on a terminal, then write a clean MWC record and vary the VG off.
  */
 import { SingleBar } from 'cli-progress'
+import type { Command } from 'commander'
 import { LvmfsError } from '../errors/index.js'
-import { MirrorEngine, type ResyncProgress, type ResyncReport } from '../mirror/index.js'
+import {
+  DEFAULT_MIN_RATE_BYTES_PER_SECOND, MirrorEngine, type ResyncProgress, type ResyncReport,
+} from '../mirror/index.js'
 import { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from '../mirror/checksum-diff.js'
-import { onlineVg, stderr, stdout, type OutputStream } from './io-context.js'
+import { onlineVg, stderr, stdout, type OutputStream, type ResyncRate } from './io-context.js'
 import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
 import { parseSizeBytes } from './options.js'
 
 export interface MirrorCliOptions extends DeviceOptions {
   readonly rate?: string
+  readonly minRate?: string
+  readonly maxRate?: string
   readonly checksum?: boolean
   readonly checksumBlock?: string
 }
@@ -64,33 +69,80 @@ export function progressBar(options: DeviceOptions & { vgName?: string }):
   if (options.json === true) {
     // --json: progress events, one JSON object a line, before the final report.
     return { onProgress: (p) => {
-      online?.progress(p.doneBytes, p.totalBytes)
-      stdout().write(JSON.stringify({ event: 'progress', doneBytes: p.doneBytes, totalBytes: p.totalBytes }) + '\n')
+      online?.progress(p.doneBytes, p.totalBytes, rateOf(p))
+      stdout().write(JSON.stringify({ event: 'progress', doneBytes: p.doneBytes, totalBytes: p.totalBytes,
+        ...rateOf(p) }) + '\n')
     }, stop: () => {} }
   }
   if (stderr().isTTY !== true) {
     if (online === undefined) return { stop: () => {} }
-    return { onProgress: (p) => online.progress(p.doneBytes, p.totalBytes), stop: () => {} }
+    return { onProgress: (p) => online.progress(p.doneBytes, p.totalBytes, rateOf(p)), stop: () => {} }
   }
   const bar = new SingleBar({ stream: stderr() as OutputStream as NodeJS.WritableStream,
-    format: '{bar} {percentage}% | {done} of {total}' })
+    format: '{bar} {percentage}% | {done} of {total} | {rate} | ETA {eta_text}' })
   let started = false
   return {
     onProgress: (p) => {
-      online?.progress(p.doneBytes, p.totalBytes)
+      online?.progress(p.doneBytes, p.totalBytes, rateOf(p))
+      const payload = { done: humanBytes(p.doneBytes), total: humanBytes(p.totalBytes),
+        rate: humanRate(p.rateBytesPerSecond), eta_text: humanDuration(p.etaSeconds) }
       if (!started) {
-        bar.start(p.totalBytes, 0, { done: humanBytes(0), total: humanBytes(p.totalBytes) })
+        bar.start(p.totalBytes, 0, payload)
         started = true
       }
       bar.setTotal(Math.max(p.totalBytes, p.doneBytes))
-      bar.update(p.doneBytes, { done: humanBytes(p.doneBytes), total: humanBytes(p.totalBytes) })
+      bar.update(p.doneBytes, payload)
     },
     stop: () => { if (started) bar.stop() },
   }
 }
 
-export function rateOption(options: MirrorCliOptions): { rateBytesPerSecond?: number } {
-  return options.rate === undefined ? {} : { rateBytesPerSecond: parseSizeBytes(options.rate, '--rate') }
+/** The rate and ETA of a progress event, for lvmfs status and --json (absent until measured). */
+export function rateOf(p: ResyncProgress): ResyncRate {
+  return { ...(p.rateBytesPerSecond === undefined ? {} : { rateBytesPerSecond: Math.round(p.rateBytesPerSecond) }),
+    ...(p.etaSeconds === undefined ? {} : { etaSeconds: Math.round(p.etaSeconds) }) }
+}
+
+export function humanRate(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond === undefined ? '-/s' : `${(bytesPerSecond / (1024 * 1024)).toFixed(1)}M/s`
+}
+
+/** Seconds as [h:]mm:ss, '-' when unknown. */
+export function humanDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '-'
+  const total = Math.round(seconds)
+  const hours = Math.floor(total / 3600)
+  const rest = `${String(Math.floor(total / 60) % 60).padStart(2, '0')}:${String(total % 60).padStart(2, '0')}`
+  return hours > 0 ? `${hours}:${rest}` : rest
+}
+
+/** `--rate SIZE` (the maximum, as before), `--max-rate SIZE` and `--min-rate SIZE`. */
+export function addRateOptions(command: Command): Command {
+  return command
+    .option('--rate <size>', 'copy at most SIZE per second, e.g. 50M (same as --max-rate)')
+    .option('--max-rate <size>', 'copy at most SIZE per second (default: unlimited)')
+    .option('--min-rate <size>', `while applications do I/O, slow down to SIZE per second, not below (default: ${
+      DEFAULT_MIN_RATE_BYTES_PER_SECOND / (1024 * 1024)}M)`)
+}
+
+/** The rate controller's bounds from --rate/--max-rate/--min-rate. */
+export function rateOption(options: MirrorCliOptions):
+  { maxRateBytesPerSecond?: number, minRateBytesPerSecond?: number } {
+  if (options.rate !== undefined && options.maxRate !== undefined) {
+    throw new LvmfsError('ENGINE_USAGE', '--rate and --max-rate name the same bound; give one of them')
+  }
+  const maxText = options.maxRate ?? options.rate
+  const max = maxText === undefined ? undefined
+    : parseSizeBytes(maxText, options.maxRate !== undefined ? '--max-rate' : '--rate')
+  const min = options.minRate === undefined ? undefined : parseSizeBytes(options.minRate, '--min-rate')
+  for (const [value, name] of [[max, '--max-rate'], [min, '--min-rate']] as const) {
+    if (value !== undefined && value <= 0) throw new LvmfsError('ENGINE_USAGE', `${name} must be above 0`)
+  }
+  if (min !== undefined && max !== undefined && min > max) {
+    throw new LvmfsError('ENGINE_USAGE', `--min-rate ${options.minRate} is above the maximum rate ${maxText}`)
+  }
+  return { ...(max === undefined ? {} : { maxRateBytesPerSecond: max }),
+    ...(min === undefined ? {} : { minRateBytesPerSecond: min }) }
 }
 
 /** `--checksum [--checksum-block SIZE]`: the block size compared and written, or undefined. */

@@ -172,6 +172,11 @@ export class MountedVg implements VolumeHost {
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })
+    // The resync controller's load signal: every request the native data path served.
+    this.engine.appIo.addSource(() => {
+      const stats = this.session?.stats()
+      return stats === undefined ? 0 : stats.readOps + stats.writeOps + stats.fsyncOps + stats.fallocateOps
+    })
     // Resync and scrub take a region exclusive: close its native gate and drain the writes
     // already admitted, so a copy never races a native write.
     this.engine.mirror.setExclusiveHook(async (lvId, region) => {

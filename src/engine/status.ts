@@ -8,6 +8,10 @@ export interface ResyncActivity {
   readonly what: string
   doneBytes: number
   totalBytes: number
+  /** Resyncs: the measured copy rate (bytes of the LV done per second) and the time left at
+   * that rate, once known. */
+  rateBytesPerSecond?: number
+  etaSeconds?: number
 }
 
 export interface VgStatusReport {

@@ -19,6 +19,7 @@ import { recoverMirrors, type MirrorRecoveryReport } from './recovery.js'
 import { copyRange } from './region-copy.js'
 import { sourceCopy, freshCopies } from './layout.js'
 import { Resyncer, type ResyncOptions, type ResyncReport } from './resync.js'
+import { IoMeter } from './resync-rate.js'
 import { scrubLv, type ScrubOptions, type ScrubReport } from './scrub.js'
 
 export { MirroredLv, type OpenLvOptions } from './lv-engine.js'
@@ -52,14 +53,18 @@ export interface BackgroundReport {
 export class MirrorEngine {
   readonly mirror: MirrorVg
   readonly recovery: MirrorRecoveryReport
+  /** Application I/O of this VG (in-process LV reads and writes; a daemon adds its native
+   * path's counters): the load signal of every resync this engine runs. */
+  readonly appIo: IoMeter
   readonly #resyncer: Resyncer
   readonly #options: MirrorEngineOptions
   readonly #writers = new Map<number, number>()
   #background: Promise<BackgroundReport> | undefined
 
   private constructor(mirror: MirrorVg, resyncer: Resyncer, recovery: MirrorRecoveryReport,
-    options: MirrorEngineOptions) {
+    options: MirrorEngineOptions, appIo: IoMeter) {
     this.mirror = mirror
+    this.appIo = appIo
     this.#resyncer = resyncer
     this.recovery = recovery
     this.#options = options
@@ -68,9 +73,10 @@ export class MirrorEngine {
   /** Runs mirror recovery for a freshly varied-on VG (MWC replay, cursors, dirty LVs). */
   static async start(vg: VolumeGroup, options: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     const mirror = new MirrorVg(vg, options)
-    const resyncer = new Resyncer(mirror, options.resync)
+    const appIo = new IoMeter()
+    const resyncer = new Resyncer(mirror, { appIo: () => appIo.count(), ...options.resync })
     const recovery = await recoverMirrors(mirror, resyncer)
-    return new MirrorEngine(mirror, resyncer, recovery, options)
+    return new MirrorEngine(mirror, resyncer, recovery, options, appIo)
   }
 
   get vg(): VolumeGroup {
@@ -81,7 +87,7 @@ export class MirrorEngine {
   resyncer(options?: ResyncOptions): Resyncer {
     if (options === undefined) return this.#resyncer
     // Cursors, write-through targets and running LPs live in the MirrorVg: shared by resyncers.
-    return new Resyncer(this.mirror, options)
+    return new Resyncer(this.mirror, { appIo: () => this.appIo.count(), ...options })
   }
 
   /**
@@ -130,6 +136,7 @@ export class MirrorEngine {
     if (!readOnly) this.#writers.set(lv.lvId, (this.#writers.get(lv.lvId) ?? 0) + 1)
     const handle = new MirroredLv(this.mirror, lv, {
       readOnly,
+      onIo: () => this.appIo.note(),
       ...(lv.mwc === 'passive' ? { syncRegionForRead: (target: LvDescriptor, region: number) =>
         this.syncRegionForRead(target, region) } : {}),
       onClose: () => {

@@ -24,6 +24,8 @@ export interface OpenLvOptions {
   readonly syncRegionForRead?: (lv: LvDescriptor, region: number) => Promise<void>
   /** Called once at close; answers whether this was the last writer of the LV. */
   readonly onClose?: () => boolean
+  /** Called at every read and write: the application I/O the resync controller watches. */
+  readonly onIo?: () => void
 }
 
 export class MirroredLv {
@@ -31,6 +33,7 @@ export class MirroredLv {
   readonly #readOnly: boolean
   readonly #syncRegionForRead: ((lv: LvDescriptor, region: number) => Promise<void>) | undefined
   readonly #onClose: () => boolean
+  readonly #onIo: (() => void) | undefined
   #lv: LvDescriptor
   #turn = 0
   #closed = false
@@ -43,6 +46,7 @@ export class MirroredLv {
     this.#readOnly = options.readOnly ?? false
     this.#syncRegionForRead = options.syncRegionForRead
     this.#onClose = options.onClose ?? (() => true)
+    this.#onIo = options.onIo
   }
 
   get descriptor(): LvDescriptor {
@@ -75,6 +79,7 @@ export class MirroredLv {
   async read(buffer: Uint8Array, offsetBytes: number): Promise<void> {
     this.#check(offsetBytes, buffer.length)
     if (buffer.length === 0) return
+    this.#onIo?.()
     const { first, last } = this.#regions(offsetBytes, buffer.length)
     if (this.#syncRegionForRead !== undefined) {
       for (let region = first; region <= last; region++) {
@@ -120,6 +125,7 @@ export class MirroredLv {
     if (this.#readOnly) throw new LvmfsError('MIRROR_READ_ONLY', `LV ${this.#lv.name} is open read-only`)
     this.#check(offsetBytes, buffer.length)
     if (buffer.length === 0) return
+    this.#onIo?.()
     const { first, last } = this.#regions(offsetBytes, buffer.length)
     const mirrored = this.#mirrored()
     const release = mirrored ? await this.#mirror.locksOf(this.#lv.lvId).shared(first, last) : () => {}

@@ -2,8 +2,8 @@ import type { Command } from 'commander'
 import { LvmfsError } from '../../errors/index.js'
 import { addDeviceOptions, print } from '../lvm-cli.js'
 import {
-  checksumBlockOption, checksumResync, failIfNotSynced, parseVgLv, progressBar, rateOption, renderResync, withMirror,
-  type CliResyncReport, type MirrorCliOptions,
+  addRateOptions, checksumBlockOption, checksumResync, failIfNotSynced, parseVgLv, progressBar, rateOption,
+  renderResync, withMirror, type CliResyncReport, type MirrorCliOptions,
 } from '../mirror-cli.js'
 import { parseIntegerOption } from '../options.js'
 
@@ -14,21 +14,21 @@ interface ResyncOptions extends MirrorCliOptions {
 }
 
 /**
- * `lvmfs resync VG/LV [--lp N] [--force] [--pv PV] [--rate SIZE] [--checksum [--checksum-block SIZE]]`:
+ * `lvmfs resync VG/LV [--lp N] [--force] [--pv PV] [--max-rate SIZE] [--min-rate SIZE]
+ * [--checksum [--checksum-block SIZE]]`:
  * lvm_resynclp for one LP, or every LP of the LV (lvm_resynclv), or the LPs with a stale copy on
  * one PV. Without --force a good copy goes to stale copies only; with --force to every other copy
  * (after a crash of an LV without MWC), which also clears the LV's crash flag. --checksum
  * compares block hashes of the copies first and writes only the blocks that differ.
  */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('resync').description('resynchronize the copies of a mirrored logical volume')
+  addDeviceOptions(addRateOptions(program.command('resync').description('resynchronize the copies of a mirrored logical volume')
     .argument('<vg/lv>', 'volume group and logical volume')
     .option('--lp <n>', 'only this logical partition (lvm_resynclp)')
     .option('--force', 'copy a good copy to every other copy, stale or not')
     .option('--pv <pv>', 'only LPs with a stale copy on this PV (device path, PV id or index)')
-    .option('--rate <size>', 'copy at most SIZE per second, e.g. 50M')
     .option('--checksum', 'compare block hashes of the copies and write only the blocks that differ')
-    .option('--checksum-block <size>', 'with --checksum: the block compared and written (4K to 64M)'))
+    .option('--checksum-block <size>', 'with --checksum: the block compared and written (4K to 64M)')))
     .action(async (target: string, options: ResyncOptions) => {
       const { vgName, lvName } = parseVgLv(target)
       const lp = options.lp === undefined ? undefined : parseIntegerOption(options.lp, '--lp', 0, 2 ** 31)

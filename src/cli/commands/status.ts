@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { VgStatusReport } from '../../engine/status.js'
 import { findMounted, socketVgNames, statusOfVg } from '../daemon-cli.js'
 import { humanBytes, print, table } from '../lvm-cli.js'
+import { humanDuration, humanRate } from '../mirror-cli.js'
 import { renderReplicas } from './replica.js'
 
 function render(status: VgStatusReport): string {
@@ -11,7 +12,9 @@ function render(status: VgStatusReport): string {
     [lv.name, humanBytes(lv.sizeBytes), String(lv.copies), lv.mwc, String(lv.stalePartitions), lv.dirty ? 'yes' : 'no',
       `${lv.openReaders}/${lv.openWriters}`]))
   const resyncs = status.resyncs.map((r) =>
-    `  ${r.what}: ${humanBytes(r.doneBytes)} of ${humanBytes(r.totalBytes)}\n`).join('')
+    `  ${r.what}: ${humanBytes(r.doneBytes)} of ${humanBytes(r.totalBytes)}` +
+    (r.rateBytesPerSecond === undefined ? '' : `, ${humanRate(r.rateBytesPerSecond)}, ETA ${humanDuration(r.etaSeconds)}`) +
+    '\n').join('')
   const io = status.io
   return `volume group ${status.vg} (${status.state}, seq ${status.seq}) at ${status.mountpoint}, pid ${status.pid}\n` +
     `\n${pvs}\n${lvs}\nMWC open regions: ${status.mwc.openGates}\n` +

@@ -1,18 +1,17 @@
 import type { Command } from 'commander'
 import { requireName, addDeviceOptions, print } from '../lvm-cli.js'
 import {
-  checksumBlockOption, checksumResync, failIfNotSynced, progressBar, rateOption, renderResync, withMirror,
-  type MirrorCliOptions,
+  addRateOptions, checksumBlockOption, checksumResync, failIfNotSynced, progressBar, rateOption, renderResync,
+  withMirror, type MirrorCliOptions,
 } from '../mirror-cli.js'
 
-/** `lvmfs syncvg VG [--rate SIZE] [--checksum [--checksum-block SIZE]]`: resync every stale
- * partition of every LV in the VG (with --checksum, writing only the blocks that differ). */
+/** `lvmfs syncvg VG [--max-rate SIZE] [--min-rate SIZE] [--checksum [--checksum-block SIZE]]`: resync
+ * every stale partition of every LV in the VG (with --checksum, writing only the blocks that differ). */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('syncvg').description('resynchronize every stale partition of a volume group')
+  addDeviceOptions(addRateOptions(program.command('syncvg').description('resynchronize every stale partition of a volume group')
     .argument('<vg>', 'volume group')
-    .option('--rate <size>', 'copy at most SIZE per second, e.g. 50M')
     .option('--checksum', 'compare block hashes of the copies and write only the blocks that differ')
-    .option('--checksum-block <size>', 'with --checksum: the block compared and written (4K to 64M)'))
+    .option('--checksum-block <size>', 'with --checksum: the block compared and written (4K to 64M)')))
     .action(async (vgName: string, options: MirrorCliOptions) => {
       requireName('volume group', vgName)
       const checksumBlockBytes = checksumBlockOption(options)
