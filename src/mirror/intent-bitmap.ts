@@ -83,15 +83,20 @@ export class IntentBitmaps {
   }
 
   /** Called before copies are marked stale: an LP that had no stale copy starts tracking (its
-   * bits already hold every write that skipped the copy so far). */
-  beforeMarkStale(changes: ReadonlyArray<{ pvIndex: number, pp: number }>): void {
+   * bits already hold every write that skipped the copy so far). Returns the LPs that did. */
+  beforeMarkStale(changes: ReadonlyArray<{ pvIndex: number, pp: number }>): Array<{ lv: LvDescriptor, lp: number }> {
+    const started: Array<{ lv: LvDescriptor, lp: number }> = []
+    const changed = new Set(changes.map((change) => `${change.pvIndex}:${change.pp}`))
     for (const lv of this.#vg.descriptor.lvs) {
       if (lv.copies < 2) continue
       lv.lps.forEach((copies, lp) => {
-        if (!copies.some((copy) => changes.some((c) => c.pvIndex === copy.pvIndex && c.pp === copy.pp))) return
-        if (!copies.some((copy) => this.#vg.isStale(copy.pvIndex, copy.pp))) this.#track(lv.lvId, lp)
+        if (!copies.some((copy) => changed.has(`${copy.pvIndex}:${copy.pp}`))) return
+        if (copies.some((copy) => this.#vg.isStale(copy.pvIndex, copy.pp))) return
+        this.#track(lv.lvId, lp)
+        started.push({ lv, lp })
       })
     }
+    return started
   }
 
   /** Drops the bits and trust of LPs whose copies are all fresh again (after a VGSA change). */

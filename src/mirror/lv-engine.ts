@@ -134,8 +134,10 @@ export class MirroredLv {
       const pieces = splitRange(offsetBytes, buffer.length, this.#mirror.vg.ppSizeBytes)
       if (mirrored && this.#lv.mwc !== 'active') await this.#mirror.ensureLvDirty(this.#lv)
       if (mirrored && this.#lv.mwc === 'active') {
-        for (let region = first; region <= last; region++) ltgs.push(region)
-        await this.#mirror.mwc.pin(this.#lv, ltgs)
+        const wanted: number[] = []
+        for (let region = first; region <= last; region++) wanted.push(region)
+        await this.#mirror.mwc.pin(this.#lv, wanted)
+        ltgs.push(...wanted) // pinned: unpinned below (a failed pin leaves nothing pinned)
       }
       await Promise.all(pieces.map((piece) => this.#writePiece(buffer, piece)))
     } finally {

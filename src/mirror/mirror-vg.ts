@@ -256,8 +256,13 @@ export class MirrorVg {
   }
 
   async #markStale(changes: readonly StaleChange[]): Promise<void> {
-    this.bitmaps.beforeMarkStale(changes)
+    const started = this.bitmaps.beforeMarkStale(changes)
     await this.vg.markStale(changes)
+    // A record carrying the new bitmaps, so a crash from now on still finds them (without it
+    // the LP would resync whole: correct, but the bitmap would be lost for it).
+    const pvs = new Set<number>()
+    for (const { lv, lp } of started) for (const copy of lv.lps[lp] ?? []) if (this.vg.pvState(copy.pvIndex) === 'active') pvs.add(copy.pvIndex)
+    await Promise.all([...pvs].map((pvIndex) => this.mwc.commitPv(pvIndex)))
     this.counters.staleMarked += changes.length
     this.logger.warn({ changes }, 'marked partitions stale')
   }

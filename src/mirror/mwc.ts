@@ -300,11 +300,13 @@ export class MwcLog {
     return false
   }
 
-  /** Beyond the soft sizes, while every candidate is pinned: how far pins may go before waiting. */
-  #overshootLeft(lv: LvDescriptor, pvs: ReadonlySet<number>): boolean {
-    if (this.cachedLtgsOf(lv.lvId) >= this.alExtentsOf(lv) + PINNED_OVERSHOOT_LTGS) return false
+  /** Beyond the soft sizes, while every candidate is pinned: how far pins may go before waiting
+   * (`extra`: what one write larger than the log needs beyond it). */
+  #overshootLeft(lv: LvDescriptor, pvs: ReadonlySet<number>, extra: number): boolean {
+    const overshoot = PINNED_OVERSHOOT_LTGS + extra
+    if (this.cachedLtgsOf(lv.lvId) >= this.alExtentsOf(lv) + overshoot) return false
     for (const pvIndex of pvs) {
-      if ((this.#perPv.get(pvIndex) ?? 0) >= this.#pvSoftLimit(pvIndex) + PINNED_OVERSHOOT_LTGS) return false
+      if ((this.#perPv.get(pvIndex) ?? 0) >= this.#pvSoftLimit(pvIndex) + overshoot) return false
     }
     return true
   }
@@ -313,7 +315,7 @@ export class MwcLog {
    * Makes room for one more LTG of `lv` on `pvs`: syncs the PVs of the oldest idle LTGs (of the
    * LV when the LV is at its al-extents, else of any LV sharing a full PV), then drops them.
    */
-  async #makeRoom(lv: LvDescriptor, pvs: ReadonlySet<number>): Promise<void> {
+  async #makeRoom(lv: LvDescriptor, pvs: ReadonlySet<number>, extra = 0): Promise<void> {
     const limit = this.alExtentsOf(lv)
     while (this.#full(lv, pvs)) {
       const ownLimit = this.cachedLtgsOf(lv.lvId) >= limit
@@ -323,7 +325,7 @@ export class MwcLog {
       if (idle.length === 0) {
         // Every LTG has a write in flight: go past the soft size rather than make writers that
         // already pinned part of their LTGs wait for each other, up to the pinned overshoot.
-        if (this.#overshootLeft(lv, pvs)) return
+        if (this.#overshootLeft(lv, pvs, extra)) return
         await new Promise<void>((wake) => this.#roomWaiters.push(wake))
         continue
       }
@@ -349,34 +351,43 @@ export class MwcLog {
     }
   }
 
-  /** Pins the LTGs a write touches; resolves when every one is durably logged. */
+  /** Pins the LTGs a write touches; resolves when every one is durably logged. On failure
+   * nothing stays pinned. A write spanning more LTGs than the LV's log holds is let past the
+   * bound by its own size (it needs every one of them at once). */
   async pin(lv: LvDescriptor, ltgIndexes: readonly number[]): Promise<void> {
-    const limit = this.alExtentsOf(lv)
-    assert(ltgIndexes.length <= limit, `one write spans ${ltgIndexes.length} LTGs, more than the activity log of LV ${lv.name}`)
     const waits: Array<Promise<void>> = []
-    for (const ltgIndex of ltgIndexes) {
-      let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
-      // Concurrent pins all wait in makeRoom and wake together: re-check after each wait, so no
-      // LV holds more entries than its limit plus the pinned overshoot.
-      const pvs = this.#pvsOf(lv, ltgIndex)
-      while (entry === undefined && this.#full(lv, pvs)) {
-        await this.#makeRoom(lv, pvs)
-        entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
-        // No await between this check and the insert below.
-        if (this.#overshootLeft(lv, pvs)) break
+    const pinned: CacheEntry[] = []
+    const extra = Math.max(0, ltgIndexes.length - this.alExtentsOf(lv))
+    try {
+      for (const ltgIndex of ltgIndexes) {
+        let entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+        const pvs = this.#pvsOf(lv, ltgIndex)
+        // Concurrent pins all wait in makeRoom and wake together: re-check after each wait, so no
+        // LV holds more entries than its limit plus the pinned overshoot.
+        while (entry === undefined && this.#full(lv, pvs)) {
+          await this.#makeRoom(lv, pvs, extra)
+          entry = this.#cache.get(entryKey(lv.lvId, ltgIndex))
+          // No await between this check and the insert below.
+          if (this.#overshootLeft(lv, pvs, extra)) break
+        }
+        if (entry === undefined) {
+          entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, doneEpoch: 0, recorded: undefined }
+          this.#add(entry)
+          entry.recorded = this.#commitPvs(pvs)
+          // Awaited below; this only keeps an early rejection from counting as unhandled.
+          entry.recorded.catch(() => {})
+        }
+        entry.pins += 1
+        entry.lastUseTick = ++this.#tick
+        pinned.push(entry)
+        waits.push(entry.recorded!)
       }
-      if (entry === undefined) {
-        entry = { lvId: lv.lvId, ltgIndex, pvs, pins: 0, lastUseTick: 0, doneEpoch: 0, recorded: undefined }
-        this.#add(entry)
-        entry.recorded = this.#commitPvs(pvs)
-        // Awaited below; this only keeps an early rejection from counting as unhandled.
-        entry.recorded.catch(() => {})
-      }
-      entry.pins += 1
-      entry.lastUseTick = ++this.#tick
-      waits.push(entry.recorded!)
+      await Promise.all(waits)
+    } catch (error) {
+      for (const entry of pinned) entry.pins -= 1
+      this.#wakeRoomWaiters()
+      throw error
     }
-    await Promise.all(waits)
     const last = ltgIndexes[ltgIndexes.length - 1]
     if (last !== undefined) this.#lookAhead(lv, last + 1)
   }
@@ -415,6 +426,10 @@ export class MwcLog {
       entry.pins -= 1
       entry.doneEpoch = this.#epoch
     }
+    this.#wakeRoomWaiters()
+  }
+
+  #wakeRoomWaiters(): void {
     while (this.#roomWaiters.length > 0) this.#roomWaiters.shift()!()
   }
 

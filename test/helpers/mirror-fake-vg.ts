@@ -165,6 +165,7 @@ export class FakeVg implements VolumeGroup {
   async markStale(changes: readonly StaleChange[]): Promise<void> {
     for (const { pvIndex, pp } of changes) if (!this.isStale(pvIndex, pp)) this.#state.stale[pvIndex]!.push(pp)
     this.#commit()
+    this.#statusChanged()
   }
 
   async clearStale(changes: readonly StaleChange[]): Promise<void> {
@@ -172,6 +173,11 @@ export class FakeVg implements VolumeGroup {
       this.#state.stale[pvIndex] = this.#state.stale[pvIndex]!.filter((value) => value !== pp)
     }
     this.#commit()
+    this.#statusChanged()
+  }
+
+  #statusChanged(): void {
+    for (const listener of this.#listeners) listener({ kind: 'status', descriptor: this.descriptor, status: this.status })
   }
 
   async setLvDirty(lvId: number, dirty: boolean): Promise<void> {
@@ -195,7 +201,12 @@ export class FakeVg implements VolumeGroup {
     return this.#state.stale.map((pps) => [...pps].sort((a, b) => a - b))
   }
 
-  onChange(_listener: (event: VgChangeEvent) => void): () => void { return () => {} }
+  readonly #listeners = new Set<(event: VgChangeEvent) => void>()
+
+  onChange(listener: (event: VgChangeEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
   onForceOff(_listener: (error: Error) => void): () => void { return () => {} }
   async lvExtend(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvReduce(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
