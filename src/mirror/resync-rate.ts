@@ -8,8 +8,8 @@
  *    always may run); this is the depth of the copy pipeline;
  *  - **load**: each step (`stepMs`, 100 ms as DRBD's SLEEP_TIME) the application I/O counter is
  *    sampled; a step in which it moved is loaded;
- *  - **rate cap**: loaded, the cap drops at once to `minRateBytesPerSecond` (never lower: the
- *    floor is what resync keeps under load); unloaded, it climbs back linearly over
+ *  - **rate cap**: loaded, the cap drops to `minRateBytesPerSecond` within one step (never
+ *    lower: the floor is what resync keeps under load); unloaded, it climbs back linearly over
  *    `planAheadMs` from the floor to `maxRateBytesPerSecond` (to the best unthrottled rate seen
  *    when there is no maximum, after which it is lifted), so a pause between bursts does not
  *    hand the disks back to resync in one step;
@@ -144,7 +144,7 @@ export class ResyncRateController {
 
   #trim(now: number): void {
     const window = Math.max(this.planAheadMs, this.stepMs)
-    while (this.#completions.length > 1 && this.#completions[0]!.at < now - window) this.#completions.shift()
+    while (this.#completions.length > 1 && this.#completions[0]!.at <= now - window) this.#completions.shift()
   }
 
   #measured(now: number): number | undefined {
@@ -153,7 +153,7 @@ export class ResyncRateController {
     // Over the window, or since the first completion when the run is younger than that (then
     // at least one step, so the first copies do not read as an absurd rate).
     const spanMs = Math.max(this.stepMs, Math.min(window, now - this.#firstAt))
-    const bytes = this.#completions.filter((entry) => entry.at >= now - window).reduce((sum, e) => sum + e.bytes, 0)
+    const bytes = this.#completions.filter((entry) => entry.at > now - window).reduce((sum, e) => sum + e.bytes, 0)
     return bytes / (spanMs / 1000)
   }
 
