@@ -22,8 +22,13 @@ export interface VgStatusReport {
   readonly seq: number
   readonly pvs: Array<{ index: number; pvId: string; path: string; state: string; stalePps: number }>
   readonly lvs: Array<{ name: string; sizeBytes: number; copies: number; mwc: string; schedule: string;
-    stalePartitions: number; staleCopies: StaleRun[]; dirty: boolean; openReaders: number; openWriters: number }>
-  readonly mwc: { readonly openGates: number }
+    stalePartitions: number; staleCopies: StaleRun[]; dirty: boolean; openReaders: number; openWriters: number;
+    /** Activity log (MWC active): its size in extents and the extents in it now. */
+    alExtents: number; activeExtents: number
+    /** Write-intent bitmap chunk, and the bytes a resync of the stale copies would copy now. */
+    bitmapChunkBytes: number; resyncPendingBytes: number }>
+  /** Open write gates; activity-log records written and extents evicted since the mount. */
+  readonly mwc: { readonly openGates: number; readonly recordsWritten: number; readonly evictions: number }
   readonly resyncs: readonly ResyncActivity[]
   readonly io: Record<string, number>
   /** Replicas of this VG: origin, type, sync state, job, mark and lag (added by the daemon). */
@@ -73,6 +78,14 @@ function popcount(bitmap: Uint8Array): number {
 
 export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[], openGates: number): VgStatusReport {
   const vg = mounted.vg
+  const mirror = mounted.engine.mirror
+  mirror.collectDirty()
+  // What a non-forced resync would copy now: bitmap chunks of tracked LPs, whole stale LPs else.
+  const pendingBytes = (lv: (typeof vg.descriptor.lvs)[number]): number => lv.lps.reduce((sum, copies, lp) => {
+    if (!copies.some((copy) => vg.isStale(copy.pvIndex, copy.pp))) return sum
+    const ranges = mirror.bitmaps.ranges(lv, lp)
+    return sum + (ranges === undefined ? vg.ppSizeBytes : ranges.reduce((bytes, range) => bytes + range.lengthBytes, 0))
+  }, 0)
   const pvs = vg.descriptor.pvs.map((pv, index) => ({ index, pvId: pv.pvId, path: pv.lastPath,
     state: vg.pvState(index), stalePps: popcount(vg.status.stale[index] ?? new Uint8Array()) }))
   const lvs = vg.descriptor.lvs.map((lv) => {
@@ -82,10 +95,13 @@ export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[],
     return { name: lv.name, sizeBytes: lv.lps.length * vg.ppSizeBytes, copies: lv.copies, mwc: lv.mwc,
       schedule: lv.schedule, stalePartitions, staleCopies: staleRuns(vg, lv.lps),
       dirty: vg.status.dirtyLvs.includes(lv.lvId), openReaders: counts?.readers ?? 0,
-      openWriters: counts?.writers ?? 0 }
+      openWriters: counts?.writers ?? 0, alExtents: mirror.mwc.alExtentsOf(lv),
+      activeExtents: mirror.mwc.cachedLtgsOf(lv.lvId),
+      bitmapChunkBytes: mirror.bitmaps.chunkBytesOf(lv), resyncPendingBytes: pendingBytes(lv) }
   })
   const io: Record<string, number> = { ...(mounted.stats() ?? {}) }
   Object.assign(io, mounted.engine.mirror.counters)
   return { vg: vg.name, state: vg.state, mountpoint: mounted.mountpoint, pid: process.pid,
-    seq: vg.descriptor.seq, pvs, lvs, mwc: { openGates }, resyncs, io }
+    seq: vg.descriptor.seq, pvs, lvs,
+    mwc: { openGates, recordsWritten: mirror.mwc.recordsWritten, evictions: mirror.mwc.evictions }, resyncs, io }
 }

@@ -289,7 +289,9 @@ function decodeV1(buffer: Buffer, place: MwcPlace): MwcRecord {
     entries.push({ lvId: buffer.readUInt32LE(at), ltgIndex: Number(buffer.readBigUInt64LE(at + 8)) })
   }
   const cursors: ResyncCursor[] = []
-  for (let index = 0; index < cursorCount; index++) cursors.push(readCursor(buffer, V1.cursorsOffset + index * CURSOR_BYTES))
+  for (let index = 0; index < cursorCount; index++) {
+    cursors.push(readCursor(buffer, V1.cursorsOffset + index * CURSOR_BYTES))
+  }
   return { seq: Number(buffer.readBigUInt64LE(16)), entries, cursors, dirty: [] }
 }
 

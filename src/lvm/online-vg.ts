@@ -18,7 +18,8 @@
 import { LvmfsError } from '../errors/index.js'
 import type { BlockDevice, OpenOptions } from '../io/index.js'
 import {
-  MAX_AL_EXTENTS, MIN_BITMAP_CHUNK_LOG2, NAME_PATTERN, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy, vgdaFrameBytes,
+  MAX_AL_EXTENTS, MIN_BITMAP_CHUNK_LOG2, NAME_PATTERN, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy,
+  vgdaFrameBytes,
   vgdaSlotOffset, vgsaRecordBytes, vgsaSlotOffset, type PvLabel,
 } from '../format/index.js'
 import { PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/mwc-log.js'

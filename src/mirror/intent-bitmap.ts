@@ -55,7 +55,10 @@ export class IntentBitmaps {
     if (entry === undefined || entry.chunkBytes !== chunkBytes || entry.bits.length * 8 < chunks) {
       const next: LvBits = { chunkBytes, bits: new Uint8Array(Math.ceil(chunks / 8)) }
       // The chunk changed or the LV grew: every old mark covers the new chunks it overlaps.
-      if (entry !== undefined) for (const chunk of setBits(entry.bits)) markBytes(next, chunk * entry.chunkBytes, entry.chunkBytes)
+      const old = entry
+      if (old !== undefined) {
+        for (const chunk of setBits(old.bits)) markBytes(next, chunk * old.chunkBytes, old.chunkBytes)
+      }
       this.#lvs.set(lv.lvId, entry = next)
     }
     return entry
@@ -133,7 +136,8 @@ export class IntentBitmaps {
       const last = ranges[ranges.length - 1]
       const offsetInLpBytes = index * entry.chunkBytes
       if (last !== undefined && last.offsetInLpBytes + last.lengthBytes === offsetInLpBytes) {
-        ranges[ranges.length - 1] = { offsetInLpBytes: last.offsetInLpBytes, lengthBytes: last.lengthBytes + entry.chunkBytes }
+        ranges[ranges.length - 1] = { offsetInLpBytes: last.offsetInLpBytes,
+          lengthBytes: last.lengthBytes + entry.chunkBytes }
       } else {
         ranges.push({ offsetInLpBytes, lengthBytes: entry.chunkBytes })
       }
@@ -200,7 +204,9 @@ export class IntentBitmaps {
 function markBytes(entry: LvBits, offsetBytes: number, lengthBytes: number): void {
   const first = Math.floor(offsetBytes / entry.chunkBytes)
   const last = Math.floor((offsetBytes + lengthBytes - 1) / entry.chunkBytes)
-  for (let chunk = first; chunk <= last && chunk < entry.bits.length * 8; chunk++) entry.bits[chunk >> 3]! |= 1 << (chunk & 7)
+  for (let chunk = first; chunk <= last && chunk < entry.bits.length * 8; chunk++) {
+    entry.bits[chunk >> 3]! |= 1 << (chunk & 7)
+  }
 }
 
 function* setBits(bits: Uint8Array): Generator<number> {

@@ -170,7 +170,8 @@ export class MirroredLv {
     // Some copy missed this write (stale, absent or failed): its chunks go in the write-intent
     // bitmap before the write completes (and so before its LTG can leave the activity log).
     if (targets.length < this.#lv.lps[piece.lp]!.length || failures.length > 0) {
-      this.#mirror.bitmaps.mark(this.#lv, piece.lp * this.#mirror.vg.ppSizeBytes + piece.offsetInLpBytes, piece.lengthBytes)
+      const lvOffset = piece.lp * this.#mirror.vg.ppSizeBytes + piece.offsetInLpBytes
+      this.#mirror.bitmaps.mark(this.#lv, lvOffset, piece.lengthBytes)
     }
     let failed: unknown
     for (const { copyIndex, error } of failures) {

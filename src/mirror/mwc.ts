@@ -27,7 +27,8 @@
 import type { BlockDevice } from '../io/block-device.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import {
-  DEFAULT_AL_EXTENTS, MWC_BLOCK_BYTES, MWC_MAX_CURSORS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity, encodeMwcRecord, maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
+  DEFAULT_AL_EXTENTS, MWC_BLOCK_BYTES, MWC_MAX_CURSORS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity, encodeMwcRecord,
+  maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
   scanMwcArea, WHOLE_LV, type DirtyChunks, type MwcEntry, type MwcRecord, type ResyncCursor,
 } from '../format/mwc-log.js'
 import { assert } from '../util/assert.js'

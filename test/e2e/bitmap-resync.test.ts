@@ -24,6 +24,10 @@ t.test('a PV outage resyncs only the bitmap chunks written while it was gone', {
       'conv=notrunc', 'status=none'])
   }
   t.ok(stalePps(fixture, 1) > 0, 'the copies on the gone PV are stale')
+  const lvStatus = (): { alExtents: number, resyncPendingBytes: number, mwc: string } =>
+    (JSON.parse(fixture.ok(['status', fixture.vg, '--json'])) as { lvs: Array<{ name: string, alExtents: number,
+      resyncPendingBytes: number, mwc: string }> }).lvs.find((lv) => lv.name === 'mir')!
+  t.equal(lvStatus().resyncPendingBytes, chunks.size * CHUNK, 'status shows what a resync will copy')
   fixture.ok(['fault', fixture.vg, fixture.pvs[1]!, '--clear'])
   fixture.ok(['varyonvg', fixture.vg, '--no-resync', '--devices', fixture.pvs.join(',')])
   const report = JSON.parse(fixture.ok(['syncvg', fixture.vg, '--json', '--devices', fixture.pvs.join(',')])
@@ -31,4 +35,19 @@ t.test('a PV outage resyncs only the bitmap chunks written while it was gone', {
   t.equal(report.copiedBytes, chunks.size * CHUNK, `${chunks.size} chunks of 64 KiB resynced, not whole partitions`)
   t.equal(stalePps(fixture, 1), 0, 'no stale partition left')
   t.equal(scrubMismatches(fixture, 'mir'), 0, 'the copies are byte-identical')
+
+  // lvchange on the mounted VG: the activity log's size and the MWC policy change online, and
+  // writes after each change keep the copies identical.
+  const change = (args: string[]): { mwc: string, alExtents: number | null } =>
+    JSON.parse(fixture.ok(['lvchange', `${fixture.vg}/mir`, ...args, '--json']).trim().split('\n').pop()!)
+  t.equal(change(['--al-extents', '96']).alExtents, 96, 'al-extents changed online')
+  const bad = fixture.cli(['lvchange', `${fixture.vg}/mir`, '--al-extents', '999999'])
+  t.not(bad.code, 0, 'an al-extents past what the log holds is refused')
+  t.match(bad.stderr, /al-extents/, 'the error names the option')
+  for (const mwc of ['passive', 'active']) {
+    t.equal(change(['--mwc', mwc]).mwc, mwc, `mwc ${mwc} online`)
+    execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=64k', 'count=64', 'seek=100', 'oflag=direct',
+      'conv=notrunc', 'status=none'])
+  }
+  t.equal(scrubMismatches(fixture, 'mir'), 0, 'the copies are byte-identical after writes under each policy')
 })

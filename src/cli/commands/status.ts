@@ -8,8 +8,10 @@ import { renderReplicas } from './replica.js'
 function render(status: VgStatusReport): string {
   const pvs = table(['#', 'PV', 'State', 'Stale PPs'], status.pvs.map((pv) =>
     [String(pv.index), pv.path, pv.state, String(pv.stalePps)]))
-  const lvs = table(['LV', 'Size', 'Copies', 'MWC', 'Stale LPs', 'Dirty', 'Open r/w'], status.lvs.map((lv) =>
-    [lv.name, humanBytes(lv.sizeBytes), String(lv.copies), lv.mwc, String(lv.stalePartitions), lv.dirty ? 'yes' : 'no',
+  const lvs = table(['LV', 'Size', 'Copies', 'MWC', 'AL used/size', 'Stale LPs', 'To resync', 'Dirty', 'Open r/w'],
+    status.lvs.map((lv) => [lv.name, humanBytes(lv.sizeBytes), String(lv.copies), lv.mwc,
+      lv.copies > 1 && lv.mwc === 'active' ? `${lv.activeExtents}/${lv.alExtents}` : '-', String(lv.stalePartitions),
+      lv.stalePartitions > 0 ? humanBytes(lv.resyncPendingBytes) : '-', lv.dirty ? 'yes' : 'no',
       `${lv.openReaders}/${lv.openWriters}`]))
   const resyncs = status.resyncs.map((r) =>
     `  ${r.what}: ${humanBytes(r.doneBytes)} of ${humanBytes(r.totalBytes)}` +
@@ -17,7 +19,8 @@ function render(status: VgStatusReport): string {
     '\n').join('')
   const io = status.io
   return `volume group ${status.vg} (${status.state}, seq ${status.seq}) at ${status.mountpoint}, pid ${status.pid}\n` +
-    `\n${pvs}\n${lvs}\nMWC open regions: ${status.mwc.openGates}\n` +
+    `\n${pvs}\n${lvs}\nMWC open regions: ${status.mwc.openGates}, activity-log records ${status.mwc.recordsWritten}, ` +
+    `evictions ${status.mwc.evictions}\n` +
     (resyncs ? `running:\n${resyncs}` : 'running: none\n') +
     `I/O: ${io['readOps'] ?? 0} reads (${humanBytes(io['readBytes'] ?? 0)}), ${io['writeOps'] ?? 0} writes ` +
     `(${humanBytes(io['writeBytes'] ?? 0)}), ${io['fsyncOps'] ?? 0} fsyncs, ${io['copyErrors'] ?? 0} copy errors, ` +

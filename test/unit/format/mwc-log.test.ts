@@ -26,7 +26,9 @@ const record: MwcRecord = {
 
 function areaWith(blocks: number, ...records: Array<[MwcRecord, number]>): Buffer {
   const area = Buffer.alloc(blocks * MWC_BLOCK_BYTES)
-  for (const [rec, blockIndex] of records) encodeMwcRecord(rec, { ...who, blockIndex }).copy(area, blockIndex * MWC_BLOCK_BYTES)
+  for (const [rec, blockIndex] of records) {
+    encodeMwcRecord(rec, { ...who, blockIndex }).copy(area, blockIndex * MWC_BLOCK_BYTES)
+  }
   return area
 }
 
@@ -38,7 +40,8 @@ void t.test('round trip; an all-zero block is empty', async (t) => {
 })
 
 void t.test('a record with 1237 active extents spans several blocks and round-trips', async (t) => {
-  const big: MwcRecord = { ...record, entries: Array.from({ length: 1237 }, (_, index) => ({ lvId: 1, ltgIndex: index * 3 })) }
+  const big: MwcRecord = { ...record,
+    entries: Array.from({ length: 1237 }, (_, index) => ({ lvId: 1, ltgIndex: index * 3 })) }
   const area = areaWith(64, [big, 5])
   const found = decodeMwcRecord(area, { ...who, blockIndex: 5 })
   t.equal(found?.blockCount, 3, '64 + 1237 * 8 + 32 + 40 bytes take three blocks')
@@ -66,7 +69,8 @@ void t.test('corruption and misdirection are rejected naming the field', async (
 })
 
 void t.test('scan: newest by seq; a torn multi-block record falls back; garbage is unreadable', async (t) => {
-  const big: MwcRecord = { ...record, entries: Array.from({ length: 1000 }, (_, index) => ({ lvId: 1, ltgIndex: index })) }
+  const big: MwcRecord = { ...record,
+    entries: Array.from({ length: 1000 }, (_, index) => ({ lvId: 1, ltgIndex: index })) }
   const area = areaWith(16, [{ ...record, seq: 10 }, 0], [{ ...big, seq: 11 }, 1])
   t.equal(scanMwcArea(area, who).newest?.record.seq, 11)
   t.same(scanMwcArea(area, who).newest?.blockCount, 2)
@@ -88,7 +92,8 @@ void t.test('ring placement never overlaps the newest record', async (t) => {
       const blockIndex = nextRecordBlock(newest, blockCount, areaBlocks)
       t.ok(blockIndex + blockCount <= areaBlocks, 'inside the area')
       if (newest !== null) {
-        const overlaps = blockIndex < newest.blockIndex + newest.blockCount && newest.blockIndex < blockIndex + blockCount
+        const overlaps = blockIndex < newest.blockIndex + newest.blockCount &&
+          newest.blockIndex < blockIndex + blockCount
         if (overlaps) t.fail(`area ${areaBlocks}: record at ${blockIndex}+${blockCount} overlaps ${newest.blockIndex}+${newest.blockCount}`)
       }
       newest = { blockIndex, blockCount }
@@ -110,7 +115,8 @@ void t.test('golden: a v1 record (before the activity log) still decodes', async
 
 void t.test('golden: v2 encodes byte for byte', async (t) => {
   const place = { vgId: '00112233445566778899aabbccddeeff', pvId: '0123456789abcdef0123456789abcdef', blockIndex: 7 }
-  const fixture = { ...record, entries: Array.from({ length: 600 }, (_, index) => ({ lvId: 1 + (index % 2), ltgIndex: index * 5 })) }
+  const fixture = { ...record,
+    entries: Array.from({ length: 600 }, (_, index) => ({ lvId: 1 + (index % 2), ltgIndex: index * 5 })) }
   const bytes = encodeMwcRecord(fixture, place)
   if (process.env['LVMFS_WRITE_GOLDEN'] === '1') {
     writeFileSync(`${DIR}v2-record-block7.bin`, bytes)

@@ -56,6 +56,24 @@ void t.test('LV lifecycle and ext carried through commits', async (t) => {
   await again.varyOff()
 })
 
+void t.test('lvChange: MWC policy, al-extents and bitmap chunk committed; bad values refused naming the field', async (t) => {
+  const { pool, vg } = await online(2)
+  await vg.lvCreate({ name: 'm', lpCount: 2, copies: 2, alExtents: 30 })
+  t.equal(vg.lvByName('m')!.alExtents, 30, 'lvcreate --al-extents')
+  await vg.lvChange('m', { mwc: 'passive', alExtents: 20, bitmapChunkBytes: 32 * 1024 })
+  await t.rejects(vg.lvChange('m', { alExtents: 0 }), { code: 'LVM_INVALID_PARAM', context: { field: 'alExtents' } })
+  await t.rejects(vg.lvChange('m', { alExtents: 1_000_000 }), { code: 'LVM_INVALID_PARAM', context: { field: 'alExtents' } })
+  await t.rejects(vg.lvChange('m', { bitmapChunkBytes: 3000 }), { code: 'LVM_INVALID_PARAM',
+    context: { field: 'bitmapChunkBytes' } })
+  await t.rejects(vg.lvChange('m', {}), { code: 'ENGINE_USAGE' }, 'nothing to change')
+  await t.rejects(vg.lvChange('zz', { mwc: 'off' }), { code: 'ENGINE_NOT_FOUND' })
+  await vg.varyOff()
+  const again = (await varyOn(pool, 'vg')).vg!
+  const lv = again.lvByName('m')!
+  t.same([lv.mwc, lv.alExtents, lv.bitmapChunkBytes], ['passive', 20, 32 * 1024], 'persisted; refused changes left nothing')
+  await again.varyOff()
+})
+
 void t.test('lvSwapLps exchanges partitions in one commit, stale bits moving with them', async (t) => {
   const { pool, vg } = await online(3)
   const lv = await vg.lvCreate({ name: 'w', lpCount: 4, copies: 2, mwc: 'passive' })
