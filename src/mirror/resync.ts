@@ -227,16 +227,25 @@ export class Resyncer {
     return work.map((item) => ({ ...item, whole: item.bytes === ltg }))
   }
 
+  /** Whether a resync would visit this LP: every mirrored LP when forced, else those with a
+   * stale copy on an active PV (even when resyncRanges says nothing differs: the LP still
+   * finishes, its stale bits cleared). */
+  #needsResync(lv: LvDescriptor, lp: number, force: boolean): boolean {
+    const vg = this.#mirror.vg
+    const copies = lv.lps[lp]!
+    if (copies.length < 2) return false
+    return force || copies.some((copy) => vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp))
+  }
+
   /** Bytes a resync of this LP would visit now (for progress totals). */
   #pendingBytes(lv: LvDescriptor, lp: number, force: boolean): number {
     const vg = this.#mirror.vg
     const copies = lv.lps[lp]!
-    if (copies.length < 2) return 0
+    if (!this.#needsResync(lv, lp, force)) return 0
     const stale: number[] = []
     copies.forEach((copy, index) => {
       if (vg.pvState(copy.pvIndex) === 'active' && vg.isStale(copy.pvIndex, copy.pp)) stale.push(index)
     })
-    if (!force && stale.length === 0) return 0
     const cursor = this.#mirror.mwc.cursor(lv.lvId, lp)
     const startBytes = cursor?.force === force ? cursor.offsetInLpBytes : 0
     return this.#ranges(lv, lp, force, stale, startBytes).reduce((sum, range) => sum + range.lengthBytes, 0)
@@ -473,7 +482,7 @@ export class Resyncer {
    * copy on an active PV (or a copy on an absent PV that is not yet marked stale: no). */
   #lpsToSync(lv: LvDescriptor, force: boolean): number[] {
     const lps: number[] = []
-    for (let lp = 0; lp < lv.lps.length; lp++) if (this.#pendingBytes(lv, lp, force) > 0) lps.push(lp)
+    for (let lp = 0; lp < lv.lps.length; lp++) if (this.#needsResync(lv, lp, force)) lps.push(lp)
     return lps
   }
 
