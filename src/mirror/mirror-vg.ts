@@ -69,6 +69,8 @@ export class MirrorVg {
   #exclusiveHook: ((lvId: number, region: number) => Promise<void>) | undefined
   readonly #writeThroughListeners = new Set<(lvId: number) => void>()
   #dirtyCollector: (() => void) | undefined
+  /** `lvId:lp:copy` of write-through targets an application write failed on (see resync). */
+  readonly #throughFailures = new Set<string>()
   /** `lvId:region` of every gate region pinned in the activity log by beforeWriteRegion. */
   readonly #gatePins = new Set<string>()
 
@@ -151,6 +153,7 @@ export class MirrorVg {
   addWriteThrough(lvId: number, lp: number, copies: readonly number[]): void {
     if (copies.length === 0) return
     const key = `${lvId}:${lp}`
+    for (const copy of copies) this.#throughFailures.delete(`${key}:${copy}`)
     const set = this.#writeThrough.get(key) ?? new Set<number>()
     for (const copy of copies) set.add(copy)
     this.#writeThrough.set(key, set)
@@ -173,6 +176,11 @@ export class MirrorVg {
     for (const listener of this.#writeThroughListeners) listener(lvId)
   }
 
+  /** Whether an application write failed on this write-through target since it became one. */
+  writeThroughFailed(lvId: number, lp: number, copyIndex: number): boolean {
+    return this.#throughFailures.has(`${lvId}:${lp}:${copyIndex}`)
+  }
+
   writeThroughOf(lvId: number, lp: number): ReadonlySet<number> {
     return this.#writeThrough.get(`${lvId}:${lp}`) ?? new Set()
   }
@@ -187,6 +195,19 @@ export class MirrorVg {
   resyncRanges(lv: LvDescriptor, lp: number, _targets: readonly number[]): readonly LpRange[] | undefined {
     this.collectDirty()
     return this.bitmaps.ranges(lv, lp)
+  }
+
+  /**
+   * Waits out every write into LP `lp` admitted before now: each region of the LP is taken
+   * exclusive once (which also closes its native gate and drains the volume's native writes).
+   * After it, a write that skipped a copy has marked its chunks.
+   */
+  async settleWrites(lv: LvDescriptor, lp: number): Promise<void> {
+    const first = lp * this.regionsPerLp()
+    for (let region = first; region < first + this.regionsPerLp(); region++) {
+      const release = await this.lockRegionExclusive(lv.lvId, region)
+      release()
+    }
   }
 
   /** Installs the daemon's step that moves native write-intent marks into `bitmaps`. */
@@ -287,6 +308,7 @@ export class MirrorVg {
       assert(copy !== undefined, `copy ${copyIndex} of LP ${lp} does not exist`)
       this.counters.copyErrors += 1
       this.logger.warn({ lv: lv.name, lp, copyIndex, errno, isWrite }, 'copy I/O failed')
+      if (isWrite && this.writeThroughOf(lv.lvId, lp).has(copyIndex)) this.#throughFailures.add(`${lv.lvId}:${lp}:${copyIndex}`)
       const others = freshCopies(this.vg, lv, lp).filter((index) => index !== copyIndex)
       const wasFresh = isCopyFresh(this.vg, copy)
       if (others.length === 0 && wasFresh) return 'fail'

@@ -295,9 +295,18 @@ export class Resyncer {
       return { lv: lv.name, lp, source: undefined, targets: [], copiedBytes: 0, resumedFromBytes: 0 }
     }
     const staleTargets = targets.filter((index) => !isCopyFresh(vg, lv.lps[lp]![index]!))
-    const work = this.#regionWork(lp, this.#ranges(lv, lp, force, staleTargets.length === targets.length ? targets
-      : staleTargets, startBytes))
     mirror.addWriteThrough(lv.lvId, lp, staleTargets)
+    let work: RegionWork[]
+    try {
+      // A write admitted before the targets became write-through may still skip them and mark
+      // its chunks: wait such writes out before the bitmap says what to copy.
+      if (!force) await mirror.settleWrites(lv, lp)
+      work = this.#regionWork(lp, this.#ranges(lv, lp, force, staleTargets.length === targets.length ? targets
+        : staleTargets, startBytes))
+    } catch (error) {
+      mirror.removeWriteThrough(lv.lvId, lp, staleTargets)
+      throw error
+    }
     const run: LpRun = { lv, lp, source, targets, failure: undefined, sourceFailed: false, copiedBytes: 0 }
     const finished = new Array<boolean>(work.length).fill(false)
     const running = new Set<Promise<void>>()
@@ -464,7 +473,11 @@ export class Resyncer {
           failedPvs.add(pvIndex)
         }
       }))
-      const changes = items.flatMap((item) => item.targets.map((index) => item.lv.lps[item.lp]![index]!))
+      // A target an application write failed on during the run missed that write: it stays
+      // stale (its bitmap holds the chunk) rather than be declared in sync.
+      const changes = items.flatMap((item) => item.targets
+        .filter((index) => !this.#mirror.writeThroughFailed(item.lv.lvId, item.lp, index))
+        .map((index) => item.lv.lps[item.lp]![index]!))
         .filter((copy) => !failedPvs.has(copy.pvIndex) && vg.isStale(copy.pvIndex, copy.pp))
       if (changes.length > 0) await vg.clearStale(changes)
       const keys = items.filter((item) => this.#mirror.mwc.cursor(item.lv.lvId, item.lp) !== undefined)
