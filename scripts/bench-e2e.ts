@@ -6,17 +6,19 @@
  *    2-copy LV with MWC off and on the MWC-active one, as ratios of raw/2 (both PVs are sparse files on
  *    the same disk, so each byte is written twice to it) and of the linear LV (the FUSE userspace
  *    ceiling), see scripts/bench/mirror-limit.ts;
- *  - resync throughput of a 1 GiB 2-copy LV while fio writes to it;
+ *  - resync of 1 GiB of a 2-copy LV while fio writes to it: fio's IOPS against fio alone and the
+ *    resync rate against its minimum, with the rate controller and without (scripts/bench/resync-load.ts);
  *  - daemon RSS serving a 64 GiB VG.
  * Targets: linear >= 90% of passthrough; 2-copy MWC off >= 0.9 of raw/2 on 1 MiB sequential writes and
  * >= 0.8 on 4 KiB random writes; 2-copy MWC active >= 0.85 of raw/2 on sequential writes (issue 5);
  * 4 KiB random within 15% of passthrough; RSS < 150 MiB.
  * Every LV is written once (unmeasured) before its workloads, as the raw file is.
- * Usage: npm run bench:e2e -- [--json] [--runtime 15] [--size-mb 2048] [--only mirror] [--dir /var/tmp]
+ * Usage: npm run bench:e2e -- [--json] [--runtime 15] [--size-mb 2048] [--only mirror|resync] [--dir /var/tmp]
  *   --only mirror: only the mirrored-write rows (raw, linear and both 2-copy LVs, two workloads each,
  *   measured back to back per workload); no passthrough, resync or RSS.
+ *   --only resync: only the resync-under-load rows.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -24,7 +26,9 @@ import { cleanupMountpoint, mountsAt } from '../src/fuse/mounts.js'
 import { fillFile, runWorkload, STANDARD_WORKLOADS, type Workload } from './bench/fio.js'
 import { MIRROR_WORKLOADS, mirrorCreateArgs, mirrorLvName, mirrorRows, mirrorTarget, MWC_MODES, type MirrorFigures,
   type MirrorRow, type Mwc } from './bench/mirror-limit.js'
+import { renderResyncLoad, resyncUnderLoad } from './bench/resync-load.js'
 import { repoRoot, startLvmfsPassthrough } from './bench/servers.js'
+import { DEFAULT_MIN_RATE_BYTES_PER_SECOND } from '../src/mirror/resync-rate.js'
 
 const { values } = parseArgs({ options: {
   json: { type: 'boolean', default: false },
@@ -35,11 +39,14 @@ const { values } = parseArgs({ options: {
 } })
 function usage(message: string): never {
   process.stderr.write(`bench:e2e: ${message}\n` +
-    'usage: npm run bench:e2e -- [--json] [--runtime S] [--size-mb N] [--only mirror] [--dir DIR]\n')
+    'usage: npm run bench:e2e -- [--json] [--runtime S] [--size-mb N] [--only mirror|resync] [--dir DIR]\n')
   process.exit(2)
 }
-if (values.only !== undefined && values.only !== 'mirror') usage(`--only takes "mirror", not "${values.only}"`)
+if (values.only !== undefined && values.only !== 'mirror' && values.only !== 'resync') {
+  usage(`--only takes "mirror" or "resync", not "${values.only}"`)
+}
 const mirrorOnly = values.only === 'mirror'
+const resyncOnly = values.only === 'resync'
 const runtimeSeconds = Number(values.runtime)
 if (!Number.isInteger(runtimeSeconds) || runtimeSeconds < 1) usage('--runtime takes whole seconds >= 1')
 const sizeMb = Number(values['size-mb'])
@@ -78,6 +85,7 @@ interface Result {
 }
 const results: Result[] = []
 const mirrorLines: string[] = []
+const resyncLines: string[] = []
 function record(target: string, test: string, value: number, unit: string, ratio?: number, against?: string): void {
   results.push({ target, test, value: Math.round(value), unit, ...(ratio === undefined ? {} : { ratio, against }) })
   if (!values.json) process.stderr.write(`${target} ${test}: ${value.toFixed(0)} ${unit}\n`)
@@ -149,13 +157,6 @@ async function withMount<T>(vg: string, devices: string, body: () => Promise<T>)
   }
 }
 
-async function stopChild(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  await exited
-}
-
 let failed = false
 try {
   // The raw file: the baseline, written in full first (O_DIRECT, as the daemon accesses its PVs).
@@ -163,7 +164,7 @@ try {
   execFileSync('dd', ['if=/dev/zero', `of=${raw}`, 'bs=1M', `count=${sizeMb}`, 'conv=fsync', 'status=none'])
   let rawRow = new Map<string, number>()
   let passRow = new Map<string, number>()
-  if (!mirrorOnly) {
+  if (!mirrorOnly && !resyncOnly) {
     rawRow = await runAll('raw', raw, STANDARD_WORKLOADS)
     const passthrough = await startLvmfsPassthrough(raw, join(work, 'mnt-passthrough'))
     try { passRow = await runAll('passthrough', passthrough.file, STANDARD_WORKLOADS) } finally { await passthrough.stop() }
@@ -183,7 +184,26 @@ try {
   }
   mkdirSync(mnt)
   const lvFile = (mwc: Mwc): string => join(mnt, mirrorLvName(mwc))
+  const resyncLoad = async (): Promise<void> => {
+    // Resync of 1 GiB of stale copies (of the MWC-active LV) while fio writes to the LV.
+    const result = await resyncUnderLoad({ lvmfs, env, work, vg: 'bench', file: lvFile('active'), stalePv: pvs[1]!,
+      devices, resyncBytes: Math.min(sizeBytes, 1 << 30), runtimeSeconds })
+    await checkpoint()
+    record('fio-alone', 'rand-write-4k-qd8', result.unloadedIops, 'IOPS')
+    for (const row of result.rows) {
+      record(`fio-during-resync ${row.label}`, 'rand-write-4k-qd8', row.iopsDuringResync, 'IOPS',
+        row.iopsDuringResync / result.unloadedIops, 'fio alone (target 0.7 with the controller)')
+      record(`resync-under-fio ${row.label}`, 'resync-1G', row.resyncBytesPerSecondUnderLoad / 2 ** 20, 'MiB/s',
+        row.resyncBytesPerSecondUnderLoad / DEFAULT_MIN_RATE_BYTES_PER_SECOND, 'the default min rate (target 1)')
+    }
+    resyncLines.push(...renderResyncLoad(result, DEFAULT_MIN_RATE_BYTES_PER_SECOND))
+  }
   await withMount('bench', devices, async () => {
+    if (resyncOnly) {
+      fillFile(lvFile('active'), sizeBytes)
+      await resyncLoad()
+      return
+    }
     for (const file of [join(mnt, 'lin'), ...MWC_MODES.map(lvFile)]) {
       fillFile(file, sizeBytes)
       await checkpoint()
@@ -232,37 +252,10 @@ try {
       }
     }
 
-    // Resync of 1 GiB of stale copies (of the MWC-active LV) while fio writes to the LV.
-    const mir = lvFile('active')
-    const resyncBytes = Math.min(sizeBytes, 1 << 30)
-    lvmfs(['fault', 'bench', pvs[1]!, '--disappear'])
-    execFileSync('dd', ['if=/dev/zero', `of=${mir}`, 'bs=1M', `count=${resyncBytes / 2 ** 20}`,
-      'oflag=direct', 'conv=notrunc', 'status=none'])
-    lvmfs(['fault', 'bench', pvs[1]!, '--clear'])
-    lvmfs(['varyonvg', 'bench', '--no-resync', '--devices', devices])
-    let fio: ChildProcess | undefined
-    let seconds: number
-    try {
-      fio = spawn('fio', ['--name=load', `--filename=${mir}`, '--rw=randwrite', '--bs=4k',
-        '--iodepth=8', '--ioengine=libaio', '--direct=1', `--size=${resyncBytes}`, '--time_based', '--runtime=600'],
-      { stdio: 'ignore' })
-      const started = process.hrtime.bigint()
-      lvmfs(['syncvg', 'bench', '--devices', devices])
-      seconds = Number(process.hrtime.bigint() - started) / 1e9
-    } finally {
-      await stopChild(fio)
-    }
-    await checkpoint()
-    const copy = join(work, 'dd-copy.img')
-    const ddStarted = process.hrtime.bigint()
-    execFileSync('dd', [`if=${raw}`, `of=${copy}`, 'bs=1M', `count=${resyncBytes / 2 ** 20}`, 'iflag=direct',
-      'oflag=direct', 'status=none'])
-    const ddSeconds = Number(process.hrtime.bigint() - ddStarted) / 1e9
-    record('resync-under-fio', 'resync-1G', resyncBytes / seconds / 1e6, 'MB/s',
-      (resyncBytes / seconds) / (resyncBytes / ddSeconds), 'dd copy of the same bytes')
+    await resyncLoad()
     record('daemon', 'rss-after-io', daemonRss('bench') / 2 ** 20, 'MiB')
   })
-  if (!mirrorOnly) {
+  if (!mirrorOnly && !resyncOnly) {
     // RSS serving a 64 GiB VG (sparse PVs; one 64 GiB LV), after touching every LP.
     const big = [sparse(join(work, 'big0.img'), 33 * 2 ** 30), sparse(join(work, 'big1.img'), 33 * 2 ** 30)]
     lvmfs(['pvcreate', ...big])
@@ -296,6 +289,10 @@ else {
     for (const r of tableRows) {
       process.stdout.write(`| ${r.target} | ${r.test} | ${r.value} ${r.unit} | ${r.ratio?.toFixed(2) ?? '-'} | ${r.against ?? '-'} |\n`)
     }
+  }
+  if (resyncLines.length > 0) {
+    process.stdout.write(`\nResync of ${Math.min(sizeMb, 1024)} MiB under fio (${runtimeSeconds} s each):\n` +
+      resyncLines.map((line) => `  ${line}\n`).join(''))
   }
   if (mirrorLines.length > 0) {
     process.stdout.write(`\nMirrored writes against the physical limit (raw/2: both copies on one disk), ` +

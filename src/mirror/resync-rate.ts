@@ -97,6 +97,8 @@ export class ResyncRateController {
     assert(this.planAheadMs >= 0 && this.stepMs > 0, 'plan-ahead and step must be positive')
     this.#appIo = options.appIo
     this.#clock = clock
+    // The first step compares against now: I/O already running when the resync starts counts.
+    this.#lastIo = options.appIo?.()
   }
 
   /** Waits until a copy of `bytes` may start (fill target, then budget); it counts as in
@@ -166,7 +168,7 @@ export class ResyncRateController {
     if (now >= this.#nextStepAt) {
       this.#nextStepAt = now + this.stepMs
       const io = this.#appIo?.()
-      this.#loaded = io !== undefined && this.#lastIo !== undefined && io !== this.#lastIo
+      this.#loaded = io !== undefined && io !== this.#lastIo
       this.#lastIo = io
       if (this.#loaded) this.#lastLoadAt = now
       else if (this.#cap === Number.POSITIVE_INFINITY) {
