@@ -5,7 +5,8 @@
  * test/helpers/mirror-torture.ts. Needs root and /dev/fuse.
  *
  *   node --import tsx scripts/torture-mirror.ts [--points 1000] [--seed N] [--dir DIR] [--lv-size 128M]
- *     [--pp-size 1M] [--scrub-every 1] [--full-read-every 1] [--kill-delay-max 400] [--depth 4] [--keep]
+ *     [--pp-size 1M] [--scrub-every 1] [--full-read-every 1] [--kill-delay-max 400] [--depth 4]
+ *     [--al-extents 32 (0: the CLI's default)] [--keep]
  *
  * Exit 0 when every point passed (the working directory is removed unless --keep), 1 at the first
  * failure (the PV files, daemon log and model.json stay in the directory it names), 3 on usage.
@@ -35,7 +36,8 @@ async function main(): Promise<number> {
     values = parseArgs({ options: {
       points: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' }, 'lv-size': { type: 'string' },
       'pp-size': { type: 'string' }, 'scrub-every': { type: 'string' }, 'full-read-every': { type: 'string' },
-      'kill-delay-max': { type: 'string' }, depth: { type: 'string' }, keep: { type: 'boolean' },
+      'kill-delay-max': { type: 'string' }, depth: { type: 'string' }, 'al-extents': { type: 'string' },
+      keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' } } }).values
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`)
@@ -43,7 +45,7 @@ async function main(): Promise<number> {
   }
   if (values.help === true) {
     process.stdout.write('usage: torture-mirror.ts [--points 1000] [--seed N] [--dir DIR] [--lv-size 128M] [--pp-size 1M]\n' +
-      '  [--scrub-every 1] [--full-read-every 1] [--kill-delay-max MS] [--depth 4] [--keep]\n')
+      '  [--scrub-every 1] [--full-read-every 1] [--kill-delay-max MS] [--depth 4] [--al-extents 32] [--keep]\n')
     return 0
   }
   if (process.getuid?.() !== 0) {
@@ -59,7 +61,8 @@ async function main(): Promise<number> {
       scrubEvery: Math.max(1, integer(values['scrub-every'], 'scrub-every', 1)),
       fullReadEvery: Math.max(1, integer(values['full-read-every'], 'full-read-every', 1)),
       killDelayMaxMs: integer(values['kill-delay-max'], 'kill-delay-max', 400),
-      depth: Math.max(1, integer(values.depth, 'depth', 4)) })
+      depth: Math.max(1, integer(values.depth, 'depth', 4)),
+      alExtents: integer(values['al-extents'], 'al-extents', 32) })
   } catch (error) {
     process.stderr.write(`torture-mirror: ${(error as Error).message}\n`)
     return 3

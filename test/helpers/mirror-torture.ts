@@ -56,6 +56,9 @@ export interface TortureOptions {
   /** The kill lands this long after the writer opened the file: uniform in [0, max] ms (a quarter of
    * the points in the first 30 ms, while the first gates and MWC records are written). */
   readonly killDelayMaxMs?: number
+  /** Activity-log size of the LV (lvcreate --al-extents; default 32, 0: the CLI's default). Far
+   * below the LV's 128 regions, so extents are evicted and native gates closed all the time. */
+  readonly alExtents?: number
   /** Writes in flight (default 4). */
   readonly depth?: number
   /** Stop starting points once this much time has passed (the last point's mount is still checked). */
@@ -355,8 +358,16 @@ export class MirrorTorture {
     }
     const devices = this.pvs.join(',')
     this.cli(['vgcreate', this.vg, ...this.pvs, '--pp-size', this.options.ppSize ?? '1M', '--devices', devices])
-    this.cli(['lvcreate', this.vg, 'mir', '--size', `${this.lvSizeBytes / 2 ** 20}M`, '--copies', '2', '--mwc', 'active',
-      '--devices', devices])
+    const lvcreate = ['lvcreate', this.vg, 'mir', '--size', `${this.lvSizeBytes / 2 ** 20}M`, '--copies', '2',
+      '--mwc', 'active', '--devices', devices]
+    const alExtents = this.options.alExtents ?? 32
+    try {
+      this.cli(alExtents === 0 ? lvcreate : [...lvcreate, '--al-extents', String(alExtents)])
+    } catch (error) {
+      if (!/unknown option '--al-extents'/.test((error as Error).message)) throw error
+      this.log('torture: this checkout has no --al-extents; the LV keeps its default MWC log size')
+      this.cli(lvcreate)
+    }
     this.startWriter()
     this.refillStandbys(1)
   }
