@@ -13,10 +13,11 @@
  * >= 0.8 on 4 KiB random writes; 2-copy MWC active >= 0.85 of raw/2 on sequential writes (issue 5);
  * 4 KiB random within 15% of passthrough; RSS < 150 MiB.
  * Every LV is written once (unmeasured) before its workloads, as the raw file is.
- * Usage: npm run bench:e2e -- [--json] [--runtime 15] [--size-mb 2048] [--only mirror|resync] [--dir /var/tmp]
+ * Usage: npm run bench:e2e -- [--json] [--runtime 15] [--size-mb 2048] [--only mirror|resync|outage] [--dir /var/tmp]
  *   --only mirror: only the mirrored-write rows (raw, linear and both 2-copy LVs, two workloads each,
  *   measured back to back per workload); no passthrough, resync or RSS.
  *   --only resync: only the resync-under-load rows.
+ *   --only outage: only the PV outage rows (bytes resynced after a 10 s outage against bytes written).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
@@ -26,6 +27,7 @@ import { cleanupMountpoint, mountsAt } from '../src/fuse/mounts.js'
 import { fillFile, runWorkload, STANDARD_WORKLOADS, type Workload } from './bench/fio.js'
 import { MIRROR_WORKLOADS, mirrorCreateArgs, mirrorLvName, mirrorRows, mirrorTarget, MWC_MODES, type MirrorFigures,
   type MirrorRow, type Mwc } from './bench/mirror-limit.js'
+import { outageRows, renderOutage } from './bench/outage.js'
 import { renderResyncLoad, resyncUnderLoad } from './bench/resync-load.js'
 import { repoRoot, startLvmfsPassthrough } from './bench/servers.js'
 import { DEFAULT_MIN_RATE_BYTES_PER_SECOND } from '../src/mirror/resync-rate.js'
@@ -39,14 +41,15 @@ const { values } = parseArgs({ options: {
 } })
 function usage(message: string): never {
   process.stderr.write(`bench:e2e: ${message}\n` +
-    'usage: npm run bench:e2e -- [--json] [--runtime S] [--size-mb N] [--only mirror|resync] [--dir DIR]\n')
+    'usage: npm run bench:e2e -- [--json] [--runtime S] [--size-mb N] [--only mirror|resync|outage] [--dir DIR]\n')
   process.exit(2)
 }
-if (values.only !== undefined && values.only !== 'mirror' && values.only !== 'resync') {
-  usage(`--only takes "mirror" or "resync", not "${values.only}"`)
+if (values.only !== undefined && !['mirror', 'resync', 'outage'].includes(values.only)) {
+  usage(`--only takes "mirror", "resync" or "outage", not "${values.only}"`)
 }
 const mirrorOnly = values.only === 'mirror'
 const resyncOnly = values.only === 'resync'
+const outageOnly = values.only === 'outage'
 const runtimeSeconds = Number(values.runtime)
 if (!Number.isInteger(runtimeSeconds) || runtimeSeconds < 1) usage('--runtime takes whole seconds >= 1')
 const sizeMb = Number(values['size-mb'])
@@ -86,6 +89,7 @@ interface Result {
 const results: Result[] = []
 const mirrorLines: string[] = []
 const resyncLines: string[] = []
+const outageLines: string[] = []
 function record(target: string, test: string, value: number, unit: string, ratio?: number, against?: string): void {
   results.push({ target, test, value: Math.round(value), unit, ...(ratio === undefined ? {} : { ratio, against }) })
   if (!values.json) process.stderr.write(`${target} ${test}: ${value.toFixed(0)} ${unit}\n`)
@@ -164,7 +168,7 @@ try {
   execFileSync('dd', ['if=/dev/zero', `of=${raw}`, 'bs=1M', `count=${sizeMb}`, 'conv=fsync', 'status=none'])
   let rawRow = new Map<string, number>()
   let passRow = new Map<string, number>()
-  if (!mirrorOnly && !resyncOnly) {
+  if (!mirrorOnly && !resyncOnly && !outageOnly) {
     rawRow = await runAll('raw', raw, STANDARD_WORKLOADS)
     const passthrough = await startLvmfsPassthrough(raw, join(work, 'mnt-passthrough'))
     try { passRow = await runAll('passthrough', passthrough.file, STANDARD_WORKLOADS) } finally { await passthrough.stop() }
@@ -198,7 +202,22 @@ try {
     }
     resyncLines.push(...renderResyncLoad(result, DEFAULT_MIN_RATE_BYTES_PER_SECOND))
   }
+  const outage = async (): Promise<void> => {
+    const outageSeconds = 10
+    const rows = await outageRows({ lvmfs, vg: 'bench', lvName: mirrorLvName('active'), file: lvFile('active'),
+      lvBytes: sizeBytes, gonePv: pvs[1]!, ppBytes: 4 * 2 ** 20, devices, outageSeconds })
+    for (const row of rows) {
+      record(`outage-${row.workload}`, 'resynced-over-written', row.resyncedBytes / 2 ** 20, 'MiB',
+        row.resyncedBytes / row.writtenBytes, 'bytes written during the outage (target <= 1.10)')
+    }
+    outageLines.push(...renderOutage(rows, outageSeconds))
+  }
   await withMount('bench', devices, async () => {
+    if (outageOnly) {
+      fillFile(lvFile('active'), sizeBytes)
+      await outage()
+      return
+    }
     if (resyncOnly) {
       fillFile(lvFile('active'), sizeBytes)
       await resyncLoad()
@@ -253,9 +272,10 @@ try {
     }
 
     await resyncLoad()
+    await outage()
     record('daemon', 'rss-after-io', daemonRss('bench') / 2 ** 20, 'MiB')
   })
-  if (!mirrorOnly && !resyncOnly) {
+  if (!mirrorOnly && !resyncOnly && !outageOnly) {
     // RSS serving a 64 GiB VG (sparse PVs; one 64 GiB LV), after touching every LP.
     const big = [sparse(join(work, 'big0.img'), 33 * 2 ** 30), sparse(join(work, 'big1.img'), 33 * 2 ** 30)]
     lvmfs(['pvcreate', ...big])
@@ -289,6 +309,9 @@ else {
     for (const r of tableRows) {
       process.stdout.write(`| ${r.target} | ${r.test} | ${r.value} ${r.unit} | ${r.ratio?.toFixed(2) ?? '-'} | ${r.against ?? '-'} |\n`)
     }
+  }
+  if (outageLines.length > 0) {
+    process.stdout.write(`\nPV outage and re-add, LV of ${sizeMb} MiB:\n${outageLines.map((line) => `  ${line}\n`).join('')}`)
   }
   if (resyncLines.length > 0) {
     process.stdout.write(`\nResync of ${Math.min(sizeMb, 1024)} MiB under fio (${runtimeSeconds} s each):\n` +
