@@ -323,7 +323,7 @@ void RunRangeCopy(RangeCopyJob& job) {
       allBuffered = allBuffered && target.buffered;
     }
     if (!live) return;
-    if (job.method == kRangeCopyBuffer || allBuffered) BufferChunk(job, buffer, done, length);
+    if (job.method != kRangeCopyFileRange || allBuffered) BufferChunk(job, buffer, done, length);
     else FileRangeChunk(job, buffer, done, length);
     done += length;
   }

@@ -6,8 +6,8 @@
  *   2-copy LV, MWC active, write at 1 MiB (both PVs on this one disk)       target >= 90% of raw/2
  *   2-copy LV, MWC off, write at 1 MiB                                      MWC cost < 10%
  *   resync of a 1 GiB LV vs `dd bs=1M conv=fdatasync` of 1 GiB              target >= 95% of dd
- *     (the native copier with its defaults, and for contrast: one region in flight, the buffer
- *     method, and the TypeScript read/write path; dd and the variants interleave, best of 3)
+ *     (the native copier with its defaults, and for contrast: one and four regions in flight,
+ *     copy_file_range, the TypeScript read/write path; dd and the variants interleave, best of 3)
  *
  * Each write/read figure is the best of three passes (1 MiB) or two (4 KiB), after an
  * unmeasured warm-up write; the first pass over a sparse target also pays block allocation.
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     { name: RESYNC, options: {} },
     { name: 'resync, 1 region in flight', options: { fillTargetBytes: engine.mirror.ltgBytes } },
     { name: 'resync, 4 regions in flight', options: { fillTargetBytes: 4 * engine.mirror.ltgBytes } },
-    { name: 'resync, buffer method', options: { copyMethod: 'buffer' } },
+    { name: 'resync, copy_file_range', options: { copyMethod: 'copy_file_range' } },
     { name: 'resync, TypeScript path', options: { copyMethod: 'typescript' } },
   ]
   const best = new Map<string, number>()
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     resyncVsDd: by(RESYNC) / by(DD),
     resyncOneInFlightVsDd: by('resync, 1 region in flight') / by(DD),
     resyncFourInFlightVsDd: by('resync, 4 regions in flight') / by(DD),
-    resyncBufferVsDd: by('resync, buffer method') / by(DD),
+    resyncCopyFileRangeVsDd: by('resync, copy_file_range') / by(DD),
     resyncTypeScriptVsDd: by('resync, TypeScript path') / by(DD),
   }
   if (json) process.stdout.write(JSON.stringify({ figures, ratios }, null, 2) + '\n')

@@ -4,8 +4,9 @@
  *
  * The bytes move natively when every device involved has an fd the native code may use (PV
  * files, loop and block devices, FaultyDevice wrappers with nothing armed): the addon's
- * `rangeCopy` (native/range-copy.cc) copies on a worker thread with copy_file_range(2), so no
- * data crosses into JavaScript. Otherwise (MemoryDevice, a FaultyDevice with a fault armed, no
+ * `rangeCopy` (native/range-copy.cc) copies on a worker thread, the source read once into an
+ * aligned buffer and written to every target at once (or with copy_file_range(2), on request),
+ * so no data crosses into JavaScript. Otherwise (MemoryDevice, a FaultyDevice with a fault armed, no
  * addon) the range is read into a buffer and written through `BlockDevice.read/write`, which
  * sees the injected faults.
  */
@@ -17,7 +18,7 @@ import { LvmfsError } from '../errors/index.js'
 import { nativeAddon, type NativeAddon } from '../native/addon.js'
 import { assert } from '../util/assert.js'
 
-/** How copyRange moves bytes: 'auto' (native when possible, copy_file_range), a native method
+/** How copyRange moves bytes: 'auto' (native when possible, the buffer method), a native method
  * named, or 'typescript' (always through BlockDevice read/write: the pre-native path). */
 export type CopyMethod = 'auto' | 'copy_file_range' | 'buffer' | 'typescript'
 

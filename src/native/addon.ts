@@ -31,9 +31,9 @@ export interface NativeAddon {
 }
 
 export interface RangeCopyOptions {
-  /** 'auto' (default) and 'copy_file_range': copy_file_range(2) per target, through a buffer
-   * where the kernel refuses the pair; 'buffer': one pread per chunk written to every target at
-   * once (io_uring). */
+  /** 'auto' (default) and 'buffer': one pread per chunk written to every target at once
+   * (io_uring); 'copy_file_range': copy_file_range(2) per target, through the buffer where the
+   * kernel refuses the pair. */
   readonly method?: 'auto' | 'copy_file_range' | 'buffer'
   /** Unit of one buffer read and of the fault-injection checks; default 1 MiB. */
   readonly chunkBytes?: number

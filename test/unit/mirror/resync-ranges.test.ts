@@ -74,17 +74,36 @@ for (const copyMethod of ['auto', 'typescript'] as const) {
   void t.test(`${copyMethod}: only the ranges are copied, under the lock of every region they touch`, async (t) => {
     const { vg, engine, dir, model, garbage } = await bed(t)
     useRanges(engine, RANGES)
+    // Regions held exclusive now (the copy's locks; resync may also take and drop every region
+    // of an LP first to settle writes in flight).
+    const held = new Set<number>()
+    const lock = engine.mirror.lockRegionExclusive.bind(engine.mirror)
+    engine.mirror.lockRegionExclusive = async (lvId, region) => {
+      const release = await lock(lvId, region)
+      held.add(region)
+      return () => {
+        held.delete(region)
+        release()
+      }
+    }
     const locked: number[] = []
-    engine.mirror.setExclusiveHook(async (_lvId, region) => { locked.push(region) })
     const seen: Array<{ done: number, total: number, copied: number }> = []
     const report = await engine.resyncer({ copyMethod, onProgress: (p) => {
       seen.push({ done: p.doneBytes, total: p.totalBytes, copied: p.copiedBytes })
+    }, narrowRanges: async (_lv, lp, _source, _targets, range) => {
+      const first = lp * 4 + Math.floor(range.offsetInLpBytes / LTG)
+      const last = lp * 4 + Math.floor((range.offsetInLpBytes + range.lengthBytes - 1) / LTG)
+      for (let region = first; region <= last; region++) {
+        t.ok(held.has(region), `region ${region} is held while its piece is copied`)
+        locked.push(region)
+      }
+      return [range]
     } }).resynclv('lv0', false)
     t.same(report.failed, [])
     t.ok(readCopy(dir, vg, 'lv0', 1).equals(expected(model, garbage, RANGES)),
       'copy 1 = the model inside the ranges, its old bytes everywhere else')
     t.equal(report.copiedBytes, sum(RANGES), 'copied = the ranges, not the partitions')
-    t.same([...new Set(locked)].sort((a, b) => a - b), [0, 1, 3], 'regions 0, 1 and 3 of LP 0 were locked')
+    t.same([...new Set(locked)].sort((a, b) => a - b), [0, 1, 3], 'regions 0, 1 and 3 of LP 0 were copied')
     t.same(seen.at(-1), { done: sum(RANGES), total: sum(RANGES), copied: sum(RANGES) }, 'progress ends at the total')
     t.same(vg.stalePps(), [[], []], 'both LPs finished: stale bits cleared')
   })

@@ -1,7 +1,7 @@
 /**
  * The native range copier (native/range-copy.cc through the addon's rangeCopy): exact bytes for
  * ranges that are not multiples of 4 KiB, to several targets, over many copy_file_range calls,
- * through either method; the buffer fallback where the kernel refuses copy_file_range; a source
+ * through either method (the buffer by default); the buffer fallback where the kernel refuses copy_file_range; a source
  * fault stops the copy as a source error; a faulted target fails alone while the others
  * complete; an injected stall holds the worker, not the JavaScript thread.
  */
@@ -83,21 +83,22 @@ void t.test('large: 9 MiB + 123 bytes in 4 KiB chunks is 2,305 copy_file_range c
   const [src, a, b] = files(t, 3)
   const length = 9 * MiB + 123
   const data = fill(src!, 5, length)
-  const result = await copy(src!, 5, length, [[a!, 11], [b!, 0]], { chunkBytes: 4096 })
+  const result = await copy(src!, 5, length, [[a!, 11], [b!, 0]], { chunkBytes: 4096, method: 'copy_file_range' })
   t.same(result.targets.map((target) => target.copiedBytes), [length, length])
   t.equal(result.fileRangeBytes, 2 * length, 'copy_file_range, no buffer fallback')
   t.equal(sha(bytesAt(a!, 11, length)), sha(data))
   t.equal(sha(bytesAt(b!, 0, length)), sha(data))
-  // The default chunk (1 MiB) moves the same bytes.
+  // The default method and chunk (the buffer, 1 MiB) move the same bytes.
   const again = await copy(src!, 5, length, [[b!, 1 * MiB]])
   t.equal(again.targets[0]!.copiedBytes, length)
+  t.equal(again.bufferBytes, length, 'the default is the buffer method')
   t.equal(sha(bytesAt(b!, 1 * MiB, length)), sha(data))
 })
 
 void t.test('the kernel refuses copy_file_range (overlapping ranges of one file): the buffer copies', async (t) => {
   const [file] = files(t, 1)
   const data = fill(file!, 0, 1 * MiB)
-  const result = await copy(file!, 0, 1 * MiB, [[file!, 64 * 1024]])
+  const result = await copy(file!, 0, 1 * MiB, [[file!, 64 * 1024]], { method: 'copy_file_range' })
   t.same(result.targets, [{ copiedBytes: 1 * MiB, errno: 0 }])
   t.equal(result.fileRangeBytes, 0, 'copy_file_range refused (EINVAL)')
   t.equal(result.bufferBytes, 1 * MiB, 'the buffer moved it')
