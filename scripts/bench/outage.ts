@@ -59,16 +59,18 @@ export async function outageRows(setup: OutageSetup, writeBytes = 64 * MiB): Pro
     } finally {
       setup.lvmfs(['fault', setup.vg, setup.gonePv, '--clear'])
     }
+    // VGSA stale bits (staleCopies), not stalePartitions: the PV still counts as missing here.
     const status = JSON.parse(setup.lvmfs(['status', setup.vg, '--json'])) as {
-      lvs: Array<{ name: string, stalePartitions: number }> }
+      lvs: Array<{ name: string, staleCopies: Array<{ fromLp: number, toLp: number }> }> }
     const lv = status.lvs.find((candidate) => candidate.name === setup.lvName)!
+    const staleLps = lv.staleCopies.reduce((sum, run) => sum + run.toLp - run.fromLp + 1, 0)
     setup.lvmfs(['varyonvg', setup.vg, '--no-resync', '--devices', setup.devices])
     const resyncStarted = process.hrtime.bigint()
     const report = JSON.parse(setup.lvmfs(['syncvg', setup.vg, '--json', '--devices', setup.devices])
       .trim().split('\n').pop()!) as { copiedBytes: number }
     const resyncSeconds = Number(process.hrtime.bigint() - resyncStarted) / 1e9
     rows.push({ workload, writtenBytes: writeBytes, resyncedBytes: report.copiedBytes,
-      partitionBytes: lv.stalePartitions * setup.ppBytes, resyncSeconds })
+      partitionBytes: staleLps * setup.ppBytes, resyncSeconds })
   }
   return rows
 }
