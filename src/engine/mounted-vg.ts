@@ -183,9 +183,9 @@ export class MountedVg implements VolumeHost {
       const lv = this.vg.lvById(lvId)
       if (lv) await this.gates.closeGate(nodeidOf(lv), region)
     })
+    this.engine.mirror.setDirtyCollector(() => this.collectDirtyChunks())
     // A resync target becomes (or stops being) written through: remap that LV at once, before
     // the resync copies its first region.
-    this.engine.mirror.setDirtyCollector(() => this.collectDirtyChunks())
     this.engine.mirror.onWriteThroughChange((lvId) => {
       const lv = this.vg.lvById(lvId)
       if (lv && !this.forcedOff) this.mapLv(lv)
@@ -396,6 +396,11 @@ export class MountedVg implements VolumeHost {
         // A synchronous mirror target: the write was not acknowledged by both sides.
         lost = true
         continue
+      }
+      // A failed sync may have lost any write since the last one on that copy, not only the
+      // chunks native code marked: the whole partition goes in the write-intent bitmap.
+      if (event.op === 'FSYNC') {
+        this.engine.mirror.bitmaps.mark(lv, failure.extent * this.vg.ppSizeBytes, this.vg.ppSizeBytes)
       }
       const decision = await this.engine.onCopyError(lv.name, failure.extent, failure.copy, failure.errno, true)
       if (decision === 'fail') lost = true

@@ -213,6 +213,8 @@ export class MirroredLv {
       } catch (error) {
         anyFailed = true
         for (const { lp, copyIndex } of written.values()) {
+          // Any write since the last sync may be lost on this copy: the whole LP is suspect.
+          this.#mirror.bitmaps.mark(this.#lv, lp * this.#mirror.vg.ppSizeBytes, this.#mirror.vg.ppSizeBytes)
           const decision = await this.#mirror.onCopyError(this.#lv, lp, copyIndex, errnoOf(error), true)
           if (decision === 'fail') failed = error
         }

@@ -155,3 +155,13 @@ void t.test('an unreadable activity log: full forced resync of the LVs with a co
   const background = await engine2.startBackground()
   t.equal(background.forced[0]?.copiedBytes, 4 * PP, 'every partition copied')
 })
+
+void t.test('a failed sync marks the whole partition: any write since the last sync may be lost there', async (t) => {
+  const { vg, engine } = await setup(t)
+  const lv = engine.open('lv0')
+  await lv.write(randomBytes(4096), PP + 3 * CHUNK)
+  vg.faulty[1]!.disappear()
+  await lv.flush() // copy 1 of LP 1 was written since the last sync; its sync fails
+  t.same(engine.mirror.resyncRanges(engine.mirror.lv('lv0'), 1, [1]), [{ offsetInLpBytes: 0, lengthBytes: PP }],
+    'the whole LP, not the chunk written')
+})
