@@ -1,6 +1,7 @@
 #include "range-copy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -276,6 +277,8 @@ Napi::Value RangeCopy(const Napi::CallbackInfo& info) {
       else if (name == "buffer") job->method = kRangeCopyBuffer;
       else return ThrowErrno(env, EINVAL, "rangeCopy: method is auto, copy_file_range or buffer");
     }
+    Napi::Value writeback = options.Get("writeback");
+    if (!writeback.IsUndefined()) job->writeback = writeback.ToBoolean();
     uint64_t chunk = 0;
     Napi::Value chunkValue = options.Get("chunkBytes");
     if (!chunkValue.IsUndefined()) {
@@ -311,8 +314,24 @@ Napi::Value RangeCopy(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Starts writeback of what the job wrote to each target without waiting for it, so the disk
+// writes while resync copies on, and the sync that later makes it durable finds little left to
+// write (instead of stalling the copy for everything at once). Best effort: errors surface at
+// that sync.
+void StartWriteback(const RangeCopyJob& job) {
+  for (const RangeCopyTarget& target : job.targets) {
+    if (target.copied == 0) continue;
+    sync_file_range(target.fd, static_cast<off64_t>(target.offset), static_cast<off64_t>(target.copied),
+                    SYNC_FILE_RANGE_WRITE);
+  }
+}
+
 void RunRangeCopy(RangeCopyJob& job) {
   AlignedBuffer& buffer = tBuffer;
+  struct Writeback {
+    const RangeCopyJob& job;
+    ~Writeback() { if (job.writeback) StartWriteback(job); }
+  } writeback{job};
   for (uint64_t done = 0; done < job.length && job.sourceError == 0;) {
     uint64_t length = std::min(job.chunkBytes, job.length - done);
     bool live = false;

@@ -37,6 +37,7 @@ struct RangeCopyJob {
   uint64_t length = 0;
   uint64_t chunkBytes = 1 << 20;  // unit of fault checks and of one buffer read
   RangeCopyMethod method = kRangeCopyAuto;
+  bool writeback = true;  // start writeback of the targets' new bytes at the end (sync_file_range)
   std::vector<RangeCopyTarget> targets;
   int sourceError = 0;       // 0, or -errno of the source read that stopped the copy
   uint64_t fileRangeBytes = 0;  // bytes moved by copy_file_range, summed over targets

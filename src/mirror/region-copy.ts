@@ -87,7 +87,7 @@ interface Address {
  * the TypeScript path (allocated when absent and needed). */
 export async function copyRange(vg: VolumeGroup, lv: LvDescriptor, range: {
   lp: number, offsetInLpBytes: number, lengthBytes: number, source: number, targets: readonly number[],
-}, buffer?: Buffer, method: CopyMethod = 'auto'): Promise<CopyOutcome> {
+}, buffer?: Buffer, method: CopyMethod = 'auto', writeback = true): Promise<CopyOutcome> {
   assert(buffer === undefined || buffer.length >= range.lengthBytes, 'copy buffer too small')
   assert(!range.targets.includes(range.source), 'a copy is never its own target')
   const from = copyAddress(vg, lv, range.lp, range.source, range.offsetInLpBytes)
@@ -107,7 +107,8 @@ export async function copyRange(vg: VolumeGroup, lv: LvDescriptor, range: {
       fits(from) && to.every(({ at }) => nativeWriteFd(at.device) >= 0 && fits(at))) {
     const result = await native(nativeReadFd(from.device), from.offsetBytes, range.lengthBytes,
       to.map(({ at }) => nativeWriteFd(at.device)), to.map(({ at }) => at.offsetBytes),
-      nativeMethod === undefined || nativeMethod === 'auto' ? {} : { method: nativeMethod })
+      { ...(nativeMethod === undefined || nativeMethod === 'auto' ? {} : { method: nativeMethod }),
+        ...(writeback ? {} : { writeback: false }) })
     if (result.sourceErrno !== 0) {
       throw ioError('read', from.device.path, from.offsetBytes, range.lengthBytes, errnoCause(result.sourceErrno))
     }

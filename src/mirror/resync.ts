@@ -77,6 +77,9 @@ export interface ResyncOptions extends Omit<ResyncRateOptions, 'fillTargetBytes'
     range: LpRange) => Promise<readonly LpRange[]>
   /** How bytes move (region-copy.ts): default 'auto' (native where the devices allow). */
   readonly copyMethod?: CopyMethod
+  /** Native copies start the writeback of what they wrote at once, so checkpoint and finish
+   * syncs find little left to write; default true. */
+  readonly copyWriteback?: boolean
   /** The rate controller's clock (tests). */
   readonly clock?: RateClock
 }
@@ -405,7 +408,8 @@ export class Resyncer {
           let outcome
           try {
             outcome = await copyRange(mirror.vg, lv, { lp, offsetInLpBytes: part.offsetInLpBytes,
-              lengthBytes: part.lengthBytes, source, targets: live }, undefined, this.#options.copyMethod ?? 'auto')
+              lengthBytes: part.lengthBytes, source, targets: live }, undefined, this.#options.copyMethod ?? 'auto',
+            this.#options.copyWriteback ?? true)
           } catch (error) {
             sourceError = error
             break
@@ -557,10 +561,26 @@ export class Resyncer {
     const failed: Array<{ lv: string, lp: number, code: string }> = []
     const batch: PendingFinish[] = []
     const interval = this.#checkpointRegions()
+    // Finished LPs are finished (synced, stale bits cleared) in batches of half an interval,
+    // each while the next LPs are copied, so the copy does not stall on every sync. What a crash
+    // would leave to copy again stays within one interval: before an LP starts, the batch being
+    // finished, the LPs copied since and that LP's regions must fit in one interval, else the
+    // finish is waited for first.
+    const half = Math.max(1, Math.floor(interval / 2))
+    const lpRegions = this.#mirror.regionsPerLp()
+    let finishing: Promise<void> | undefined
+    let finishingRegions = 0
     let copiedBytes = 0
     let regionsSinceFinish = 0
+    const waitFinish = async (): Promise<void> => {
+      const pending = finishing
+      finishing = undefined
+      finishingRegions = 0
+      await pending
+    }
     try {
       for (const { lv, lp } of work) {
+        if (finishing !== undefined && finishingRegions + regionsSinceFinish + lpRegions > interval) await waitFinish()
         try {
           const visited = this.#regionsVisited
           const result = await this.#resyncLp(this.#mirror.current(lv), lp, force, batch)
@@ -572,14 +592,24 @@ export class Resyncer {
           failed.push({ lv: lv.name, lp, code: error.code })
           this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
         }
-        if (regionsSinceFinish >= interval) {
+        if (regionsSinceFinish >= half) {
+          await waitFinish()  // one finish at a time; a failed one is thrown here
+          finishingRegions = regionsSinceFinish
           regionsSinceFinish = 0
-          await this.#finishBatch(batch)
+          finishing = this.#finishBatch(batch)
+          finishing.catch(() => {})
         }
       }
     } finally {
       // Copied LPs are finished even when the run stops early (abort), so their work counts.
+      let finishError: unknown
+      try {
+        await waitFinish()
+      } catch (error) {
+        finishError = error
+      }
       await this.#finishBatch(batch)
+      if (finishError !== undefined) throw asError(finishError)
     }
     return { lps, copiedBytes, failed }
   }

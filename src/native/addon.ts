@@ -37,6 +37,9 @@ export interface RangeCopyOptions {
   readonly method?: 'auto' | 'copy_file_range' | 'buffer'
   /** Unit of one buffer read and of the fault-injection checks; default 1 MiB. */
   readonly chunkBytes?: number
+  /** Start writeback of the bytes written at the end (sync_file_range WRITE, not waited for), so
+   * a later fdatasync finds little left to write; default true. */
+  readonly writeback?: boolean
 }
 
 export interface RangeCopyResult {
