@@ -1,6 +1,7 @@
 /**
- * MWC: the runtime protocol on PV files (the codec: test/unit/format/mwc-log.test.ts) (an LTG is in the log on every PV holding a copy before the data write; recovery
- * copies from the recorded source and reports it; passive MWC resync on read).
+ * MWC: the runtime protocol on PV files (the codec: test/unit/format/mwc-log.test.ts). An LTG is in
+ * the log on every PV holding a copy before the data write; recovery copies from the recorded
+ * source and reports it; passive MWC resync on read.
  */
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
