@@ -18,6 +18,7 @@ export interface MirrorCliOptions extends DeviceOptions {
   readonly rate?: string
   readonly minRate?: string
   readonly maxRate?: string
+  readonly fillTarget?: string
   readonly checksum?: boolean
   readonly checksumBlock?: string
 }
@@ -123,11 +124,12 @@ export function addRateOptions(command: Command): Command {
     .option('--max-rate <size>', 'copy at most SIZE per second (default: unlimited)')
     .option('--min-rate <size>', `while applications do I/O, slow down to SIZE per second, not below (default: ${
       DEFAULT_MIN_RATE_BYTES_PER_SECOND / (1024 * 1024)}M)`)
+    .option('--fill-target <size>', 'keep at most SIZE of copies in flight (default: two regions)')
 }
 
-/** The rate controller's bounds from --rate/--max-rate/--min-rate. */
+/** The rate controller's bounds from --rate/--max-rate/--min-rate, and --fill-target. */
 export function rateOption(options: MirrorCliOptions):
-  { maxRateBytesPerSecond?: number, minRateBytesPerSecond?: number } {
+  { maxRateBytesPerSecond?: number, minRateBytesPerSecond?: number, fillTargetBytes?: number } {
   if (options.rate !== undefined && options.maxRate !== undefined) {
     throw new LvmfsError('ENGINE_USAGE', '--rate and --max-rate name the same bound; give one of them')
   }
@@ -135,14 +137,16 @@ export function rateOption(options: MirrorCliOptions):
   const max = maxText === undefined ? undefined
     : parseSizeBytes(maxText, options.maxRate !== undefined ? '--max-rate' : '--rate')
   const min = options.minRate === undefined ? undefined : parseSizeBytes(options.minRate, '--min-rate')
-  for (const [value, name] of [[max, '--max-rate'], [min, '--min-rate']] as const) {
+  const fill = options.fillTarget === undefined ? undefined : parseSizeBytes(options.fillTarget, '--fill-target')
+  for (const [value, name] of [[max, '--max-rate'], [min, '--min-rate'], [fill, '--fill-target']] as const) {
     if (value !== undefined && value <= 0) throw new LvmfsError('ENGINE_USAGE', `${name} must be above 0`)
   }
   if (min !== undefined && max !== undefined && min > max) {
     throw new LvmfsError('ENGINE_USAGE', `--min-rate ${options.minRate} is above the maximum rate ${maxText}`)
   }
   return { ...(max === undefined ? {} : { maxRateBytesPerSecond: max }),
-    ...(min === undefined ? {} : { minRateBytesPerSecond: min }) }
+    ...(min === undefined ? {} : { minRateBytesPerSecond: min }),
+    ...(fill === undefined ? {} : { fillTargetBytes: fill }) }
 }
 
 /** `--checksum [--checksum-block SIZE]`: the block size compared and written, or undefined. */

@@ -15,7 +15,7 @@ import { humanDuration, humanRate, rateOption } from '../../../src/cli/mirror-cl
 
 const PP = 1024 * 1024
 
-void t.test('rateOption: --rate is the maximum, --max-rate too, --min-rate the floor', async (t) => {
+void t.test('rateOption: --rate is the maximum, --max-rate too, --min-rate the floor, --fill-target', async (t) => {
   t.same(rateOption({}), {})
   t.same(rateOption({ rate: '50M' }), { maxRateBytesPerSecond: 50 * 1024 * 1024 })
   t.same(rateOption({ maxRate: '1G', minRate: '8M' }),
@@ -24,6 +24,8 @@ void t.test('rateOption: --rate is the maximum, --max-rate too, --min-rate the f
   t.throws(() => rateOption({ maxRate: '1M', minRate: '2M' }), { code: 'ENGINE_USAGE' }, 'min above max')
   t.throws(() => rateOption({ minRate: '0' }), { code: 'ENGINE_USAGE' }, 'a zero floor')
   t.throws(() => rateOption({ maxRate: 'fast' }), { code: 'ENGINE_USAGE' })
+  t.same(rateOption({ fillTarget: '16M' }), { fillTargetBytes: 16 * 1024 * 1024 })
+  t.throws(() => rateOption({ fillTarget: '0' }), { code: 'ENGINE_USAGE' })
 })
 
 void t.test('formatting: rates in MiB/s, ETA as [h:]mm:ss', async (t) => {
