@@ -109,7 +109,7 @@ void BufferChunk(RangeCopyJob& job, AlignedBuffer& buffer, uint64_t done, uint64
     job.sourceError = fault;
     return;
   }
-  if (int error = PreadFull(job.sourceFd, buffer.data, length, from)) {
+  if (int error = PreadFull(job.sourceIoFd, buffer.data, length, from)) {
     job.sourceError = error;
     return;
   }
@@ -121,8 +121,8 @@ void BufferChunk(RangeCopyJob& job, AlignedBuffer& buffer, uint64_t done, uint64
     RangeCopyTarget& target = job.targets[i];
     if (target.error != 0) continue;
     CopyTarget copy;
-    copy.fd = target.fd;
-    copy.bufferedFd = target.fd;
+    copy.fd = target.fd;  // faults
+    copy.bufferedFd = target.ioFd;  // I/O (copy.direct stays false: always this fd)
     copies.push_back(copy);
     owners.push_back(i);
   }
@@ -167,7 +167,7 @@ void FileRangeChunk(RangeCopyJob& job, AlignedBuffer& buffer, uint64_t done, uin
     }
     uint64_t moved = 0;
     if (!target.buffered) {
-      int error = FileRangeFull(job.sourceFd, from, target.fd, to, length, &moved);
+      int error = FileRangeFull(job.sourceIoFd, from, target.ioFd, to, length, &moved);
       job.fileRangeBytes += moved;
       if (error == 0) {
         target.copied += length;
@@ -180,13 +180,13 @@ void FileRangeChunk(RangeCopyJob& job, AlignedBuffer& buffer, uint64_t done, uin
         job.sourceError = -ENOMEM;
         return;
       }
-      if (int error = PreadFull(job.sourceFd, buffer.data, length, from)) {
+      if (int error = PreadFull(job.sourceIoFd, buffer.data, length, from)) {
         job.sourceError = error;
         return;
       }
       haveData = true;
     }
-    if (int error = PwriteFull(target.fd, buffer.data + moved, length - moved, to + moved)) {
+    if (int error = PwriteFull(target.ioFd, buffer.data + moved, length - moved, to + moved)) {
       target.error = error;
       continue;
     }
@@ -214,6 +214,21 @@ struct CopyContext {
     }
     if (stopping) stopping->Stop();
   }
+};
+
+// fd dups of one copy, closed once it ran (or when dropped unrun).
+struct Dups {
+  std::vector<int> fds;
+  int Take(int fd) {
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup >= 0) fds.push_back(dup);
+    return dup;
+  }
+  void CloseAll() {
+    for (int fd : fds) close(fd);
+    fds.clear();
+  }
+  ~Dups() { CloseAll(); }
 };
 
 Napi::Object Outcome(Napi::Env env, const RangeCopyJob& job) {
@@ -288,6 +303,15 @@ Napi::Value RangeCopy(const Napi::CallbackInfo& info) {
       job->chunkBytes = chunk;
     }
   }
+  // The copy runs later on a worker: dups keep the files it was asked for open (an fd closed
+  // meanwhile, its number reused for another file, is never written).
+  auto dups = std::make_shared<Dups>();
+  job->sourceIoFd = dups->Take(job->sourceFd);
+  for (RangeCopyTarget& target : job->targets) target.ioFd = dups->Take(target.fd);
+  if (job->sourceIoFd < 0) return ThrowErrno(env, EBADF, "rangeCopy: source fd");
+  for (const RangeCopyTarget& target : job->targets) {
+    if (target.ioFd < 0) return ThrowErrno(env, EBADF, "rangeCopy: target fd");
+  }
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
   Napi::Promise promise = deferred->Promise();
   WorkerPool* pool = context->Pool();
@@ -298,8 +322,9 @@ Napi::Value RangeCopy(const Napi::CallbackInfo& info) {
   auto resolver = std::make_shared<Napi::ThreadSafeFunction>(Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return i.Env().Undefined(); }),
       "lvmfs-range-copy", 0, 1));
-  bool posted = pool->Post([job, deferred, resolver]() {
+  bool posted = pool->Post([job, deferred, resolver, dups]() {
     RunRangeCopy(*job);
+    dups->CloseAll();
     resolver->BlockingCall([job, deferred](Napi::Env env, Napi::Function) {
       deferred->Resolve(Outcome(env, *job));
     });
@@ -321,12 +346,16 @@ Napi::Value RangeCopy(const Napi::CallbackInfo& info) {
 void StartWriteback(const RangeCopyJob& job) {
   for (const RangeCopyTarget& target : job.targets) {
     if (target.copied == 0) continue;
-    sync_file_range(target.fd, static_cast<off64_t>(target.offset), static_cast<off64_t>(target.copied),
+    sync_file_range(target.ioFd, static_cast<off64_t>(target.offset), static_cast<off64_t>(target.copied),
                     SYNC_FILE_RANGE_WRITE);
   }
 }
 
 void RunRangeCopy(RangeCopyJob& job) {
+  if (job.sourceIoFd < 0) job.sourceIoFd = job.sourceFd;
+  for (RangeCopyTarget& target : job.targets) {
+    if (target.ioFd < 0) target.ioFd = target.fd;
+  }
   AlignedBuffer& buffer = tBuffer;
   struct Writeback {
     const RangeCopyJob& job;

@@ -24,7 +24,8 @@ enum RangeCopyMethod : uint8_t {
 };
 
 struct RangeCopyTarget {
-  int fd = -1;
+  int fd = -1;           // as given: the key of injected faults
+  int ioFd = -1;         // a dup of fd taken when the copy was asked for: what the I/O uses
   uint64_t offset = 0;
   uint64_t copied = 0;   // bytes of the range written to this target (a prefix)
   int error = 0;         // 0, or -errno: this target failed and copying to it stopped
@@ -33,6 +34,7 @@ struct RangeCopyTarget {
 
 struct RangeCopyJob {
   int sourceFd = -1;
+  int sourceIoFd = -1;  // a dup, as RangeCopyTarget::ioFd
   uint64_t sourceOffset = 0;
   uint64_t length = 0;
   uint64_t chunkBytes = 1 << 20;  // unit of fault checks and of one buffer read
@@ -44,7 +46,8 @@ struct RangeCopyJob {
   uint64_t bufferBytes = 0;     // bytes moved by pread/pwrite, summed over targets
 };
 
-// Runs the job on the calling thread (it blocks: call it on a worker).
+// Runs the job on the calling thread (it blocks: call it on a worker). The I/O goes to the ioFds
+// (the fds themselves when no dup was taken); faults are looked up by the fds given.
 void RunRangeCopy(RangeCopyJob& job);
 
 // Exports `rangeCopy(sourceFd, sourceOffset, length, targetFds, targetOffsets, options)`, which

@@ -200,6 +200,10 @@ try {
       record(`resync-under-fio ${row.label}`, 'resync-1G', row.resyncBytesPerSecondUnderLoad / 2 ** 20, 'MiB/s',
         row.resyncBytesPerSecondUnderLoad / DEFAULT_MIN_RATE_BYTES_PER_SECOND, 'the default min rate (target 1)')
     }
+    for (const entry of result.unloaded) {
+      record(`resync-no-load ${entry.label}`, 'resync-1G', entry.bytesPerSecond / 2 ** 20, 'MiB/s',
+        entry.bytesPerSecond / result.ddBytesPerSecond, 'dd copy of the same bytes')
+    }
     resyncLines.push(...renderResyncLoad(result, DEFAULT_MIN_RATE_BYTES_PER_SECOND))
   }
   const outage = async (): Promise<void> => {

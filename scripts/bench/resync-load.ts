@@ -5,7 +5,10 @@
  *  - fio while syncvg runs with the rate controller's defaults (min rate 16 MiB/s): the IOPS
  *    (target >= 0.7 of unloaded) and the resync rate while fio ran (target >= the min rate);
  *  - the same with the controller out of the way (`--min-rate` far above the disks): the old
- *    behaviour, for contrast.
+ *    behaviour, for contrast;
+ *  - without load: syncvg with the default fill target (two regions in flight) and with one
+ *    region (`--fill-target 4M`), against `dd bs=1M conv=fdatasync` of as many bytes between two
+ *    files of the same directory.
  * fio writes an IOPS log (500 ms averages), so the IOPS are those of the seconds the resync
  * actually overlapped; syncvg's --json progress events (doneBytes, timed on arrival) give the
  * resync rate over the same window.
@@ -48,6 +51,9 @@ export interface ResyncLoadRow {
 export interface ResyncLoadResult {
   readonly unloadedIops: number
   readonly rows: readonly ResyncLoadRow[]
+  /** Without load: resync bytes per second (first progress to exit) by variant, and dd's. */
+  readonly unloaded: ReadonlyArray<{ label: string, bytesPerSecond: number }>
+  readonly ddBytesPerSecond: number
 }
 
 interface Fio {
@@ -178,7 +184,35 @@ export async function resyncUnderLoad(setup: ResyncLoadSetup): Promise<ResyncLoa
     rmSync(`${prefix}_iops.1.log`, { force: true })
   }
   rmSync(join(setup.work, 'fio-alone_iops.1.log'), { force: true })
-  return { unloadedIops, rows }
+  const unloaded: Array<{ label: string, bytesPerSecond: number }> = []
+  const ddFrom = join(setup.work, 'resync-dd-from.img')
+  const ddTo = join(setup.work, 'resync-dd-to.img')
+  for (const path of [ddFrom, ddTo]) {
+    execFileSync('dd', ['if=/dev/urandom', `of=${path}`, 'bs=1M', `count=${setup.resyncBytes / MiB}`, 'conv=fsync',
+      'status=none'])
+  }
+  let ddBytesPerSecond = 0
+  for (let run = 0; run < 2; run++) {
+    const started = performance.now()
+    execFileSync('dd', [`if=${ddFrom}`, `of=${ddTo}`, 'bs=1M', `count=${setup.resyncBytes / MiB}`,
+      'conv=fdatasync,notrunc', 'status=none'])
+    ddBytesPerSecond = Math.max(ddBytesPerSecond, setup.resyncBytes / ((performance.now() - started) / 1000))
+    for (const variant of [{ label: 'fill target 2 regions (default)', args: [] },
+      { label: 'fill target 1 region', args: ['--fill-target', '4M'] }]) {
+      makeStale(setup)
+      const sync = await startSyncvg(setup, variant.args)
+      const from = sync.events[0]?.at ?? sync.startedAt
+      const exitedAt = await sync.exited
+      const bytes = (sync.events.at(-1)?.doneBytes ?? 0) - (sync.events[0]?.doneBytes ?? 0)
+      const rate = bytes / ((exitedAt - from) / 1000)
+      const known = unloaded.find((entry) => entry.label === variant.label)
+      if (known === undefined) unloaded.push({ label: variant.label, bytesPerSecond: rate })
+      else known.bytesPerSecond = Math.max(known.bytesPerSecond, rate)
+    }
+  }
+  rmSync(ddFrom, { force: true })
+  rmSync(ddTo, { force: true })
+  return { unloadedIops, rows, unloaded, ddBytesPerSecond }
 }
 
 export function renderResyncLoad(result: ResyncLoadResult, minRateBytes: number): string[] {
@@ -189,6 +223,11 @@ export function renderResyncLoad(result: ResyncLoadResult, minRateBytes: number)
       `${(row.resyncBytesPerSecondUnderLoad / MiB).toFixed(1)} MiB/s ` +
       `(${(row.resyncBytesPerSecondUnderLoad / minRateBytes).toFixed(2)} of the ${minRateBytes / MiB} MiB/s minimum) ` +
       `over ${row.overlapSeconds.toFixed(1)} s; whole resync ${row.resyncSeconds.toFixed(1)} s`)
+  }
+  for (const entry of result.unloaded) {
+    lines.push(`no load, ${entry.label}: resync ${(entry.bytesPerSecond / MiB).toFixed(0)} MiB/s ` +
+      `(${(entry.bytesPerSecond / result.ddBytesPerSecond).toFixed(2)} of dd, ` +
+      `${(result.ddBytesPerSecond / MiB).toFixed(0)} MiB/s; best of 2)`)
   }
   return lines
 }

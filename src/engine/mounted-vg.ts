@@ -25,6 +25,7 @@ import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { GateKeeper } from './gate-keeper.js'
 import type { ResyncActivity } from './status.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
+import { setDirectCopyFds } from '../mirror/index.js'
 
 const syncFd = promisify(fdatasyncCb)
 /** Open gates of a volume whose writes replication tracks (its catch-ups were built and
@@ -172,6 +173,8 @@ export class MountedVg implements VolumeHost {
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
     this.vg.onChange(() => { void this.refresh() })
+    // Aligned native copies (resync, MWC recovery, scrub repair) use the O_DIRECT backing fds.
+    setDirectCopyFds(this.vg, (pvIndex) => this.forcedOff ? undefined : this.fdOf(pvIndex))
     // The resync controller's load signal: every request the native data path served.
     this.engine.appIo.addSource(() => {
       const stats = this.session?.stats()
@@ -540,6 +543,7 @@ export class MountedVg implements VolumeHost {
     await this.replication.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'replication stop failed'))
     await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))
     if (this.vg.state === 'online') await this.vg.varyOff()
+    setDirectCopyFds(this.vg, undefined)
     this.backing.closeAll()
   }
 }

@@ -55,6 +55,23 @@ function nativeReadFd(device: BlockDevice): number {
   return device.kind === 'memory' ? -1 : device.fd
 }
 
+const directFds = new WeakMap<VolumeGroup, (pvIndex: number) => number | undefined>()
+
+/**
+ * A daemon's O_DIRECT backing fds of this VG's PVs (MountedVg): native copies whose offsets and
+ * length are 4 KiB-aligned go through them, so copied data is not cached twice (the daemon's
+ * data path bypasses the page cache too; buffered copies beside its O_DIRECT fds cost several
+ * times the CPU, docs/mirror.md "Copy path"), and the native faults of `lvmfs fault`, set on
+ * those fds, apply to resync as to application I/O. Undefined removes them (stop).
+ */
+export function setDirectCopyFds(vg: VolumeGroup, fdOf: ((pvIndex: number) => number | undefined) | undefined): void {
+  if (fdOf === undefined) directFds.delete(vg)
+  else directFds.set(vg, fdOf)
+}
+
+const DIRECT_ALIGN = 4096
+const DIRECT_CHUNK_BYTES = 4 * 1024 * 1024
+
 let copier: NativeAddon['rangeCopy'] | null | undefined
 
 function nativeCopier(): NativeAddon['rangeCopy'] | undefined {
@@ -105,10 +122,21 @@ export async function copyRange(vg: VolumeGroup, lv: LvDescriptor, range: {
   const fits = (at: Address): boolean => at.offsetBytes + range.lengthBytes <= at.device.sizeBytes
   if (native !== undefined && range.lengthBytes > 0 && to.length > 0 && nativeReadFd(from.device) >= 0 &&
       fits(from) && to.every(({ at }) => nativeWriteFd(at.device) >= 0 && fits(at))) {
-    const result = await native(nativeReadFd(from.device), from.offsetBytes, range.lengthBytes,
-      to.map(({ at }) => nativeWriteFd(at.device)), to.map(({ at }) => at.offsetBytes),
+    const copies = lv.lps[range.lp]!
+    const direct = directFds.get(vg)
+    const aligned = range.lengthBytes % DIRECT_ALIGN === 0 && from.offsetBytes % DIRECT_ALIGN === 0 &&
+      to.every(({ at }) => at.offsetBytes % DIRECT_ALIGN === 0)
+    const directOf = (copyIndex: number): number => {
+      const fd = aligned ? direct?.(copies[copyIndex]!.pvIndex) : undefined
+      return fd === undefined || fd < 0 ? -1 : fd
+    }
+    const useDirect = directOf(range.source) >= 0 && to.every(({ target }) => directOf(target) >= 0)
+    const result = await native(useDirect ? directOf(range.source) : nativeReadFd(from.device), from.offsetBytes,
+      range.lengthBytes, to.map(({ target, at }) => useDirect ? directOf(target) : nativeWriteFd(at.device)),
+      to.map(({ at }) => at.offsetBytes),
       { ...(nativeMethod === undefined || nativeMethod === 'auto' ? {} : { method: nativeMethod }),
-        ...(writeback ? {} : { writeback: false }) })
+        ...(writeback && !useDirect ? {} : { writeback: false }),
+        ...(useDirect ? { chunkBytes: DIRECT_CHUNK_BYTES } : {}) })
     if (result.sourceErrno !== 0) {
       throw ioError('read', from.device.path, from.offsetBytes, range.lengthBytes, errnoCause(result.sourceErrno))
     }

@@ -4,12 +4,14 @@
  * is taken exclusive, narrowRanges runs under the region lock and progress counts the whole
  * range as done but only what was written as copied, a checkpoint cursor inside sparse ranges
  * resumes correctly, and the bytes move natively (an injected native fault on the target's fd
- * reaches the resync; the TypeScript path does not see it).
+ * reaches the resync; the TypeScript path does not see it), through a daemon's O_DIRECT fds when
+ * registered.
  */
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
+import { closeSync, constants, openSync } from 'node:fs'
 import { FakeVg, createFakeVg, patchCopy, readCopy } from '../../helpers/mirror-fake-vg.js'
-import { MirrorEngine, type LpRange } from '../../../src/mirror/index.js'
+import { MirrorEngine, setDirectCopyFds, type LpRange } from '../../../src/mirror/index.js'
 import type { LvDescriptor } from '../../../src/lvm/index.js'
 import { FaultBit, setFdFault } from '../../../src/fuse/native-session.js'
 import type { FaultyDevice } from '../../../src/io/index.js'
@@ -194,6 +196,34 @@ void t.test('the copy is native: an injected fault on the target fd fails the ta
   const viaTs = await engine.resyncer({ copyMethod: 'typescript' }).resynclv('lv0', false)
   t.same(viaTs.failed, [])
   t.ok(readCopy(dir, vg, 'lv0', 1).equals(model), 'copied whole through TypeScript')
+})
+
+void t.test('with a daemon\'s O_DIRECT fds registered, aligned copies go through them', async (t) => {
+  const { vg, engine, dir, model } = await bed(t, 1)
+  const direct = vg.descriptor.pvs.map((pv) => {
+    try {
+      return openSync(pv.lastPath, constants.O_RDWR | constants.O_DIRECT)
+    } catch {
+      return openSync(pv.lastPath, constants.O_RDWR)  // a file system without O_DIRECT
+    }
+  })
+  t.teardown(() => {
+    setDirectCopyFds(vg, undefined)
+    for (const fd of direct) {
+      setFdFault(fd, 0)
+      closeSync(fd)
+    }
+  })
+  setDirectCopyFds(vg, (pvIndex) => direct[pvIndex])
+  const target = vg.descriptor.lvs[0]!.lps[0]![1]!
+  // A fault on the O_DIRECT fd of the target only: if the copy used it, the target fails.
+  setFdFault(direct[target.pvIndex]!, FaultBit.WRITE, vg.ppOffsetBytes(target.pvIndex, target.pp) + 2 * LTG, 1)
+  const faulted = await engine.resyncer().resynclv('lv0', false)
+  t.same(faulted.failed.map((entry) => entry.code), ['LVM_NOTSYNCED'], 'the fault on the direct fd was hit')
+  setFdFault(direct[target.pvIndex]!, 0)
+  const report = await engine.resyncer().resynclv('lv0', false)
+  t.same(report.failed, [])
+  t.ok(readCopy(dir, vg, 'lv0', 1).equals(model), 'copied whole through the direct fds')
 })
 
 void t.test('a native source fault marks the source stale and the LP is not synced', async (t) => {

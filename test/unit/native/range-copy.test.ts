@@ -150,6 +150,26 @@ void t.test('a stalled target holds the copy thread, never the JavaScript thread
   t.ok(ticks >= 10, `timers kept firing meanwhile (${ticks} ticks)`)
 })
 
+void t.test('an fd closed (and its number reused) before the copy runs: the copy still lands where asked', async (t) => {
+  const dir = t.testdir()
+  const [src] = files(t, 1)
+  const data = fill(src!, 0, 2 * MiB)
+  const path = join(dir, 'target.img')
+  const target = openSync(path, 'w+')
+  ftruncateSync(target, 4 * MiB)
+  const pending = copy(src!, 0, 2 * MiB, [[target, 0]])
+  closeSync(target)  // before the worker ran: the copy holds its own dup
+  const reuse = openSync(join(dir, 'bystander.img'), 'w+')
+  t.teardown(() => closeSync(reuse))
+  const result = await pending
+  t.same(result.targets, [{ copiedBytes: 2 * MiB, errno: 0 }])
+  const check = openSync(path, 'r')
+  t.ok(bytesAt(check, 0, 2 * MiB).equals(data), 'the target file got the bytes')
+  closeSync(check)
+  t.equal(bytesAt(reuse, 0, 16).length, 16)
+  t.ok(bytesAt(reuse, 0, 2 * MiB).equals(Buffer.alloc(2 * MiB)), 'the file now behind the old number was not written')
+})
+
 void t.test('bad arguments throw EINVAL at once', async (t) => {
   const [src, a] = files(t, 2)
   const addon = nativeAddon()
@@ -158,4 +178,5 @@ void t.test('bad arguments throw EINVAL at once', async (t) => {
   t.throws(() => addon.rangeCopy(src!, 0, 10, [a!], [0, 1]), { code: 'EINVAL' })
   t.throws(() => addon.rangeCopy(src!, 0, 10, [a!], [0], { chunkBytes: 100 }), { code: 'EINVAL' })
   t.throws(() => addon.rangeCopy(src!, 0, 10, [a!], [0], { method: 'nope' as 'auto' }), { code: 'EINVAL' })
+  t.throws(() => addon.rangeCopy(999_999, 0, 10, [a!], [0]), { code: 'EBADF' }, 'a source fd that is not open')
 })
