@@ -12,10 +12,11 @@
  * bitmap's chunks; undefined = the whole LP), the whole LP when forced. The ranges are cut at
  * region (LTG) boundaries; the pieces of one region are copied together under that region's
  * exclusive lock (with the native gate closed and drained), each first narrowed by the
- * `narrowRanges` hook (checksum resync) and then copied by `copyRange` (native copy_file_range
- * where the devices allow). Several regions are in flight at once, each under its own lock, up
- * to the rate controller's fill target (resync-rate.ts), which also throttles resync towards
- * its minimum rate while application I/O runs.
+ * `narrowRanges` hook (checksum resync) and then copied by `copyRange` (native, off the JS
+ * thread, where the devices allow). Several regions are in flight at once, each under its own
+ * lock, within an LP and across LPs (several LPs at once), up to the rate controller's fill
+ * target (resync-rate.ts), which also throttles resync towards its minimum rate while
+ * application I/O runs.
  *
  * Online safety: no application write to a region runs between reading the source and writing
  * the targets. Stale targets are registered as write-through targets for the whole run: writes
@@ -44,6 +45,9 @@ export const DEFAULT_CHECKPOINT_BYTES = 256 * 1024 * 1024
 
 /** Default fill target, in regions: copies in flight at once. */
 export const DEFAULT_FILL_TARGET_REGIONS = 2
+
+/** LPs copied at once at most (each holds its write-through registration and settle). */
+const MAX_LP_LANES = 8
 
 export interface ResyncProgress {
   /** LP bytes finished: every range of the LPs visited counts once, whatever the number of
@@ -128,7 +132,6 @@ export class Resyncer {
   readonly #mirror: MirrorVg
   readonly #options: ResyncOptions
   readonly #rate: ResyncRateController
-  #regionsVisited = 0
   #progress = { doneBytes: 0, totalBytes: 0, copiedBytes: 0, lv: undefined as string | undefined,
     lp: undefined as number | undefined }
 
@@ -265,14 +268,15 @@ export class Resyncer {
     return await this.#resyncLp(lv, lp, force)
   }
 
-  async #resyncLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[]): Promise<LpResyncResult> {
+  async #resyncLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[],
+    visited?: { regions: number }): Promise<LpResyncResult> {
     const key = `${lv.lvId}:${lp}`
     if (this.#mirror.resyncing.has(key)) {
       throw new LvmfsError('LVM_INRESYNC', `LP ${lp} of LV "${lv.name}" is already being resynced`)
     }
     this.#mirror.resyncing.add(key)
     try {
-      return await this.#copyLp(lv, lp, force, batch)
+      return await this.#copyLp(lv, lp, force, batch, visited)
     } finally {
       this.#mirror.resyncing.delete(key)
     }
@@ -280,7 +284,8 @@ export class Resyncer {
 
   /** Copies one LP. With `batch`, the LP's finish (sync, stale bits cleared, cursor dropped,
    * write-through ended) is deferred to the caller's next #finishBatch. */
-  async #copyLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[]): Promise<LpResyncResult> {
+  async #copyLp(lv: LvDescriptor, lp: number, force: boolean, batch?: PendingFinish[],
+    visited?: { regions: number }): Promise<LpResyncResult> {
     const mirror = this.#mirror
     const vg = mirror.vg
     const source = sourceCopy(vg, lv, lp)
@@ -349,7 +354,7 @@ export class Resyncer {
             finished[index] = true
             while (prefix < work.length && finished[prefix]) prefix += 1
             sinceCheckpoint += 1
-            this.#regionsVisited += 1
+            if (visited !== undefined) visited.regions += 1
             this.#progress.doneBytes += item.bytes
             this.#emit(lv.name, lp)
           } catch (error) {
@@ -557,20 +562,25 @@ export class Resyncer {
   }
 
   async #runLps(work: ReadonlyArray<{ lv: LvDescriptor, lp: number }>, force: boolean): Promise<ResyncReport> {
-    const lps: LpResyncResult[] = []
-    const failed: Array<{ lv: string, lp: number, code: string }> = []
+    const results: Array<{ index: number, result: LpResyncResult }> = []
+    const failures: Array<{ index: number, lv: string, lp: number, code: string }> = []
     const batch: PendingFinish[] = []
     const interval = this.#checkpointRegions()
+    // Several LPs are copied at once (as many as the fill target holds regions, at most
+    // MAX_LP_LANES), so LPs of one region (4 MiB partitions) still keep copies in flight.
     // Finished LPs are finished (synced, stale bits cleared) in batches of half an interval,
     // each while the next LPs are copied, so the copy does not stall on every sync. What a crash
-    // would leave to copy again stays within one interval: before an LP starts, the batch being
-    // finished, the LPs copied since and that LP's regions must fit in one interval, else the
-    // finish is waited for first.
+    // would leave to copy again stays within one interval: an LP starts only when the batch
+    // being finished, the LPs finished since, the LPs in flight and its own regions fit in one
+    // interval (or nothing else is pending), else the others are waited for first.
     const half = Math.max(1, Math.floor(interval / 2))
     const lpRegions = this.#mirror.regionsPerLp()
+    const lanes = Math.max(1, Math.min(MAX_LP_LANES, Math.floor(this.#rate.fillTargetBytes / this.#mirror.ltgBytes)))
+    const running = new Set<Promise<void>>()
+    let inFlightRegions = 0
+    let fatal: Error | undefined
     let finishing: Promise<void> | undefined
     let finishingRegions = 0
-    let copiedBytes = 0
     let regionsSinceFinish = 0
     const waitFinish = async (): Promise<void> => {
       const pending = finishing
@@ -578,29 +588,49 @@ export class Resyncer {
       finishingRegions = 0
       await pending
     }
+    const maybeFinish = async (): Promise<void> => {
+      if (regionsSinceFinish < half) return
+      await waitFinish()  // one finish at a time; a failed one is thrown here
+      finishingRegions = regionsSinceFinish
+      regionsSinceFinish = 0
+      finishing = this.#finishBatch(batch)
+      finishing.catch(() => {})
+    }
+    const fits = (): boolean => (running.size === 0 && finishing === undefined) ||
+      (running.size < lanes && finishingRegions + regionsSinceFinish + inFlightRegions + lpRegions <= interval)
     try {
-      for (const { lv, lp } of work) {
-        if (finishing !== undefined && finishingRegions + regionsSinceFinish + lpRegions > interval) await waitFinish()
-        try {
-          const visited = this.#regionsVisited
-          const result = await this.#resyncLp(this.#mirror.current(lv), lp, force, batch)
-          lps.push(result)
-          copiedBytes += result.copiedBytes
-          regionsSinceFinish += this.#regionsVisited - visited
-        } catch (error) {
-          if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) throw error
-          failed.push({ lv: lv.name, lp, code: error.code })
-          this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
+      for (const [index, { lv, lp }] of work.entries()) {
+        while (!fits() && fatal === undefined) {
+          if (running.size > 0) await Promise.race(running)
+          else await waitFinish()
+          await maybeFinish()
         }
-        if (regionsSinceFinish >= half) {
-          await waitFinish()  // one finish at a time; a failed one is thrown here
-          finishingRegions = regionsSinceFinish
-          regionsSinceFinish = 0
-          finishing = this.#finishBatch(batch)
-          finishing.catch(() => {})
-        }
+        if (fatal !== undefined) break
+        this.#options.signal?.throwIfAborted()
+        inFlightRegions += lpRegions
+        const visited = { regions: 0 }
+        const task: Promise<void> = (async () => {
+          try {
+            const result = await this.#resyncLp(this.#mirror.current(lv), lp, force, batch, visited)
+            results.push({ index, result })
+          } catch (error) {
+            if (!(error instanceof LvmfsError) || this.#options.signal?.aborted === true) {
+              fatal ??= asError(error)
+              return
+            }
+            failures.push({ index, lv: lv.name, lp, code: error.code })
+            this.#mirror.logger.warn({ lv: lv.name, lp, code: error.code }, 'LP not resynced')
+          } finally {
+            inFlightRegions -= lpRegions
+            regionsSinceFinish += visited.regions
+          }
+        })().finally(() => running.delete(task))
+        running.add(task)
       }
+    } catch (error) {
+      fatal ??= asError(error)
     } finally {
+      while (running.size > 0) await Promise.all([...running])
       // Copied LPs are finished even when the run stops early (abort), so their work counts.
       let finishError: unknown
       try {
@@ -609,9 +639,14 @@ export class Resyncer {
         finishError = error
       }
       await this.#finishBatch(batch)
-      if (finishError !== undefined) throw asError(finishError)
+      if (fatal === undefined && finishError !== undefined) fatal = asError(finishError)
     }
-    return { lps, copiedBytes, failed }
+    if (fatal !== undefined) throw fatal
+    results.sort((a, b) => a.index - b.index)
+    failures.sort((a, b) => a.index - b.index)
+    return { lps: results.map((entry) => entry.result),
+      copiedBytes: results.reduce((sum, entry) => sum + entry.result.copiedBytes, 0),
+      failed: failures.map(({ lv, lp, code }) => ({ lv, lp, code })) }
   }
 }
 
