@@ -1230,14 +1230,40 @@ export class ReplicationEngine {
     // above `count`; replaying those from a journal later could step it back through a state
     // that is no prefix. From here on this target catches up by copies only.
     state.dropJournal(Infinity)
-    const staging = await this.#allocateStaging(target, sorted.length)
-    if (staging === undefined) return await this.#copyChangedChunks(source, target, sorted)
     const replica = replicaOf(this.#fresh(target))!
-    const cycle: StagingCycle = { slots: new Map(sorted.map((chunk, index) => [chunk, staging[index]!])),
-      staged: new Set(), frozen: false }
-    state.staging = cycle
+    let cycle: StagingCycle
     try {
-      await this.#freeze(replica.source.vg, source, sorted, () => { cycle.frozen = true })
+      // The instant must freeze every chunk changed by then, not only those listed before the
+      // staging allocation: a chunk first written meanwhile, followed by a write into a listed
+      // chunk, would publish the later write without the earlier one. A chunk missing at the
+      // instant aborts that freeze (nothing was staged) and the cycle retries with it; the set
+      // only grows, so this ends within dataLps rounds.
+      for (;;) {
+        const staging = await this.#allocateStaging(target, sorted.length)
+        if (staging === undefined) {
+          state.staging = undefined
+          return await this.#copyChangedChunks(source, target, sorted)
+        }
+        const attempt: StagingCycle = { slots: new Map(sorted.map((chunk, index) => [chunk, staging[index]!])),
+          staged: new Set(), frozen: false }
+        state.staging = attempt
+        let missed: number[] = []
+        await this.#freeze(replica.source.vg, source, sorted, () => {
+          missed = [...state.lastCount.keys()].filter((chunk) => !attempt.slots.has(chunk))
+          if (missed.length === 0) attempt.frozen = true
+        })
+        if (missed.length === 0) {
+          cycle = attempt
+          break
+        }
+        sorted.push(...missed)
+        sorted.sort((a, b) => a - b)
+      }
+    } catch (error) {
+      state.staging = undefined
+      throw error
+    }
+    try {
       const targetKey = keyOf(target.engine.vg.name, target.lv.name)
       for (const chunk of sorted) {
         const release = await this.#locks.lock(this.#chunkKey(replica.source.vg, source.lv.lvId, chunk))

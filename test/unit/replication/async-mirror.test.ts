@@ -210,3 +210,62 @@ t.test('catch-up by chunk copies publishes one instant: the target is a prefix a
   t.equal((await fx.repl.lag('vg1', 'm')).commits, 0)
   await fx.close()
 })
+
+t.test('a chunk first written between the cycle\'s chunk list and its freeze is frozen with the rest', async (t) => {
+  // Regression (e2e async-mirror "block ... holds nothing, prefix N says M"): the cycle listed its
+  // changed chunks, then allocated staging partitions (a descriptor commit), then froze. A write
+  // into a chunk not on the list, followed by a write into a listed chunk, both before the
+  // freeze: the published image held the later write without the earlier one, which is no prefix.
+  const dir = t.testdir()
+  await createVg(dir, 'vg0')
+  await createVg(dir, 'vg1')
+  const states: Buffer[] = [Buffer.alloc(LPS * PP)]
+  const ref: { fx?: Awaited<ReturnType<typeof openRepl>> } = {}
+  const write = async (chunk: number, at: number, byte: number): Promise<void> => {
+    const data = Buffer.alloc(3000, byte)
+    await ref.fx!.repl.write('vg0', 's', data, chunk * PP + at)
+    const next = Buffer.from(states.at(-1)!)
+    data.copy(next, chunk * PP + at)
+    states.push(next)
+  }
+  const prefixOfTarget = async (): Promise<number> => {
+    const target = Buffer.alloc(LPS * PP)
+    await ref.fx!.repl.read('vg1', 'm', target, 0)
+    return states.findIndex((state) => state.equals(target))
+  }
+  const seen: number[] = []
+  const onStep = async (event: StepEvent): Promise<void> => {
+    if (ref.fx !== undefined && event.kind === 'published') seen.push(await prefixOfTarget())
+  }
+  const fx = await openRepl(dir, ['vg0', 'vg1'], { onStep, journalBytesMax: 0 })
+  ref.fx = fx
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: LPS })
+  const result = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', pool: 'vg1',
+    intervalMs: 60_000 })
+  if (result.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(result.jobId)
+
+  await write(1, 100, 0xa1)
+  // The staging allocation is the await between the list and the freeze: write there.
+  const pool = fx.vgs.get('vg1')!
+  const lvExtend = pool.lvExtend.bind(pool)
+  let during: (() => Promise<void>) | undefined = async () => {
+    await write(3, 200, 0xb2)
+    await write(1, 300, 0xc3)
+  }
+  pool.lvExtend = async (...args: Parameters<typeof lvExtend>) => {
+    const step = during
+    during = undefined
+    if (step !== undefined) await step()
+    return await lvExtend(...args)
+  }
+  await fx.repl.propagate('vg1', 'm')
+  t.equal(during, undefined, 'the writes ran between the chunk list and the freeze')
+  t.notOk(seen.includes(-1), `every published image is a prefix of the write sequence (prefixes ${seen.join(',')})`)
+  t.equal(seen.at(-1), states.length - 1, 'the cycle published the source at its freeze, both writes included')
+  t.equal(await prefixOfTarget(), states.length - 1, 'the target on disk is that prefix')
+
+  await fx.repl.propagate('vg1', 'm')
+  t.equal(await prefixOfTarget(), states.length - 1, 'and the next cycle keeps it')
+  t.equal((await fx.repl.lag('vg1', 'm')).commits, 0)
+  await fx.close()
+})
