@@ -12,14 +12,16 @@ t.test('claimFile() refuses a live owner and takes over from a zombie owner', as
   const dir = t.testdir({})
   process.env['LVMFS_LOCK_DIR'] = dir
   t.teardown(() => { delete process.env['LVMFS_LOCK_DIR'] })
-  // `sh` starts `true` in the background, prints its pid and becomes `sleep`, which never reaps
-  // it: for the next seconds `true` is a zombie whose parent is alive.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // `sh` starts a short `sleep` in the background, prints its pid and becomes `sleep 5`, which
+  // never reaps it: once the short one ends it is a zombie whose parent is alive. The child
+  // outlives the exec on purpose: a `true` that exited first was sometimes reaped by `sh` itself
+  // before the exec (then /proc/PID was gone and the test failed for no fault of claimFile).
+  const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] })
   t.teardown(() => { parent.kill('SIGKILL') })
   const zombie = Number(await new Promise<string>((resolve) => {
     createInterface({ input: parent.stdout }).once('line', resolve)
   }))
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 250; i++) {
     const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8')
     if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') break
     await new Promise((resolve) => setTimeout(resolve, 20))
