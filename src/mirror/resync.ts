@@ -308,7 +308,8 @@ export class Resyncer {
     try {
       // A write admitted before the targets became write-through may still skip them and mark
       // its chunks: wait such writes out before the bitmap says what to copy.
-      if (!force) await mirror.settleWrites(lv, lp)
+      // (An untracked LP is copied whole, each region under its exclusive lock: nothing to wait.)
+      if (!force && mirror.bitmaps.isTracked(lv.lvId, lp)) await mirror.settleWrites(lv, lp)
       work = this.#regionWork(lp, this.#ranges(lv, lp, force, staleTargets.length === targets.length ? targets
         : staleTargets, startBytes))
     } catch (error) {
