@@ -1,5 +1,6 @@
 // Issue 12, in CI: kill -9 of the daemon during random writes into a 2-copy LV with MWC active, at
-// up to 100 random moments (as many as fit in about 60 s, to keep the suite near 15 minutes), with the loop of scripts/torture-mirror.ts
+// up to 100 random moments (as many as fit in about 60 s, to keep the suite near 15 minutes),
+// with the loop of scripts/torture-mirror.ts
 // (test/helpers/mirror-torture.ts). After each remount (MWC recovery at vary-on, then the
 // automatic resync), every sector under a write unanswered at the kill reads all-old or all-new,
 // and 8 sectors of each write acknowledged since (first, last, random) and 256 random sectors read
