@@ -145,8 +145,8 @@ export class MountedVg implements VolumeHost {
     const vg = result.vg
     try {
       await options.shared?.afterVaryOn(vg)
-      // A larger MWC cache than AIX's 62 keeps random writers over a big LV from logging on most
-      // writes (DRBD's activity log makes the same trade); one record lists at most 128 LTGs.
+      // Each LV's activity log holds its al-extents (1237 by default, DRBD's figure), so a random
+      // writer over a few GiB stops logging once every extent it uses is in the log.
       const engine = await MirrorEngine.start(vg, { logger: options.log,
         ...(options.alExtents === undefined ? {} : { mwcCacheLtgs: options.alExtents }) })
       const mounted = new MountedVg(vg, engine, result, options)
