@@ -4,16 +4,8 @@
  * events, and the formatting the progress bar and `lvmfs status` use.
  */
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
-import { truncateSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { pvCreate, vgCreate, varyOnVg } from '../../../src/lvm/index.js'
-import { MirrorEngine } from '../../../src/mirror/index.js'
-import { runCli } from '../../../src/cli/program.js'
-import { runInContext } from '../../../src/cli/io-context.js'
 import { humanDuration, humanRate, rateOption } from '../../../src/cli/mirror-cli.js'
-
-const PP = 1024 * 1024
+import { PP, captureCli, mirroredLvOnFiles } from '../../helpers/mirror-cli-fixture.js'
 
 void t.test('rateOption: --rate is the maximum, --max-rate too, --min-rate the floor, --fill-target', async (t) => {
   t.same(rateOption({}), {})
@@ -37,33 +29,11 @@ void t.test('formatting: rates in MiB/s, ETA as [h:]mm:ss', async (t) => {
 })
 
 void t.test('lvmfs resync --json: progress events carry the rate and the ETA; conflicts are usage errors', async (t) => {
-  const dir = t.testdir()
-  process.env['LVMFS_LOCK_DIR'] = join(dir, 'locks')
-  const paths = [join(dir, 'a.img'), join(dir, 'b.img')]
-  for (const path of paths) {
-    writeFileSync(path, '')
-    truncateSync(path, 16 * 1024 * 1024)
-    await pvCreate(path)
-  }
-  await vgCreate({ name: 'vg0', paths, ppSizeBytes: PP })
-  const vg = (await varyOnVg({ vgName: 'vg0', devices: paths, flags: { misspvVon: true, missnameVon: true } })).vg!
-  const lvd = await vg.lvCreate({ name: 'lv0', lpCount: 6, copies: 2 })
-  const engine = await MirrorEngine.start(vg)
-  const lv = engine.open('lv0')
-  await lv.write(randomBytes(6 * PP), 0)
-  await lv.close()
+  const { paths, vg, lvd, engine } = await mirroredLvOnFiles(t.testdir(), 6)
   await vg.markStale(lvd.lps.map((copies) => copies[1]!))
   await engine.stop()
   await vg.varyOff()
-  const run = async (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => {
-    let stdout = ''
-    let stderr = ''
-    const code = await runInContext({
-      stdout: { write: (chunk: string) => { stdout += chunk; return true } },
-      stderr: { write: (chunk: string) => { stderr += chunk; return true } },
-    }, () => runCli(args))
-    return { code, stdout, stderr }
-  }
+  const run = (...args: string[]): ReturnType<typeof captureCli> => captureCli(args)
   const devices = ['--devices', paths.join(',')]
   t.equal((await run('resync', 'vg0/lv0', '--rate', '1M', '--max-rate', '2M', ...devices)).code, 3)
   t.equal((await run('syncvg', 'vg0', '--min-rate', '9M', '--max-rate', '2M', ...devices)).code, 3)

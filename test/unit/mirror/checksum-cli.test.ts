@@ -6,38 +6,11 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
-import { pvCreate, vgCreate, varyOnVg, type LvDescriptor } from '../../../src/lvm/index.js'
-import { MirrorEngine } from '../../../src/mirror/index.js'
-import { runCli } from '../../../src/cli/program.js'
-import { runInContext } from '../../../src/cli/io-context.js'
+import { closeSync, openSync, writeSync } from 'node:fs'
+import { PP, bytesAt, captureCli, lastJson, mirroredLvOnFiles } from '../../helpers/mirror-cli-fixture.js'
 
-const PP = 1024 * 1024
 const BLOCK = 64 * 1024
-
-async function cli(...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const code = await runInContext({
-    stdout: { write: (chunk: string) => { stdout += chunk; return true } },
-    stderr: { write: (chunk: string) => { stderr += chunk; return true } },
-  }, () => runCli(args))
-  return { code, stdout, stderr }
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n')
-  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>
-}
-
-function bytesAt(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r')
-  const out = Buffer.alloc(length)
-  readSync(fd, out, 0, length, offset)
-  closeSync(fd)
-  return out
-}
+const cli = (...args: string[]): ReturnType<typeof captureCli> => captureCli(args)
 
 function patch(path: string, offset: number, bytes: Buffer): void {
   const fd = openSync(path, 'r+')
@@ -46,27 +19,8 @@ function patch(path: string, offset: number, bytes: Buffer): void {
 }
 
 void t.test('lvmfs resync --checksum / syncvg --checksum', async (t) => {
-  const dir = t.testdir()
-  process.env['LVMFS_LOCK_DIR'] = join(dir, 'locks')
-  const paths = [join(dir, 'a.img'), join(dir, 'b.img')]
-  for (const path of paths) {
-    writeFileSync(path, '')
-    truncateSync(path, 16 * 1024 * 1024)
-    await pvCreate(path)
-  }
-  await vgCreate({ name: 'vg0', paths, ppSizeBytes: PP })
-  const vg = (await varyOnVg({ vgName: 'vg0', devices: paths, flags: { misspvVon: true, missnameVon: true } })).vg!
-  const lvd: LvDescriptor = await vg.lvCreate({ name: 'lv0', lpCount: 4, copies: 2 })
-  const engine = await MirrorEngine.start(vg)
-  const lv = engine.open('lv0')
-  const data = randomBytes(4 * PP)
-  await lv.write(data, 0)
-  await lv.close()
+  const { paths, vg, lvd, engine, data, at } = await mirroredLvOnFiles(t.testdir(), 4)
   await vg.markStale([lvd.lps[3]![1]!])
-  const at = (lp: number, copy: number): { path: string, offset: number } => {
-    const ref = lvd.lps[lp]![copy]!
-    return { path: paths[ref.pvIndex]!, offset: vg.ppOffsetBytes(ref.pvIndex, ref.pp) }
-  }
   const places = [0, 1, 2, 3].map((lp) => [at(lp, 0), at(lp, 1)] as const)
   await engine.stop()
   await vg.varyOff()

@@ -6,71 +6,28 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { pvCreate, vgCreate, varyOnVg, type LvDescriptor } from '../../../src/lvm/index.js'
-import { MirrorEngine } from '../../../src/mirror/index.js'
-import { runCli } from '../../../src/cli/program.js'
-import { runInContext } from '../../../src/cli/io-context.js'
+import { PP, bytesAt, captureCli, lastJson, mirroredLvOnFiles, type CliRun } from '../../helpers/mirror-cli-fixture.js'
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
-const PP = 1024 * 1024
 
 function spawnCli(env: NodeJS.ProcessEnv, ...args: string[]): { code: number, stdout: string, stderr: string } {
   const run = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { env, encoding: 'utf8' })
   return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr }
 }
 
-type CliRun = { code: number, stdout: string, stderr: string }
-async function cli(_env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> {
-  let stdout = ''
-  let stderr = ''
-  const code = await runInContext({
-    stdout: { write: (chunk: string) => { stdout += chunk; return true } },
-    stderr: { write: (chunk: string) => { stderr += chunk; return true } },
-  }, () => runCli(args))
-  return { code, stdout, stderr }
-}
-
-/** The final JSON report (with --json, progress events come first, one JSON object a line). */
 type Report = Record<string, unknown> & { copiedBytes: number, mismatches: unknown[] }
-function report(stdout: string): Report {
-  const lines = stdout.trim().split('\n')
-  return JSON.parse(lines[lines.length - 1]!) as Report
-}
-
-function copyBytes(path: string, offsetBytes: number, lengthBytes: number): Buffer {
-  const fd = openSync(path, 'r')
-  const out = Buffer.alloc(lengthBytes)
-  readSync(fd, out, 0, lengthBytes, offsetBytes)
-  closeSync(fd)
-  return out
-}
+const cli = (_env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> => captureCli(args)
+const report = (stdout: string): Report => lastJson<Report>(stdout)
+const copyBytes = bytesAt
 
 void t.test('lvmfs resync / syncvg / scrub', async (t) => {
   const dir = t.testdir()
+  const { paths, vg, lvd, engine, data, at } = await mirroredLvOnFiles(dir, 4)
   const env = { ...process.env, LVMFS_LOCK_DIR: join(dir, 'locks') }
-  process.env['LVMFS_LOCK_DIR'] = env.LVMFS_LOCK_DIR
-  const paths = [join(dir, 'a.img'), join(dir, 'b.img')]
-  for (const path of paths) {
-    writeFileSync(path, '')
-    truncateSync(path, 16 * 1024 * 1024)
-    await pvCreate(path)
-  }
-  await vgCreate({ name: 'vg0', paths, ppSizeBytes: PP })
-  const vg = (await varyOnVg({ vgName: 'vg0', devices: paths, flags: { misspvVon: true, missnameVon: true } })).vg!
-  const lvd: LvDescriptor = await vg.lvCreate({ name: 'lv0', lpCount: 4, copies: 2 })
-  const engine = await MirrorEngine.start(vg)
-  const lv = engine.open('lv0')
-  const data = randomBytes(4 * PP)
-  await lv.write(data, 0)
-  await lv.close()
   await vg.markStale(lvd.lps.slice(1, 3).map((copies) => copies[1]!))
-  const at = (lp: number, copy: number): { path: string, offset: number } => {
-    const ref = lvd.lps[lp]![copy]!
-    return { path: paths[ref.pvIndex]!, offset: vg.ppOffsetBytes(ref.pvIndex, ref.pp) }
-  }
   const places = [0, 1, 2, 3].map((lp) => [at(lp, 0), at(lp, 1)])
   await engine.stop()
   await vg.varyOff()
