@@ -29,7 +29,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { callControl } from '../../src/engine/control-protocol.js'
-import { SECTOR_BYTES, sectorContent } from './torture-content.js'
+import { SECTOR_BYTES, prng, sectorContent } from './torture-content.js'
 
 export const defaultRepoRoot = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -114,17 +114,6 @@ interface Session {
 const TAP_HOOKED = process.env['NODE_OPTIONS']?.includes('@tapjs') === true
 const NODE = TAP_HOOKED ? 'env' : process.execPath
 const NODE_PREFIX = TAP_HOOKED ? ['-u', 'NODE_OPTIONS', process.execPath] : []
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let value = state
-    value = Math.imul(value ^ (value >>> 15), value | 1)
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61)
-    return ((value ^ (value >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))

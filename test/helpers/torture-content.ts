@@ -47,3 +47,15 @@ export function sectorContent(sector: Buffer, tag: number, sectorIndex: number):
   fillSectors(scratch, tag, sectorIndex, gen)
   return scratch.equals(sector.subarray(0, SECTOR_BYTES)) ? { gen } : { torn: true, header }
 }
+
+/** A seeded generator of numbers in [0, 1) (mulberry32): a torture run replays from its seed. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let value = state
+    value = Math.imul(value ^ (value >>> 15), value | 1)
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61)
+    return ((value ^ (value >>> 14)) >>> 0) / 2 ** 32
+  }
+}

@@ -37,7 +37,7 @@
 import { close, constants, open, write, writeSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { SECTOR_BYTES, fillSectors } from './torture-content.js'
+import { SECTOR_BYTES, fillSectors, prng } from './torture-content.js'
 
 interface WriterSession {
   readonly session: number
@@ -57,17 +57,6 @@ const MAX_WRITE_BYTES = 1 << 20
 
 function emit(line: string): void {
   writeSync(1, line + '\n')
-}
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let value = state
-    value = Math.imul(value ^ (value >>> 15), value | 1)
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61)
-    return ((value ^ (value >>> 14)) >>> 0) / 2 ** 32
-  }
 }
 
 /** Mostly 4 KiB writes and writes of a few hundred KiB up to 1 MiB, in whole sectors. */
