@@ -32,11 +32,13 @@ bool FallbackErrno(int err) {
          err == EBADF;
 }
 
-// pread of exactly `length` bytes; 0 or -errno (end of file first: -EIO, a truncated PV).
-int PreadFull(int fd, uint8_t* buffer, uint64_t length, uint64_t offset) {
+// pread or pwrite of exactly `length` bytes; 0 or -errno (a transfer of 0 bytes first: -EIO, a
+// truncated PV).
+int TransferAll(bool write, int fd, uint8_t* buffer, uint64_t length, uint64_t offset) {
   uint64_t done = 0;
   while (done < length) {
-    ssize_t n = pread(fd, buffer + done, length - done, offset + done);
+    ssize_t n = write ? pwrite(fd, buffer + done, length - done, offset + done)
+                      : pread(fd, buffer + done, length - done, offset + done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
@@ -47,18 +49,12 @@ int PreadFull(int fd, uint8_t* buffer, uint64_t length, uint64_t offset) {
   return 0;
 }
 
+int PreadFull(int fd, uint8_t* buffer, uint64_t length, uint64_t offset) {
+  return TransferAll(false, fd, buffer, length, offset);
+}
+
 int PwriteFull(int fd, const uint8_t* buffer, uint64_t length, uint64_t offset) {
-  uint64_t done = 0;
-  while (done < length) {
-    ssize_t n = pwrite(fd, buffer + done, length - done, offset + done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += static_cast<uint64_t>(n);
-  }
-  return 0;
+  return TransferAll(true, fd, const_cast<uint8_t*>(buffer), length, offset);  // pwrite only reads it
 }
 
 // copy_file_range until `length` bytes moved (short copies continue where they stopped);
