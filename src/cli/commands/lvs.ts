@@ -1,52 +1,43 @@
 import type { Command } from 'commander'
-import { scanDevices, type LvDescriptor } from '../../lvm/index.js'
-import { replicaOf, type ReplicaStatus } from '../../replication/index.js'
-import { onlineVg } from '../io-context.js'
-import { addDeviceOptions, deviceList, humanBytes, print, table, type DeviceOptions } from '../lvm-cli.js'
+import { addDeviceOptions, humanBytes, type DeviceOptions } from '../lvm-cli.js'
+import { LV_DEFAULT, LV_FIELDS, LV_SORT, lvRows, type LvRow } from '../report/fields-lv.js'
+import { addReportOptions, report, type ReportCliOptions } from '../report/options.js'
+import { gather, type Sources } from '../report/sources.js'
 
-/** `lvmfs lvs [VG] [--json]`: logical volumes with size, copies, policies and stale PP counts. */
+/** The LVs named by `VG` or `VG/LV` (every LV without an argument), and the error of a VG that
+ * could not be read, if it is among them. */
+export async function selectLvs(only: string | undefined, options: DeviceOptions): Promise<{ rows: LvRow[];
+  failed?: Error }> {
+  const sources: Sources = await gather(options)
+  const [vgName, lvName] = only === undefined ? [] : only.split('/')
+  const wanted = sources.vgs.filter((vg) => vgName === undefined || vg.name === vgName)
+  const rows = wanted.flatMap((vg) => (vg.descriptor === undefined ? []
+    : lvRows(vg.name, vg.descriptor, vg.status, vg.active, sources.live)))
+    .filter((r) => lvName === undefined || r.lv.name === lvName)
+  const failed = wanted.find((vg) => vg.error !== undefined)?.error
+  return failed === undefined ? { rows } : { rows, failed }
+}
+
+/** `lvmfs lvs [VG[/LV]] [-o fields] [--sort] [--units] [--json]`: logical volumes as LVM2 reports
+ * them, with copies, sync, stale PPs, policies and replication state. */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('lvs').description('list logical volumes')
-    .argument('[vg]', 'only this volume group'))
-    .action(async (only: string | undefined, options: DeviceOptions) => {
-      const { vgs } = await scanDevices(deviceList(options))
-      // Mark and lag exist only in the daemon serving the VG (forwarded lvs runs there).
-      const live = new Map<string, ReplicaStatus>()
-      for (const vg of vgs) {
-        for (const status of await onlineVg(vg.name)?.replication?.statuses(vg.name) ?? []) {
-          live.set(`${status.vg}/${status.lv}`, status)
-        }
-      }
-      const rows = vgs.filter((vg) => only === undefined || vg.name === only).flatMap((vg) => {
-        const d = vg.result.descriptor
-        const status = vg.result.status
-        if (d === undefined) return []
-        return d.lvs.map((lv) => {
-          const stale = status === undefined ? 0 : lv.lps.flat().filter((r) =>
-            ((status.stale[r.pvIndex]?.[r.pp >> 3] ?? 0) & (1 << (r.pp & 7))) !== 0).length
-          return { vg: vg.name, lv: lv.name, lvId: lv.lvId, sizeBytes: lv.lps.length * d.ppSizeBytes,
-            lps: lv.lps.length,
-            copies: lv.copies, strict: lv.strict, schedule: lv.schedule, mwc: lv.mwc, stalePps: stale,
-            dirty: status?.dirtyLvs.includes(lv.lvId) ?? false, ext: lv.ext, ...replicaColumns(vg.name, lv, live) }
-        })
-      })
-      print(options, { lvs: rows }, table(['VG', 'LV', 'Id', 'Size', 'LPs', 'Copies', 'Strict', 'Sched', 'MWC', 'Stale',
-        'Origin', 'Replica', 'Sync', 'Mark', 'Lag'],
-      rows.map((r) => [r.vg, r.lv, String(r.lvId), humanBytes(r.sizeBytes), String(r.lps), String(r.copies), r.strict,
-        r.schedule, r.mwc, String(r.stalePps), r.origin, r.replica, r.sync, r.mark, r.lag])))
-      const failed = vgs.find((vg) => vg.result.error !== undefined && (only === undefined || vg.name === only))
-      if (failed) throw failed.result.error!
+  addReportOptions(addDeviceOptions(program.command('lvs').description('report logical volumes')
+    .argument('[vg]', 'only this volume group (or VG/LV)')), LV_FIELDS)
+    .action(async (only: string | undefined, options: DeviceOptions & ReportCliOptions) => {
+      const out = report('lvs', LV_FIELDS, LV_DEFAULT, LV_SORT, options)
+      const { rows, failed } = await selectLvs(only, options)
+      out.print(rows, 'lv', (sorted) => ({ lvs: sorted.map(legacyJson) }))
+      if (failed) throw failed
     })
 }
 
-/** Origin, replica type and sync state come from the LV's replication metadata; mark and lag
- * from the daemon's replication engine when the VG is mounted. */
-function replicaColumns(vgName: string, lv: LvDescriptor, live: ReadonlyMap<string, ReplicaStatus>):
-  { origin: string; replica: string; sync: string; mark: string; lag: string } {
-  const replica = replicaOf(lv)
-  const status = live.get(`${vgName}/${lv.name}`)
-  if (replica === undefined) return { origin: '', replica: '', sync: '', mark: '', lag: '' }
-  return { origin: status?.origin ?? `${replica.source.vg}/${replica.source.lv}`, replica: replica.kind,
-    sync: status?.syncState ?? replica.state, mark: status?.lwm === undefined ? '' : String(status.lwm),
-    lag: status?.lag === undefined ? '' : `${status.lag.commits} commits, ${humanBytes(status.lag.bytes)}, ${status.lag.seconds.toFixed(1)}s` }
+/** The JSON lvs printed before reports had fields; kept for scripts that read it. */
+function legacyJson(r: LvRow) {
+  const replica = r.replica
+  return { vg: r.vg, lv: r.lv.name, lvId: r.lv.lvId, sizeBytes: r.lv.lps.length * r.ppSizeBytes,
+    lps: r.lv.lps.length, copies: r.lv.copies, strict: r.lv.strict, schedule: r.lv.schedule, mwc: r.lv.mwc,
+    stalePps: r.stalePps, dirty: r.dirty, ext: r.lv.ext, origin: replica?.origin ?? '', replica: replica?.kind ?? '',
+    sync: replica?.sync ?? '', mark: replica?.lwm === undefined ? '' : String(replica.lwm),
+    lag: replica?.lag === undefined ? '' : `${replica.lag.commits} commits, ` +
+      `${humanBytes(replica.lag.bytes)}, ${replica.lag.seconds.toFixed(1)}s` }
 }

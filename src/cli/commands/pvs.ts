@@ -1,29 +1,27 @@
 import type { Command } from 'commander'
-import { scanDevices } from '../../lvm/index.js'
-import { addDeviceOptions, deviceList, humanBytes, print, table, type DeviceOptions } from '../lvm-cli.js'
+import { addDeviceOptions, type DeviceOptions } from '../lvm-cli.js'
+import { PV_DEFAULT, PV_FIELDS, PV_SORT, pvRows, type PvRow } from '../report/fields-pv.js'
+import { addReportOptions, report, type ReportCliOptions } from '../report/options.js'
+import { gather, type Sources } from '../report/sources.js'
 
-/** `lvmfs pvs [--json]`: every scanned device with its label and VG membership. */
+export function pvRowsOf(sources: Sources): PvRow[] {
+  return pvRows(sources.devices, sources.vgs.map((vg) => ({ name: vg.name, vgId: vg.vgId, vvgOut: vg.vvgOut,
+    ...(vg.descriptor === undefined ? {} : { descriptor: vg.descriptor }),
+    ...(vg.status === undefined ? {} : { status: vg.status }),
+    ...(vg.pvState === undefined ? {} : { pvState: vg.pvState }) })))
+}
+
+/** `lvmfs pvs [-o fields] [--sort] [--units] [--json]`: every labelled device with its VG
+ * membership, and the member PVs no scanned device carries. */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('pvs').description('list physical volumes'))
-    .action(async (options: DeviceOptions) => {
-      const { devices, vgs } = await scanDevices(deviceList(options))
-      const counts = new Map<string, number>()
-      for (const d of devices) if (d.label) counts.set(d.label.pvId, (counts.get(d.label.pvId) ?? 0) + 1)
-      const rows = devices.filter((d) => d.label !== undefined).map((d) => {
-        const label = d.label!
-        const vg = vgs.find((v) => v.vgId === label.vgId)
-        const pvIndex = vg?.result.descriptor?.pvs.findIndex((p) => p.pvId === label.pvId) ?? -1
-        const out = vg?.result.vvgOut.find((o) => o.name === d.path)
-        const allocated = pvIndex < 0 ? 0 : (vg!.result.descriptor!.lvs.flatMap((lv) => lv.lps.flat())
-          .filter((ref) => ref.pvIndex === pvIndex).length)
-        const duplicate = (counts.get(label.pvId) ?? 0) > 1
-        return { path: d.path, pvId: label.pvId, vg: vg?.name ?? '', status: duplicate ? 'LVM_DUPPVID'
-          : out?.status ?? (vg ? 'unknown' : 'no VG'), ppSizeBytes: label.ppSizeLog2 ? 2 ** label.ppSizeLog2 : 0,
-        ppCount: label.ppCount, freePps: label.ppCount - allocated, sizeBytes: label.deviceSizeBytes }
-      })
-      print(options, { pvs: rows, others: devices.filter((d) => !d.label).map((d) => ({ path: d.path,
-        problem: d.problem })) }, table(['PV', 'VG', 'Status', 'PSize', 'PPs', 'Free', 'PV id'],
-        rows.map((r) => [r.path, r.vg, r.status, humanBytes(r.sizeBytes), String(r.ppCount), String(r.freePps),
-          r.pvId])))
+  addReportOptions(addDeviceOptions(program.command('pvs').description('report physical volumes')), PV_FIELDS)
+    .action(async (options: DeviceOptions & ReportCliOptions) => {
+      const out = report('pvs', PV_FIELDS, PV_DEFAULT, PV_SORT, options)
+      const sources = await gather(options)
+      out.print(pvRowsOf(sources), 'pv', (sorted) => ({
+        pvs: sorted.map((r) => ({ path: r.path, pvId: r.pvId, vg: r.vg, status: r.status,
+          ppSizeBytes: r.ppSizeBytes, ppCount: r.ppCount, freePps: r.ppCount - r.allocatedPps,
+          sizeBytes: r.deviceSizeBytes })),
+        others: sources.devices.filter((d) => !d.label).map((d) => ({ path: d.path, problem: d.problem })) }))
     })
 }

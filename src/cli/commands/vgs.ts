@@ -1,39 +1,50 @@
 import type { Command } from 'commander'
-import { stderr } from '../io-context.js'
 import { LvmfsError } from '../../errors/index.js'
-import { scanDevices, type ScannedVg } from '../../lvm/index.js'
-import { addDeviceOptions, deviceList, humanBytes, print, table, type DeviceOptions } from '../lvm-cli.js'
+import { stderr } from '../io-context.js'
+import { addDeviceOptions, type DeviceOptions } from '../lvm-cli.js'
+import {
+  allocatedPps, duplicatePvs, missingPvs, totalPps, VG_DEFAULT, VG_FIELDS, VG_SORT, type VgRow,
+} from '../report/fields-vg.js'
+import { addReportOptions, report, type ReportCliOptions } from '../report/options.js'
+import type { VgView } from '../report/sources.js'
+import { gather } from '../report/sources.js'
 
-function summary(vg: ScannedVg) {
-  const d = vg.result.descriptor
-  const total = d?.pvs.reduce((n, p) => n + p.ppCount, 0) ?? 0
-  const used = d?.lvs.reduce((n, lv) => n + lv.lps.length * lv.copies, 0) ?? 0
-  const missing = vg.result.vvgOut.filter((o) => o.status === 'LVM_PVMISSING' || o.status === 'LVM_NONAME').length
-  return { vg: vg.name, vgId: vg.vgId, rc: vg.result.rc, error: vg.result.error?.code ?? null,
-    pvs: d?.pvs.length ?? 0, missingPvs: missing, lvs: d?.lvs.length ?? 0, seq: d?.seq ?? 0,
-    ppSizeBytes: d?.ppSizeBytes ?? 0, totalPps: total, freePps: total - used,
-    copies: vg.result.copies ?? null, vvgOut: vg.result.vvgOut,
-    duplicates: vg.result.vvgOut.filter((o) => o.status === 'LVM_DUPPVID').length }
+export function vgRowOf(vg: VgView): VgRow {
+  return { name: vg.name, vgId: vg.vgId, rc: vg.rc, vvgOut: vg.vvgOut, active: vg.active,
+    ...(vg.descriptor === undefined ? {} : { descriptor: vg.descriptor }),
+    ...(vg.copies === undefined ? {} : { copies: vg.copies }),
+    ...(vg.error === undefined ? {} : { error: vg.error.code }) }
 }
 
-/** `lvmfs vgs [--json]`: each VG as a read-only vary-on sees it (same quorum rules). Exits 5 when
- * some VG cannot be read trustworthily (no quorum, fork). */
+/** What a VG that cannot be trusted makes vgs and vgdisplay exit with, after printing it. */
+export function vgFailure(vgs: readonly VgView[]): Error | undefined {
+  const failed = vgs.find((vg) => vg.error !== undefined)
+  if (failed) return failed.error
+  const dup = vgs.find((vg) => duplicatePvs(vgRowOf(vg)) > 0)
+  if (dup === undefined) return undefined
+  return new LvmfsError('LVM_DUPPVID', `volume group "${dup.name}" has PVs whose id appears on several devices`, {
+    hint: 'Remove or relabel (pvcreate --force) the copied devices; lvmfs never picks one.' })
+}
+
+/** `lvmfs vgs [-o fields] [--sort] [--units] [--json]`: each VG as a read-only vary-on sees it
+ * (same quorum rules). Exits 5 when some VG cannot be read trustworthily (no quorum, fork). */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('vgs').description('list volume groups'))
-    .action(async (options: DeviceOptions) => {
-      const { vgs } = await scanDevices(deviceList(options))
-      const rows = vgs.map(summary)
-      print(options, { vgs: rows }, table(['VG', 'PVs', 'Missing', 'LVs', 'PPSize', 'PPs', 'Free', 'Seq', 'Copies', 'State'],
-        rows.map((r) => [r.vg, String(r.pvs), String(r.missingPvs), String(r.lvs), humanBytes(r.ppSizeBytes),
-          String(r.totalPps), String(r.freePps), String(r.seq), r.copies ? `${r.copies.present}/${r.copies.total}` : '-',
-          r.error ?? (r.duplicates > 0 ? 'duplicate-pv-id' : r.missingPvs > 0 ? 'partial' : 'ok')])))
-      for (const vg of vgs) for (const bad of vg.result.copies?.bad ?? []) stderr().write(`  bad copy: ${bad}\n`)
-      const failed = vgs.find((vg) => vg.result.error !== undefined)
-      if (failed) throw failed.result.error!
-      const dup = rows.find((r) => r.duplicates > 0)
-      if (dup) {
-        throw new LvmfsError('LVM_DUPPVID', `volume group "${dup.vg}" has PVs whose id appears on several devices`, {
-          hint: 'Remove or relabel (pvcreate --force) the copied devices; lvmfs never picks one.' })
-      }
+  addReportOptions(addDeviceOptions(program.command('vgs').description('report volume groups')), VG_FIELDS)
+    .action(async (options: DeviceOptions & ReportCliOptions) => {
+      const out = report('vgs', VG_FIELDS, VG_DEFAULT, VG_SORT, options)
+      const { vgs } = await gather(options)
+      out.print(vgs.map(vgRowOf), 'vg', (sorted) => ({ vgs: sorted.map(legacyJson) }))
+      for (const vg of vgs) for (const bad of vg.copies?.bad ?? []) stderr().write(`  bad copy: ${bad}\n`)
+      const failed = vgFailure(vgs)
+      if (failed) throw failed
     })
+}
+
+/** The JSON vgs printed before reports had fields; kept for scripts that read it. */
+function legacyJson(r: VgRow) {
+  const total = totalPps(r)
+  return { vg: r.name, vgId: r.vgId, rc: r.rc, error: r.error ?? null,
+    pvs: r.descriptor?.pvs.length ?? 0, missingPvs: missingPvs(r), lvs: r.descriptor?.lvs.length ?? 0,
+    seq: r.descriptor?.seq ?? 0, ppSizeBytes: r.descriptor?.ppSizeBytes ?? 0, totalPps: total,
+    freePps: total - allocatedPps(r), copies: r.copies ?? null, vvgOut: r.vvgOut, duplicates: duplicatePvs(r) }
 }
