@@ -14,6 +14,9 @@ import * as lvchange from './lvchange.js'
 import * as pvs from './pvs.js'
 import * as vgs from './vgs.js'
 import * as lvs from './lvs.js'
+import * as pvdisplay from './pvdisplay.js'
+import * as vgdisplay from './vgdisplay.js'
+import * as lvdisplay from './lvdisplay.js'
 import * as varyonvg from './varyonvg.js'
 import * as varyoffvg from './varyoffvg.js'
 import * as resync from './resync.js'
@@ -49,6 +52,9 @@ const modules: Array<{ register(program: Command): void }> = [
   pvs,
   vgs,
   lvs,
+  pvdisplay,
+  vgdisplay,
+  lvdisplay,
   varyonvg,
   varyoffvg,
   resync,

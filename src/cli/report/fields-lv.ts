@@ -71,6 +71,7 @@ export const LV_FIELDS: FieldTable<LvRow> = [
   { name: 'vg_name', aliases: ['vg'], heading: 'VG', kind: 'string', get: (r) => r.vg },
   { name: 'lv_full_name', heading: 'LV', kind: 'string', get: (r) => `${r.vg}/${r.lv.name}` },
   { name: 'lv_attr', aliases: ['attr'], heading: 'Attr', kind: 'string', get: lvAttr },
+  { name: 'lv_active', aliases: ['active'], heading: 'Active', kind: 'string', get: (r) => (r.active ? 'active' : '') },
   { name: 'lv_id', aliases: ['lv_uuid', 'uuid', 'id'], heading: 'Id', kind: 'number', get: (r) => r.lv.lvId },
   { name: 'lv_size', aliases: ['size', 'lsize'], heading: 'LSize', kind: 'size', get: sizeOf },
   { name: 'lp_count', aliases: ['le_count', 'lv_extent_count'], heading: 'LPs', kind: 'number',

@@ -59,6 +59,7 @@ export const VG_FIELDS: FieldTable<VgRow> = [
     get: (r) => (totalPps(r) - allocatedPps(r)) * ppSize(r) },
   { name: 'vg_extent_size', aliases: ['extent_size', 'pp_size'], heading: 'Ext', kind: 'size', get: ppSize },
   { name: 'vg_extent_count', aliases: ['extent_count', 'pp_count'], heading: '#Ext', kind: 'number', get: totalPps },
+  { name: 'vg_alloc_count', aliases: ['alloc_count'], heading: 'Alloc', kind: 'number', get: allocatedPps },
   { name: 'vg_free_count', aliases: ['free_count'], heading: 'Free', kind: 'number',
     get: (r) => totalPps(r) - allocatedPps(r) },
   { name: 'vg_seqno', aliases: ['seqno', 'seq'], heading: 'Seq', kind: 'number', get: (r) => r.descriptor?.seq },
