@@ -11,6 +11,10 @@
  *    dirty set only when its newest write is at or below the new mark.
  *  - `times`: (count, wall clock) samples for "seconds behind".
  */
+import type { LvDescriptor } from '../lvm/index.js'
+import type { ReplicationContext } from './context.js'
+import { keyOf, replicaOf, sourceOf } from './model.js'
+
 export interface JournalEntry {
   readonly count: number
   readonly offsetBytes: number
@@ -18,7 +22,7 @@ export interface JournalEntry {
   readonly atMs: number
 }
 
-/** A catch-up cycle in progress (see ReplicationEngine#catchUp). */
+/** A catch-up cycle in progress (see AsyncCatchUp.catchUp). */
 export interface StagingCycle {
   /** chunk -> target LP its frozen image is staged in. */
   readonly slots: ReadonlyMap<number, number>
@@ -78,4 +82,67 @@ export class AsyncState {
   oldestAbove(lwm: number): number | undefined {
     return this.times.find((sample) => sample.count > lwm)?.atMs
   }
+}
+
+/** The AsyncState of every async target at hand, by `vg/lv` of the target. */
+export class AsyncStates {
+  readonly #ctx: ReplicationContext
+  readonly #states = new Map<string, AsyncState>()
+  /** Sources written through the native gate hook: their writes are not journaled. */
+  readonly nativeSources = new Set<string>()
+
+  constructor(ctx: ReplicationContext) {
+    this.#ctx = ctx
+  }
+
+  get(key: string): AsyncState | undefined {
+    return this.#states.get(key)
+  }
+
+  delete(key: string): void {
+    this.#states.delete(key)
+  }
+
+  /** The state of an async target, rebuilt from its source's persisted dirty set on first use. */
+  of(targetVg: string, target: LvDescriptor): AsyncState {
+    const key = keyOf(targetVg, target.name)
+    let state = this.#states.get(key)
+    if (state === undefined) {
+      const replica = replicaOf(target)!
+      const sourceLv = this.#ctx.engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
+      const dirty = sourceLv === undefined ? [] : sourceOf(sourceLv)?.dirty[key] ?? []
+      // A new mirror journals from its first write; after a restart the journal is gone.
+      const fresh = replica.state === 'in-progress' && dirty.length === 0
+      state = new AsyncState(fresh ? 1 : Infinity)
+      for (const chunk of dirty) {
+        state.persistedDirty.add(chunk)
+        state.lastCount.set(chunk, 0)
+      }
+      this.#states.set(key, state)
+    }
+    return state
+  }
+
+  /** A failed source write: its async targets catch up by copies, so it is never left out. */
+  dropJournalsOf(vgName: string, source: LvDescriptor): void {
+    for (const child of this.#ctx.children(vgName, source)) {
+      if (child.replica.kind === 'mirror-async') this.#states.get(keyOf(child.engine.vg.name, child.lv.name))?.dropJournal(Infinity)
+    }
+  }
+
+  /** Stops a target's propagator and waits out the cycle in progress. */
+  async stopPropagator(key: string): Promise<void> {
+    const state = this.#states.get(key)
+    if (state !== undefined) await stopTimer(state)
+  }
+
+  async stopAll(): Promise<void> {
+    for (const state of this.#states.values()) await stopTimer(state)
+  }
+}
+
+async function stopTimer(state: AsyncState): Promise<void> {
+  if (state.timer !== undefined) clearInterval(state.timer)
+  state.timer = undefined
+  await state.running
 }

@@ -12,7 +12,26 @@
  *     refresh: () => mounted.refresh(),
  *   })
  */
-import type { GateControl } from './engine.js'
+/** What the FUSE daemon lends the replication layer so native writes obey the same rules. */
+export interface GateControl {
+  /** Close every native write gate of the LV and wait until writes admitted before finished. */
+  closeVolumeGates(vgName: string, lvName: string): Promise<void>
+  /** Close the gates of every gate region inside chunk (partition) `chunk`, then drain. */
+  closeChunkGates(vgName: string, lvName: string, chunk: number): Promise<void>
+  /** Rebuild the native maps of these volumes now (a chunk changed owner, a mirror attached). */
+  remap(vgName: string, lvNames: readonly string[]): Promise<void>
+  /**
+   * One instant for a set of chunks of a volume: close (at least) every gate inside them with
+   * no gate of the volume being opened meanwhile, drain, and call `atInstant` before any of them
+   * can open again (the next write into each passes the hook, which then sees what it set).
+   */
+  freezeChunks(vgName: string, lvName: string, chunks: readonly number[], atInstant: () => void): Promise<void>
+  /**
+   * Close every gate of the volume, drain, and run `step` while none can open again, so every
+   * write after `step` passes the hook and sees what it changed.
+   */
+  withVolumeClosed(vgName: string, lvName: string, step: () => Promise<void>): Promise<void>
+}
 
 export interface GatePrimitives {
   nodeidOf(vgName: string, lvName: string): number | undefined
