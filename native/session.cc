@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +57,28 @@ void StoreSink(const Slot& slot, const FailureSink& sink) {
   MetaOf(slot)->lostExtents = sink.lostExtents;
 }
 
+uint64_t NowNs() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);  // vDSO: no system call
+  return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+}
+
+int LatencyBucket(uint64_t ns) {
+  uint64_t us = ns / 1000;
+  int bucket = us == 0 ? 0 : 64 - __builtin_clzll(us);
+  return bucket < kLatencyBuckets ? bucket : kLatencyBuckets - 1;
+}
+
+int VolumeOpOf(uint32_t opcode) {
+  switch (opcode) {
+    case FUSE_READ: return kOpRead;
+    case FUSE_WRITE: return kOpWrite;
+    case FUSE_FSYNC: return kOpFsync;
+    case FUSE_FALLOCATE: return kOpFallocate;
+    default: return -1;
+  }
+}
+
 uint32_t Option(const Napi::Object& options, const char* name, uint32_t fallback) {
   Napi::Value value = options.Get(name);
   return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : fallback;
@@ -79,6 +102,7 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod("notifyInvalEntry", &Session::NotifyInvalEntry),
        InstanceMethod("unmount", &Session::Unmount), InstanceMethod("close", &Session::Close),
        InstanceMethod("stats", &Session::Stats),
+       InstanceMethod("volumeStats", &Session::VolumeStatsOf),
        InstanceAccessor("arena", &Session::GetArena, nullptr),
        InstanceAccessor("layout", &Session::GetLayout, nullptr)});
   exports.Set("Session", constructor);
@@ -305,6 +329,8 @@ void Session::ReaderLoop(int index) {
     }
     slot.generation++;
     slot.state.store(StateWord(slot.generation, kSlotNative));
+    slot.startNs = NowNs();
+    slot.stats = nullptr;
     SlotMeta* meta = MetaOf(slot);
     *meta = SlotMeta{};
     meta->requestBytes = static_cast<uint32_t>(n);
@@ -362,6 +388,7 @@ bool Session::TryVolumeOp(uint32_t slotId) {
   }
   std::shared_ptr<Volume> volume = FindVolume(header->nodeid);
   if (!volume) return false;
+  slot.stats = volume->stats;
   if (opcode == FUSE_READ) {
     ExecuteRead(slotId, volume, volume->Current());
     return true;
@@ -529,8 +556,25 @@ void Session::ResumeNative(uint32_t slotId) {
   if (!posted) ReplyNative(slotId, -EIO, nullptr, 0);
 }
 
+void Session::CountVolumeReply(const Slot& slot, int error, size_t payloadBytes) {
+  int op = VolumeOpOf(HeaderOf(slot)->opcode);
+  if (op < 0) return;
+  OpStats& stats = slot.stats->op[op];
+  uint64_t elapsed = NowNs() - slot.startNs;
+  stats.ops.fetch_add(1, std::memory_order_relaxed);
+  stats.latencyNs.fetch_add(elapsed, std::memory_order_relaxed);
+  stats.buckets[LatencyBucket(elapsed)].fetch_add(1, std::memory_order_relaxed);
+  if (error != 0) {
+    stats.errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  uint64_t bytes = op == kOpRead ? payloadBytes : op == kOpWrite ? MetaOf(slot)->writtenBytes : 0;
+  if (bytes > 0) stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 void Session::ReplyNative(uint32_t slotId, int error, const void* payload, size_t payloadBytes) {
   Slot& slot = slots_[slotId];
+  if (slot.stats != nullptr) CountVolumeReply(slot, error, payloadBytes);
   fuse_out_header out = {};
   out.unique = HeaderOf(slot)->unique;
   out.error = error;
@@ -633,7 +677,12 @@ Napi::Value Session::MapVolume(const Napi::CallbackInfo& info) {
   {
     std::unique_lock<std::shared_mutex> lock(volumesMutex_);
     auto& slot = volumes_[nodeid];
-    if (!slot) slot = std::make_shared<Volume>();
+    if (!slot) {
+      slot = std::make_shared<Volume>();
+      auto& stats = volumeStats_[nodeid];
+      if (!stats) stats = std::make_unique<VolumeStats>();
+      slot->stats = stats.get();
+    }
     volume = slot;
   }
   std::lock_guard<std::mutex> lock(volume->mutex);
@@ -826,6 +875,41 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
   for (const Slot& slot : slots_) held += (slot.state.load() & 0xffffffffu) == kSlotJs ? 1 : 0;
   stats.Set("jsHeldSlots", held);
   return stats;
+}
+
+// volumeStats(nodeid) -> { read, write, fsync, fallocate: { ops, bytes, errors, latencyNs,
+// buckets: Float64Array } } | undefined: the counters of every request answered for the volume
+// since it was first mapped; buckets[b] counts latencies under 2^b us, the last one the rest.
+Napi::Value Session::VolumeStatsOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t nodeid = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  VolumeStats* stats = nullptr;
+  {
+    std::shared_lock<std::shared_mutex> lock(volumesMutex_);
+    auto found = volumeStats_.find(nodeid);
+    if (found != volumeStats_.end()) stats = found->second.get();
+  }
+  if (stats == nullptr) return env.Undefined();
+  Napi::Object out = Napi::Object::New(env);
+  const char* names[kOpCount] = {"read", "write", "fsync", "fallocate"};
+  for (int op = 0; op < kOpCount; op++) {
+    const OpStats& from = stats->op[op];
+    Napi::Object one = Napi::Object::New(env);
+    auto set = [&](const char* name, const std::atomic<uint64_t>& value) {
+      one.Set(name, Napi::Number::New(env, static_cast<double>(value.load(std::memory_order_relaxed))));
+    };
+    set("ops", from.ops);
+    set("bytes", from.bytes);
+    set("errors", from.errors);
+    set("latencyNs", from.latencyNs);
+    Napi::Float64Array buckets = Napi::Float64Array::New(env, kLatencyBuckets);
+    for (int b = 0; b < kLatencyBuckets; b++) {
+      buckets[b] = static_cast<double>(from.buckets[b].load(std::memory_order_relaxed));
+    }
+    one.Set("buckets", buckets);
+    out.Set(names[op], one);
+  }
+  return out;
 }
 
 Napi::Promise Session::Deferred(Napi::Env env, std::function<int()> work) {

@@ -33,6 +33,19 @@ namespace lvmfs {
 
 enum SlotState : uint32_t { kSlotFree = 0, kSlotNative = 1, kSlotJs = 2 };
 
+// Per-volume request counters and latency histogram. They live as long as the session, not the
+// volume: a remap or an unmap must not reset what a Prometheus scrape reads as a counter.
+// Relaxed increments only (no lock, no allocation): nothing is ordered by them.
+constexpr int kLatencyBuckets = 27;  // bucket b < 2^b us for b < 26 (2^25 us = 33.6 s); the last: slower
+enum VolumeOp : int { kOpRead = 0, kOpWrite = 1, kOpFsync = 2, kOpFallocate = 3, kOpCount = 4 };
+struct alignas(64) OpStats {  // its own cache lines: reads and writes do not contend
+  std::atomic<uint64_t> ops{0}, bytes{0}, errors{0}, latencyNs{0};
+  std::atomic<uint64_t> buckets[kLatencyBuckets] = {};
+};
+struct VolumeStats {
+  OpStats op[kOpCount];
+};
+
 struct Slot {
   uint8_t* base = nullptr;
   uint8_t* meta = nullptr;
@@ -40,6 +53,9 @@ struct Slot {
   int owner = -1;   // reader whose free list it belongs to; -1: the shared pool
   uint32_t generation = 0;
   std::atomic<uint64_t> state{kSlotFree};  // generation << 32 | SlotState
+  // A volume request's latency runs from its read off /dev/fuse to its reply, gates included.
+  uint64_t startNs = 0;
+  VolumeStats* stats = nullptr;  // set once the request is known to be a volume's
 };
 
 struct Reader {
@@ -79,6 +95,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value Unmount(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value VolumeStatsOf(const Napi::CallbackInfo& info);
   Napi::Value GetArena(const Napi::CallbackInfo& info);
   Napi::Value GetLayout(const Napi::CallbackInfo& info);
 
@@ -103,6 +120,7 @@ class Session : public Napi::ObjectWrap<Session> {
   void ExecuteFallocate(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
   void FinishNative(uint32_t slot);
   void ReplyNative(uint32_t slot, int error, const void* payload, size_t payloadBytes);
+  void CountVolumeReply(const Slot& slot, int error, size_t payloadBytes);
   void Push(const Entry& entry);
   void ResumeNative(uint32_t slot);
   std::shared_ptr<Volume> FindVolume(uint64_t nodeid);
@@ -151,6 +169,7 @@ class Session : public Napi::ObjectWrap<Session> {
 
   std::shared_mutex volumesMutex_;
   std::unordered_map<uint64_t, std::shared_ptr<Volume>> volumes_;
+  std::unordered_map<uint64_t, std::unique_ptr<VolumeStats>> volumeStats_;  // under volumesMutex_
   Counters counters_;
 };
 

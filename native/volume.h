@@ -11,6 +11,8 @@
 
 namespace lvmfs {
 
+struct VolumeStats;  // session.h
+
 constexpr int kMaxCopies = 3;
 enum ReadPolicy { kReadPrimary = 0, kReadFirstFresh = 1, kReadRoundRobin = 2 };
 enum WriteSchedule { kWriteParallel = 0, kWriteSequential = 1 };
@@ -73,6 +75,7 @@ struct Volume {
   // under the original one (possibly inside its own closed region) are still running.
   std::mutex drainMutex;
   std::atomic<uint32_t> roundRobin{0};
+  VolumeStats* stats = nullptr;  // owned by the session, which outlives every volume
   // Every bit set any map of this volume used, newest last; a replaced map's set is kept until
   // its bits were taken and no request holds that map (under `mutex`).
   std::vector<std::shared_ptr<DirtyChunks>> dirtySets;

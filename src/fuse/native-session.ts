@@ -66,6 +66,25 @@ export interface NativeStats {
   readonly jsHeldSlots: number
 }
 
+/** The requests of one operation answered for a volume (native/session.h `OpStats`). */
+export interface NativeOpStats {
+  readonly ops: number
+  readonly bytes: number
+  /** Requests answered with an error. */
+  readonly errors: number
+  /** Sum of their latencies, from the read off /dev/fuse to the reply. */
+  readonly latencyNs: number
+  /** `buckets[b]` counts latencies under 2^b µs; the last bucket counts every slower one. */
+  readonly buckets: Float64Array
+}
+
+export interface NativeVolumeStats {
+  readonly read: NativeOpStats
+  readonly write: NativeOpStats
+  readonly fsync: NativeOpStats
+  readonly fallocate: NativeOpStats
+}
+
 /** Every call that gives a slot back names the owner generation it was handed and returns false
  * when the slot has moved on (the answer was dropped). */
 export interface NativeSession {
@@ -89,6 +108,8 @@ export interface NativeSession {
   unmount(lazy: boolean): Promise<number>
   close(): void
   stats(): NativeStats
+  /** Since the volume was first mapped in this session (kept across remaps and unmaps). */
+  volumeStats(nodeid: number): NativeVolumeStats | undefined
 }
 
 export interface NativeSessionOptions {

@@ -12,7 +12,8 @@ import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats } from './native-session.js'
+import { createNativeSession, EntryKind, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
+  type NativeVolumeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
 
@@ -185,6 +186,10 @@ export class FuseSession {
 
   stats(): NativeStats {
     return this.native.stats()
+  }
+
+  volumeStats(nodeid: number): NativeVolumeStats | undefined {
+    return this.native.volumeStats(nodeid)
   }
 
   /** Unmounts (lazily if asked) and waits until every native thread has stopped. */
