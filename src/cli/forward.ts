@@ -40,7 +40,7 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
       const { runCli } = await import('./program.js')
       try {
         const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
-          vg: mounted.vg, engine: mounted.engine, replication: mounted.replication,
+          vg: mounted.vg, engine: mounted.engine, replication: mounted.replication, registry: mounted.registry,
           progress: (doneBytes, totalBytes, rate) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
             totalBytes, ...rate }),
         } }, () => runCli(argv))

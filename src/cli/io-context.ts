@@ -7,7 +7,7 @@
  * commands never mix their output.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { VolumeGroup } from '../lvm/index.js'
+import type { OnlineVgRegistry, VolumeGroup } from '../lvm/index.js'
 import type { MirrorEngine } from '../mirror/index.js'
 import type { ReplicationEngine } from '../replication/index.js'
 
@@ -22,6 +22,8 @@ export interface OnlineVg {
   readonly engine: MirrorEngine
   /** The daemon's replication engine: forwarded replication commands share its jobs. */
   readonly replication?: ReplicationEngine
+  /** The VGs the daemon has online (a forwarded varyonvg of its VG is a second vary-on). */
+  readonly registry?: OnlineVgRegistry
   /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */
   progress(doneBytes: number, totalBytes: number, rate?: ResyncRate): void
 }
@@ -56,6 +58,17 @@ export function stderr(): OutputStream {
 export function onlineVg(vgName: string): OnlineVg | undefined {
   const online = storage.getStore()?.online
   return online && online.vg.name === vgName ? online : undefined
+}
+
+/** The daemon's registry of online VGs, inside a daemon. */
+export function vgRegistry(): OnlineVgRegistry | undefined {
+  return storage.getStore()?.online?.registry
+}
+
+/** The VGs a command can see besides `vg`: those the daemon has online (none in a CLI process,
+ * which varies on only the VG it works on). */
+export function vgsAtHand(vg: VolumeGroup): VolumeGroup[] {
+  return [vg, ...(vgRegistry()?.values() ?? []).filter((other) => other.vgId !== vg.vgId)]
 }
 
 /** True inside a daemon: commands run there never forward again. */

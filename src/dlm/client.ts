@@ -86,14 +86,6 @@ interface DomainRecord {
   readonly group: string | undefined
 }
 
-function wireError(error: WireError): LvmfsError {
-  const message = error.message.replace(/^[A-Z_]+: /, '')
-  return new LvmfsError(error.code as ErrorCode, message, {
-    ...(error.detail === undefined ? {} : { detail: error.detail }),
-    ...(error.hint === undefined ? {} : { hint: error.hint }),
-  })
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** What a DlmLock calls back into: the broker client or the etcd client. */
@@ -388,7 +380,7 @@ export class DlmClient implements LockBackend {
       pending.onReply?.(message['result'])
       pending.resolve(message['result'])
     } else {
-      pending.reject(wireError(message['error'] as WireError))
+      pending.reject(LvmfsError.fromJSON(message['error'] as WireError))
     }
   }
 
@@ -472,7 +464,7 @@ export class DlmClient implements LockBackend {
         lock.applyGrant(restored.grant, undefined)
         this.locks.set(lock.brokerLockId, lock)
       } else {
-        lock.fireLost(restored?.error !== undefined ? wireError(restored.error)
+        lock.fireLost(restored?.error !== undefined ? LvmfsError.fromJSON(restored.error)
           : new LvmfsError('DLM_NOTGRANTED', `lock on "${lock.resource}" was not re-asserted`))
       }
     }
@@ -566,7 +558,7 @@ export async function describeBroker(socketPath: string = socketPathFromEnv()): 
         const [message] = decoder.push(chunk) as Array<{ ok: boolean, result: unknown, error: WireError }>
         if (message === undefined) return
         if (message.ok) resolve(message.result as ManagerSnapshot)
-        else reject(wireError(message.error))
+        else reject(LvmfsError.fromJSON(message.error))
       })
       socket.once('close', () => reject(new LvmfsError('DLM_INTR', 'lock broker closed the connection')))
       socket.write(encodeFrame({ id: 1, op: 'describe', args: {} }))

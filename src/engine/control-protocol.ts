@@ -38,16 +38,10 @@ export function onJsonLines(socket: Socket, handler: (value: unknown) => void): 
   })
 }
 
-export function errorFromFrame(error: Extract<ResponseFrame, { error: unknown }>['error']): LvmfsError {
-  const code = error.code
-  const message = error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message
-  return new LvmfsError(code, message, { ...(error.detail ? { detail: error.detail } : {}),
-    ...(error.hint ? { hint: error.hint } : {}), ...(error.context ? { context: error.context } : {}) })
-}
-
-/** One request over a fresh connection; `onEvent` sees the event frames as they come. */
+/** One request over a fresh connection; `onEvent` sees the event frames as they come. Aborting
+ * `signal` closes the connection and resolves undefined (a streaming request ends so). */
 export async function callControl(socketPath: string, method: string, params: Record<string, unknown> = {},
-  onEvent?: (event: string, data: unknown) => void): Promise<unknown> {
+  onEvent?: (event: string, data: unknown) => void, signal?: AbortSignal): Promise<unknown> {
   const socket = connect(socketPath)
   return await new Promise((resolve, reject) => {
     let settled = false
@@ -61,11 +55,15 @@ export async function callControl(socketPath: string, method: string, params: Re
       `no lvmfs daemon answers on ${socketPath}`, { cause: error }))))
     socket.once('close', () => finish(() => reject(new LvmfsError('ENGINE_PROTOCOL',
       `the daemon closed ${socketPath} before answering "${method}"`))))
+    const onAbort = (): void => finish(() => resolve(undefined))
+    if (signal?.aborted === true) onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    socket.once('close', () => signal?.removeEventListener('abort', onAbort))
     onJsonLines(socket, (value) => {
       const frame = value as ResponseFrame
       if ('event' in frame) onEvent?.(frame.event, frame.data)
       else if ('result' in frame) finish(() => resolve(frame.result))
-      else if ('error' in frame) finish(() => reject(errorFromFrame(frame.error)))
+      else if ('error' in frame) finish(() => reject(LvmfsError.fromJSON(frame.error)))
     })
     socket.write(JSON.stringify({ id: 1, method, params } satisfies RequestFrame) + '\n')
   })

@@ -17,7 +17,7 @@ import { LvmfsError } from '../errors/index.js'
 import { FUSE_ROOT_ID } from '../fuse/abi.js'
 import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/session.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
-import { varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
+import { OnlineVgRegistry, varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
   type VvgIn } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
@@ -96,9 +96,12 @@ export class MountedVg implements VolumeHost {
   private refreshing: Promise<void> = Promise.resolve()
 
   readonly replication: ReplicationEngine
+  /** The VGs this daemon has online: its own, so a forwarded varyonvg is a second vary-on. */
+  readonly registry: OnlineVgRegistry
 
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
-    readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions) {
+    readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
+    this.registry = registry
     this.backing = new BackingFds(options.directBacking ?? true)
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
@@ -136,8 +139,9 @@ export class MountedVg implements VolumeHost {
       if (openOptions.readOnly !== true) faulty.set(path, device)
       return device
     }
+    const registry = new OnlineVgRegistry()
     const result = await varyOnVg({ vgName: options.vgName, devices: [...options.devices],
-      ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener,
+      ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener, registry,
       ...(options.shared ? { shared: true } : {}) })
     if (result.vg === undefined) {
       throw result.error ?? new LvmfsError('LVM_NOQUORUM', `cannot vary on "${options.vgName}"`)
@@ -149,7 +153,7 @@ export class MountedVg implements VolumeHost {
       // writer over a few GiB stops logging once every extent it uses is in the log.
       const engine = await MirrorEngine.start(vg, { logger: options.log,
         ...(options.alExtents === undefined ? {} : { mwcCacheLtgs: options.alExtents }) })
-      const mounted = new MountedVg(vg, engine, result, options)
+      const mounted = new MountedVg(vg, engine, result, options, registry)
       for (const [path, device] of faulty) mounted.faulty.set(path, device)
       await mounted.mount()
       return mounted

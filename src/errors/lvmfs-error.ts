@@ -63,6 +63,32 @@ export class LvmfsError extends Error {
     return { code: this.code, ref: this.ref, message: this.message, detail: this.detail,
       hint: this.hint, context: this.context }
   }
+
+  /**
+   * Revives an error sent as `toJSON()` (control socket, lock broker, daemon start-up), so a
+   * code raised in another process reaches the caller unchanged. A frame whose code this build
+   * does not know becomes ENGINE_PROTOCOL with the original kept in the context.
+   */
+  static fromJSON(value: unknown): LvmfsError {
+    const frame = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+    const code = frame['code']
+    const text = typeof frame['message'] === 'string' ? frame['message'] : 'an error without a message'
+    const options: ErrorOptions = {
+      ...(typeof frame['detail'] === 'string' ? { detail: frame['detail'] } : {}),
+      ...(typeof frame['hint'] === 'string' ? { hint: frame['hint'] } : {}),
+      ...(isRecord(frame['context']) ? { context: frame['context'] } : {}),
+    }
+    if (typeof code !== 'string' || !Object.hasOwn(CODES, code)) {
+      return new LvmfsError('ENGINE_PROTOCOL', `unknown error code ${JSON.stringify(code)} from a peer: ${text}`, {
+        ...options, context: { ...options.context, peerCode: code } })
+    }
+    const message = text.startsWith(`${code}: `) ? text.slice(code.length + 2) : text
+    return new LvmfsError(code as ErrorCode, message, options)
+  }
+}
+
+function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 export function isLvmfsError(value: unknown, code?: ErrorCode): value is LvmfsError {

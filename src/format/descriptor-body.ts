@@ -16,20 +16,19 @@
  * one optional v1 key: written only when true, so non-shared descriptors keep their bytes and an
  * older lvmfs refuses a shared VG (it would not take the DLM locks) instead of corrupting it.
  */
-import type {
-  CopyPlace, JsonValue, LvDescriptor, PpRef, PvDescriptor, VgDescriptor,
+import {
+  MWC_POLICIES, NAME_PATTERN, SCHEDULES, STRICTNESS,
+  type CopyPlace, type JsonValue, type LvDescriptor, type PpRef, type PvDescriptor, type VgDescriptor,
 } from './descriptor-types.js'
 import { badVersion, corrupt, isId } from './bytes.js'
+// Kept for importers that reach into this file; the name rule lives with the descriptor types.
+export { NAME_PATTERN } from './descriptor-types.js'
 import { FORMAT_VERSION } from './layout.js'
 
-const SCHEDULES = ['p', 'ps', 'pr', 's']
-const STRICT = ['y', 'n', 's']
-const MWC = ['active', 'passive', 'off']
 /** Bounds of the optional LV fields (the record capacity of an MWC area is checked elsewhere). */
 export const MAX_AL_EXTENTS = 65535
 export const MIN_BITMAP_CHUNK_LOG2 = 12
 export const MAX_BITMAP_CHUNK_LOG2 = 34
-export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}$/
 
 function encodeSegments(lps: ReadonlyArray<ReadonlyArray<PpRef>>): number[][] {
   const segs: number[][] = []
@@ -115,9 +114,9 @@ function decodeLv(raw: unknown, i: number, pvCount: number): LvDescriptor {
   if (!NAME_PATTERN.test(name)) throw corrupt(f('name'), 'a valid LV name', name)
   return {
     lvId: int(o['lvId'], f('lvId'), 1, 2 ** 32 - 1), name, copies,
-    strict: oneOf(o['strict'], f('strict'), STRICT),
+    strict: oneOf(o['strict'], f('strict'), STRICTNESS),
     schedule: oneOf(o['schedule'], f('schedule'), SCHEDULES),
-    mwc: oneOf(o['mwc'], f('mwc'), MWC),
+    mwc: oneOf(o['mwc'], f('mwc'), MWC_POLICIES),
     lps, ext: obj(o['ext'], f('ext')) as { [key: string]: JsonValue },
     ...(o['al'] === undefined ? {} : { alExtents: int(o['al'], f('al'), 1, MAX_AL_EXTENTS) }),
     ...(o['bmChunkLog2'] === undefined ? {} : {

@@ -16,14 +16,21 @@
 export type PvState = 'active' | 'missing' | 'removed'
 
 /** Copy placement rule of an LV's LP copies (`mklv -s`). */
-export type Strictness = 'y' | 'n' | 's'
+export const STRICTNESS = ['y', 'n', 's'] as const
+export type Strictness = typeof STRICTNESS[number]
 
 /** Scheduling policy of mirrored writes and reads (`mklv -d`): parallel, parallel write with
  * sequential read, parallel with round-robin reads, sequential. */
-export type Schedule = 'p' | 'ps' | 'pr' | 's'
+export const SCHEDULES = ['p', 'ps', 'pr', 's'] as const
+export type Schedule = typeof SCHEDULES[number]
 
 /** Mirror write consistency policy (`mklv -w`). */
-export type MwcPolicy = 'active' | 'passive' | 'off'
+export const MWC_POLICIES = ['active', 'passive', 'off'] as const
+export type MwcPolicy = typeof MWC_POLICIES[number]
+
+/** The name rule of VGs and LVs (LVM2's, less its 127-character limit on the whole path). */
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}$/
+export const NAME_RULE = 'Names are 1-127 characters from [A-Za-z0-9_.+-] and do not start with "-", "." or "+".'
 
 /** One copy of a logical partition: PP number `pp` on the PV at `pvIndex` in `descriptor.pvs`. */
 export interface PpRef {

@@ -37,7 +37,9 @@ export { varyOnVg, varyOffVg, rcRef, type VaryOnRequest, type VaryOnResult } fro
 export { pvCreate, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
   type VgCreateOptions } from './pv-ops.js'
 export { scanDevices, scanLabels, type ScannedDevice, type ScannedVg } from './scan.js'
-export { onlineVgs, commitStats, OnlineVg, type DeviceOpener, type CommitGuard } from './online-vg.js'
+export { commitStats, OnlineVg, type CommitGuard } from './online-vg.js'
+export { PvSet, type DeviceOpener, type PvRuntime } from './pv-set.js'
+export { OnlineVgRegistry } from './vg-registry.js'
 export { SharedVgLock, reloadOnlineVg, encodeSeqs, decodeSeqs, type SharedSeqs, type SharedVgLockOptions }
   from './shared-vg.js'
 export { standardPlacement, isMajority } from './placement.js'

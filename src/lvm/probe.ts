@@ -8,7 +8,7 @@ import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import { statDeviceEntry, type BlockDevice, type OpenOptions } from '../io/index.js'
 import { ZERO_ID, type PvLabel } from '../format/index.js'
 import { readLabel, type ReadStats } from './metadata-io.js'
-import type { DeviceOpener } from './online-vg.js'
+import type { DeviceOpener } from './pv-set.js'
 import type { PvStatusName, VvgIn } from './model.js'
 
 export interface Probe {

@@ -6,17 +6,18 @@
  * first, then the descriptor commit; a crash in between leaves a PV whose label names a VG that
  * does not list it (vary-on reports it LVM_INVPVID; `pvcreate --force` reclaims it).
  */
-import { LvmfsError, isLvmfsError } from '../errors/index.js'
+import { LvmfsError, isLvmfsError, usageError } from '../errors/index.js'
 import { openFileDevice, type BlockDevice } from '../io/index.js'
 import {
-  NAME_PATTERN, ZERO_ID, computeLayout, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy,
+  NAME_PATTERN, NAME_RULE, ZERO_ID, computeLayout, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy,
   vgdaFrameBytes, vgdaSlotOffset, vgsaRecordBytes, vgsaSlotOffset, decodeDescriptorBody,
   MIN_PP_SIZE_LOG2, MAX_PP_SIZE_LOG2, type LayoutOptions, type PvLabel,
 } from '../format/index.js'
 import { newId } from './ids.js'
 import { readLabel, readVgdaArea, readVgsaArea, writeLabel } from './metadata-io.js'
 import type { VgDescriptor, VgStatus } from './model.js'
-import type { DeviceOpener, OnlineVg, PvRuntime } from './online-vg.js'
+import type { CopySlots } from './commit.js'
+import type { DeviceOpener, PvRuntime, PvSet } from './pv-set.js'
 import { placeKey, standardPlacement } from './placement.js'
 import { emptyStatus, statusToRecord } from './status.js'
 import { writeSlots, type SlotWrite } from './copy-writer.js'
@@ -128,8 +129,7 @@ export function validatePpSize(ppSizeBytes: number): number {
 
 export function validateVgName(name: string): void {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new LvmfsError('ENGINE_USAGE', `invalid volume group name "${String(name)}"`, {
-      detail: 'Names are 1-127 characters from [A-Za-z0-9_.+-] and do not start with "-", "." or "+".' })
+    throw usageError(`invalid volume group name "${String(name)}"`, NAME_RULE)
   }
 }
 
@@ -244,19 +244,33 @@ async function writeInitialCopies(d: VgDescriptor, status: VgStatus, runtimes: P
   }
 }
 
+/** What membership changes need of an online VG (OnlineVg; an interface so the two modules do
+ * not import each other). */
+export interface MembershipHost {
+  readonly vgId: string
+  readonly name: string
+  readonly descriptor: VgDescriptor
+  readonly status: VgStatus
+  readonly pvs: PvSet
+  readonly slots: CopySlots
+  readonly opener: DeviceOpener
+  commitDescriptor(next: VgDescriptor, options?: { status?: VgStatus }): Promise<void>
+  commitStatus(next: VgStatus, always?: boolean): Promise<void>
+}
+
 /** vgextend on an online VG: label the new PVs, commit the descriptor, then the status. */
-export async function addPvsToVg(vg: OnlineVg, paths: readonly string[]): Promise<void> {
+export async function addPvsToVg(vg: MembershipHost, paths: readonly string[]): Promise<void> {
   const d = vg.descriptor
   const ppSizeLog2 = Math.log2(d.ppSizeBytes)
   for (const path of paths) {
-    const member = [...vg.runtimes.values()].find((rt) => rt.device.path === path)
+    const member = vg.pvs.byPath(path)
     if (member !== undefined) {
       throw new LvmfsError('LVM_PVINUSE', `"${path}" is already a PV of volume group ${vg.name}`, {
         context: { path, pvId: member.label.pvId } })
     }
   }
   // Blank devices get the same metadata layout as the VG's existing PVs.
-  const model = [...vg.runtimes.values()][0]?.label
+  const model = vg.pvs.runtimes()[0]?.label
   const layout = model === undefined ? undefined
     : { vgdaSlotBytes: model.vgdaSlotBytes, vgsaSlotBytes: model.vgsaSlotBytes, mwcSizeBytes: model.mwcSizeBytes }
   const joiners = await openJoiners(paths, ppSizeLog2, layout, vg.opener, new Set(d.pvs.map((p) => p.pvId)))
@@ -268,7 +282,7 @@ export async function addPvsToVg(vg: OnlineVg, paths: readonly string[]): Promis
     const status = extendStatus(vg.status, draft)
     checkFits(draft, status, joiners.map((j) => j.label ?? computeLayout(layout)))
     runtimes = await labelJoiners(joiners, d.vgId, ppSizeLog2, layout)
-    for (const rt of runtimes) vg.runtimes.set(rt.label.pvId, rt)
+    for (const rt of runtimes) vg.pvs.add(rt)
     const pvs = [...d.pvs, ...runtimes.map((rt) => ({ pvId: rt.label.pvId, lastPath: rt.device.path,
       ppCount: rt.label.ppCount, removed: false }))]
     await vg.commitDescriptor({ ...d, pvs, descriptorCopies: standardPlacement(pvs) }, { status })
@@ -276,7 +290,7 @@ export async function addPvsToVg(vg: OnlineVg, paths: readonly string[]): Promis
   } catch (error) {
     for (const rt of runtimes) {
       if (!vg.descriptor.pvs.some((p) => p.pvId === rt.label.pvId)) {
-        vg.runtimes.delete(rt.label.pvId)
+        vg.pvs.detach(rt.label.pvId)
         await releasePvFromVg(rt).catch(() => undefined)
       }
     }
@@ -302,7 +316,8 @@ export async function releasePvFromVg(rt: PvRuntime): Promise<void> {
 }
 
 /** Opens a returning PV and checks its label; learns which slots it uses. */
-export async function attachPv(vg: OnlineVg, pvId: string, path: string, given?: BlockDevice): Promise<PvRuntime> {
+export async function attachPv(vg: MembershipHost, pvId: string, path: string,
+  given?: BlockDevice): Promise<PvRuntime> {
   const device = given ?? await vg.opener(path, { exclusive: true })
   try {
     const label = await readLabel(device)
@@ -311,11 +326,10 @@ export async function attachPv(vg: OnlineVg, pvId: string, path: string, given?:
         context: { path, pvId, labelPvId: label.pvId, labelVgId: label.vgId } })
     }
     for (const area of [0, 1] as const) {
-      const key = placeKey(pvId, area)
       const vgda = await readVgdaArea(device, label, vg.vgId, area)
-      if (vgda.best) vg.vgdaSlots.set(key, vgda.best.slot)
+      if (vgda.best) vg.slots.learn('vgda', pvId, area, vgda.best.slot)
       const vgsa = await readVgsaArea(device, label, vg.vgId, area)
-      if (vgsa.best) vg.vgsaSlots.set(key, vgsa.best.slot)
+      if (vgsa.best) vg.slots.learn('vgsa', pvId, area, vgsa.best.slot)
     }
     return { device, label }
   } catch (error) {

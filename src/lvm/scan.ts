@@ -7,7 +7,7 @@
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import { ZERO_ID, decodeDescriptorBody, type PvLabel } from '../format/index.js'
 import { readLabel, readVgdaArea } from './metadata-io.js'
-import type { DeviceOpener } from './online-vg.js'
+import type { DeviceOpener } from './pv-set.js'
 import { defaultOpener } from './pv-ops.js'
 import { varyOnVg, type VaryOnResult } from './varyon.js'
 

@@ -17,7 +17,7 @@ export async function secondVaryOn(vg: OnlineVg, vvgIn: readonly VvgIn[], statEn
   const out: VvgOut[] = []
   const named = new Set<string>()
   const activePaths = new Map<string, string>()
-  for (const [pvId, rt] of vg.runtimes) activePaths.set(rt.device.path, pvId)
+  for (const [pvId, rt] of vg.pvs.entries()) activePaths.set(rt.device.path, pvId)
   const toProbe = vvgIn.filter((e) => !activePaths.has(e.name))
   const probes = await probeEntries(toProbe, vg.vgId, vg.opener, { readOnly: false, statEntries })
   try {

@@ -28,7 +28,6 @@ import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import type { DlmLock, DlmSession } from '../dlm/index.js'
 import { descriptorProblems } from './descriptor.js'
 import type { OnlineVg } from './online-vg.js'
-import { placeKey } from './placement.js'
 import type { Probe } from './probe.js'
 import { readVgCopies } from './read-vg.js'
 import { normalizeStatus, statusEquals, statusFromRecords } from './status.js'
@@ -67,7 +66,7 @@ export function seqsOf(vg: OnlineVg): SharedSeqs {
  * chain (a commit guard, or `vg.unguarded`). Returns true when something changed.
  */
 export async function reloadOnlineVg(vg: OnlineVg, options: { repair?: boolean } = {}): Promise<boolean> {
-  const members: Probe[] = [...vg.runtimes.values()].map((rt) => ({ entry: { name: rt.device.path },
+  const members: Probe[] = vg.pvs.runtimes().map((rt) => ({ entry: { name: rt.device.path },
     pvId: rt.label.pvId, status: 'LVM_PVINVG', device: rt.device, label: rt.label }))
   const read = await readVgCopies(vg.vgId, members)
   if (read.kind !== 'chosen' || !read.vgdaQuorum || !read.vgsaQuorum || read.records.length === 0) {
@@ -81,17 +80,12 @@ export async function reloadOnlineVg(vg: OnlineVg, options: { repair?: boolean }
     throw new LvmfsError('LVM_INVCONFIG', `reloaded descriptor of "${d.name}" is inconsistent`, {
       detail: problems.slice(0, 5).join('; ') + '.' })
   }
-  for (const a of read.areas) {
-    if (a.vgda) vg.vgdaSlots.set(placeKey(a.pvId, a.area), a.vgda.slot)
-    if (a.vgsa) vg.vgsaSlots.set(placeKey(a.pvId, a.area), a.vgsa.slot)
-  }
-  vg.seqFloor = Math.max(vg.seqFloor, read.maxSeq)
-  vg.statusSeqFloor = Math.max(vg.statusSeqFloor, read.maxStatusSeq)
+  vg.slots.learnAll(read.areas)
+  vg.slots.raiseFloors(read.maxSeq, read.maxStatusSeq)
   const status = normalizeStatus(statusFromRecords(read.records, d), d)
   const descriptorChanged = d.seq !== vg.descriptor.seq || d.timestampMs !== vg.descriptor.timestampMs
   const statusChanged = descriptorChanged || status.seq !== vg.status.seq || !statusEquals(status, vg.status)
-  vg.descriptor = d
-  vg.status = status
+  vg.adoptCommitted(d, status)
   if (options.repair === true) await recover(vg, read, status)
   if (descriptorChanged) vg.emit('descriptor')
   else if (statusChanged) vg.emit('status')

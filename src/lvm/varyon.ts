@@ -26,7 +26,10 @@ import { isId, NAME_PATTERN } from '../format/index.js'
 import { descriptorProblems } from './descriptor.js'
 import type { ReadStats } from './metadata-io.js'
 import type { PvStatusName, VaryOnFlags, VaryOnRc, VgDescriptor, VgStatus, VvgIn, VvgOut } from './model.js'
-import { OnlineVg, onlineVgs, type DeviceOpener, type PvRuntime } from './online-vg.js'
+import { CopySlots } from './commit.js'
+import { OnlineVg } from './online-vg.js'
+import { PvSet, type DeviceOpener } from './pv-set.js'
+import type { OnlineVgRegistry } from './vg-registry.js'
 import { closeProbes, probeEntries, RcError, type Probe } from './probe.js'
 import { readVgCopies, type VgRead } from './read-vg.js'
 import { statusEquals, statusFromRecords } from './status.js'
@@ -52,6 +55,9 @@ export interface VaryOnRequest {
    * of the DLM meanwhile, since recovery may write. */
   readonly shared?: boolean
   readonly stats?: ReadStats
+  /** The VGs this process has online: the new VG joins it, and a vary-on of a VG already in
+   * it is a second vary-on (second-varyon.ts). Without one, the caller owns the VG alone. */
+  readonly registry?: OnlineVgRegistry
 }
 
 export interface VaryOnResult {
@@ -135,7 +141,7 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
     ? await scanLabels(candidates, opener) : undefined
   const vgId = request.vgId ?? await resolveVgId(request.vgName!, candidates, opener, scanned)
   if (vgId === undefined) throw invalid(`no volume group named "${request.vgName}" on the given devices`)
-  const online = onlineVgs.get(vgId)
+  const online = request.registry?.get(vgId)
   if (online !== undefined && !readOnly) {
     // Without vvg_in, only devices whose label names this VG are candidates to come back.
     const named = request.vvgIn ?? scanned!.filter((d) => d.label?.vgId === vgId).map((d) => ({ name: d.path }))
@@ -155,7 +161,7 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
     const read = await readVgCopies(vgId, members, request.stats)
     const refusal = read.kind === 'chosen' && !readOnly ? sharedMismatch(read.descriptor, shared) : undefined
     if (refusal !== undefined) return failure('LVM_INVCONFIG', refusal, provisional(probes))
-    const result = await decide(read, probes, flags, readOnly, opener)
+    const result = await decide(read, probes, flags, readOnly, opener, request.registry)
     handedOver = result.vg !== undefined
     return result
   } finally {
@@ -185,7 +191,7 @@ function badCopies(read: VgRead, probes: readonly Probe[]): string[] {
 }
 
 async function decide(read: VgRead, probes: readonly Probe[], flags: VaryOnFlags, readOnly: boolean,
-  opener: DeviceOpener): Promise<VaryOnResult> {
+  opener: DeviceOpener, registry: OnlineVgRegistry | undefined): Promise<VaryOnResult> {
   const override = flags.override === true
   if (read.kind !== 'chosen') {
     const rc = read.kind === 'novgdas' && override ? 'LVM_NOVGDAS' : 'LVM_NOQUORUM'
@@ -228,7 +234,7 @@ async function decide(read: VgRead, probes: readonly Probe[], flags: VaryOnFlags
   const status = statusFromRecords(read.records, d)
   const wanted: VgStatus = { ...status, missing: d.pvs.map((_, i) => m.missing.includes(i)) }
   if (readOnly) return { rc: rcOf(vvgOut), rcRef: rcRef(rcOf(vvgOut)), vvgOut, descriptor: d, status: wanted, copies }
-  return activate({ read, probes, flags, vvgOut, missing: m.missing, forced, wanted, opener, copies })
+  return activate({ read, probes, flags, vvgOut, missing: m.missing, forced, wanted, opener, copies, registry })
 }
 
 function rcOf(vvgOut: readonly VvgOut[]): VaryOnRc {
@@ -290,30 +296,26 @@ interface ActivateInput {
   wanted: VgStatus
   opener: DeviceOpener
   copies: NonNullable<VaryOnResult['copies']>
+  registry: OnlineVgRegistry | undefined
 }
 
 async function activate(input: ActivateInput): Promise<VaryOnResult> {
   const { read, probes } = input
   const d = read.descriptor
-  const runtimes = new Map<string, PvRuntime>()
+  const pvs = new PvSet()
   for (const p of probes) {
     if (p.device === undefined || p.label === undefined) continue
     const i = d.pvs.findIndex((pv) => pv.pvId === p.pvId)
     if (i >= 0 && !d.pvs[i]!.removed && !input.missing.includes(i)) {
-      runtimes.set(p.pvId, { device: p.device, label: p.label })
+      pvs.add({ device: p.device, label: p.label })
     }
     else await p.device.close()
     delete p.device
   }
-  const vgdaSlots = new Map<string, 0 | 1>()
-  const vgsaSlots = new Map<string, 0 | 1>()
-  for (const a of read.areas) {
-    if (a.vgda) vgdaSlots.set(placeKey(a.pvId, a.area), a.vgda.slot)
-    if (a.vgsa) vgsaSlots.set(placeKey(a.pvId, a.area), a.vgsa.slot)
-  }
+  const slots = new CopySlots(read.maxSeq, read.maxStatusSeq)
+  slots.learnAll(read.areas)
   const adopted = statusFromRecords(read.records, d)
-  const vg = new OnlineVg({ descriptor: d, status: adopted, runtimes, vgdaSlots, vgsaSlots, seqFloor: read.maxSeq,
-    statusSeqFloor: read.maxStatusSeq, flags: input.flags, opener: input.opener })
+  const vg = new OnlineVg({ descriptor: d, status: adopted, pvs, slots, flags: input.flags, opener: input.opener })
   let vvgOut = input.vvgOut
   try {
     if (input.forced && input.missing.length > 0) {
@@ -332,7 +334,7 @@ async function activate(input: ActivateInput): Promise<VaryOnResult> {
     }
     throw error
   }
-  onlineVgs.set(vg.vgId, vg)
+  input.registry?.add(vg)
   const rc = rcOf(vvgOut)
   return { rc, rcRef: rcRef(rc), vvgOut, vg, descriptor: vg.descriptor, status: vg.status, copies: input.copies }
 }
@@ -345,7 +347,7 @@ export async function recover(vg: OnlineVg, read: Extract<VgRead, { kind: 'chose
   let vgsaStale = false
   for (const c of d.descriptorCopies) {
     const pvId = d.pvs[c.pvIndex]!.pvId
-    if (!vg.runtimes.has(pvId)) continue
+    if (!vg.pvs.has(pvId)) continue
     const a = byKey.get(placeKey(pvId, c.area))
     if (a?.vgda?.seq !== d.seq || a.vgda.crc !== read.crc) vgdaStale = true
     if (a?.vgsa?.record.seq !== read.records[0]!.seq) vgsaStale = true

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto'
 import { LvmfsError } from '../../src/errors/index.js'
 import { CrashController, FaultyDevice, MemoryDevice, type BlockDevice } from '../../src/io/index.js'
 import type { LayoutOptions } from '../../src/format/index.js'
-import { pvCreate, vgCreate, varyOnVg, type DeviceOpener, type VaryOnFlags } from '../../src/lvm/index.js'
+import {
+  OnlineVgRegistry, pvCreate, vgCreate, varyOnVg, type DeviceOpener, type VaryOnFlags,
+} from '../../src/lvm/index.js'
 
 export const SMALL_LAYOUT: LayoutOptions = {
   vgdaSlotBytes: 64 * 1024, vgsaSlotBytes: 8 * 1024, mwcSizeBytes: 16 * 1024,
@@ -27,6 +29,9 @@ export class Pool {
   constructor(count: number, sizeBytes = PV_BYTES) {
     for (let i = 0; i < count; i++) this.add(`/dev/pv${i}`, sizeBytes)
   }
+
+  /** The VGs this "process" has online (a second varyOn of one of them finds it here). */
+  readonly registry = new OnlineVgRegistry()
 
   add(name: string, sizeBytes = PV_BYTES): MemoryDevice {
     const device = new MemoryDevice(name, sizeBytes)
@@ -75,7 +80,7 @@ export async function makeVg(pool: Pool, name: string, paths = pool.paths, ppSiz
 export const ALL_OK: VaryOnFlags = { misspvVon: true, missnameVon: true }
 
 export async function varyOn(pool: Pool, vgName: string, flags: VaryOnFlags = ALL_OK, paths = pool.paths) {
-  return varyOnVg({ vgName, devices: paths, flags, opener: pool.opener })
+  return varyOnVg({ vgName, devices: paths, flags, opener: pool.opener, registry: pool.registry })
 }
 
 /** Writes a descriptor into every VGDA copy position without any validation (tests craft bad

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { onlineVgs } from '../../lvm/index.js'
 import { assertNoChildDependency } from '../../replication/index.js'
+import { vgsAtHand } from '../io-context.js'
 import { addDeviceOptions, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 
 /** `lvmfs lvremove VG LV` */
@@ -14,7 +14,7 @@ export function register(program: Command): void {
       requireName('logical volume', lvName)
       await withVg(vgName, options, async (vg) => {
         // A source of clones, unfinished copies or mirrors cannot go (lsm child dependency).
-        assertNoChildDependency([vg, ...onlineVgs.values()], vgName, lvName)
+        assertNoChildDependency(vgsAtHand(vg), vgName, lvName)
         await vg.lvRemove(lvName)
       })
       print(options, { vg: vgName, removed: lvName }, `logical volume "${lvName}" removed from "${vgName}"\n`)

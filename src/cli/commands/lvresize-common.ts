@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { LvmfsError } from '../../errors/index.js'
-import { onlineVgs } from '../../lvm/index.js'
 import { assertNoChildDependency } from '../../replication/index.js'
+import { vgsAtHand } from '../io-context.js'
 import { addDeviceOptions, parseSizeChange, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 
 /** lvextend and lvreduce: `--size [+|-]SIZE`, absolute or relative, rounded to whole PPs. */
@@ -33,7 +33,7 @@ export function registerResize(program: Command, verb: 'lvextend' | 'lvreduce'):
             'goes the wrong way')
         }
         // Replicas map the source's partitions: shrinking a source would cut them off.
-        if (!grow) assertNoChildDependency([vg, ...onlineVgs.values()], vgName, lvName)
+        if (!grow) assertNoChildDependency(vgsAtHand(vg), vgName, lvName)
         return grow ? vg.lvExtend(lvName, delta) : vg.lvReduce(lvName, delta)
       })
       print(options, { vg: vgName, lv: lvName, lps: lv.lps.length },

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { PV_STATUS, varyOnVg } from '../../lvm/index.js'
-import { onlineVg, stderr } from '../io-context.js'
+import { onlineVg, stderr, vgRegistry } from '../io-context.js'
 import { addDeviceOptions, addVaryOnOptions, deviceList, errorOf, print, requireName, requireVgExists, table,
   varyOnFlagsOf, type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'
 
@@ -22,7 +22,7 @@ export function register(program: Command): void {
       await requireVgExists(vgName, devices)
       const force = options.force === true
       if (force) stderr().write('warning: --force may adopt an older descriptor; missing PVs become REMOVED\n')
-      const result = await varyOnVg({ vgName, devices, flags: varyOnFlagsOf(options) })
+      const result = await varyOnVg({ vgName, devices, flags: varyOnFlagsOf(options), registry: vgRegistry() })
       // A vary-on of the VG a daemon serves brings MISSING PVs back; the VG stays online.
       if (onlineVg(vgName) === undefined) await result.vg?.varyOff()
       const rows = result.vvgOut.map((o) => [o.pvId, o.name ?? '-', o.status, String(PV_STATUS[o.status])])

@@ -39,3 +39,23 @@ t.test('errnoOf() maps Node system errors and unknown values', async (t) => {
   t.equal(errnoOf(new Error('plain')), constants.errno.EIO)
   t.equal(errnoOf('not an error'), constants.errno.EIO)
 })
+
+t.test('fromJSON() revives every code with its message, detail, hint and context', async (t) => {
+  for (const code of Object.keys(CODES) as ErrorCode[]) {
+    const sent = new LvmfsError(code, 'what went wrong', { detail: 'Which field.', hint: 'Do this.',
+      context: { field: 'x' } })
+    const back = LvmfsError.fromJSON(JSON.parse(JSON.stringify(sent)))
+    t.equal(back.code, code)
+    t.equal(back.message, sent.message, `${code}: the code prefix is not doubled`)
+    t.same([back.detail, back.hint, back.context], ['Which field.', 'Do this.', { field: 'x' }])
+  }
+})
+
+t.test('fromJSON() turns an unknown or missing code into ENGINE_PROTOCOL naming it', async (t) => {
+  const unknown = LvmfsError.fromJSON({ code: 'NOT_A_CODE', message: 'NOT_A_CODE: boom' })
+  t.equal(unknown.code, 'ENGINE_PROTOCOL')
+  t.equal(unknown.context['peerCode'], 'NOT_A_CODE')
+  t.match(unknown.message, /NOT_A_CODE/)
+  t.equal(LvmfsError.fromJSON(null).code, 'ENGINE_PROTOCOL')
+  t.equal(LvmfsError.fromJSON({ code: 'toString', message: 'x' }).code, 'ENGINE_PROTOCOL', 'no prototype keys')
+})

@@ -124,7 +124,7 @@ void t.test('a PV failing during a commit is marked MISSING when a majority surv
   t.equal(vg.state, 'online')
   await vg.varyOff()
   faulty.reappear()
-  const back = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener,
+  const back = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener, registry: pool.registry,
     flags: { misspvVon: true, missnameVon: true } })
   t.equal(back.rc, 'LVM_SUCCESS', 'the PV is found again and its copies rewritten')
   t.ok(back.vg!.lvByName('a'))
@@ -158,7 +158,7 @@ void t.test('a second vary-on of an online VG brings a MISSING PV back to ACTIVE
   const { pool, d, vg } = await online(3)
   await vg.setPvState(2, 'missing')
   t.equal(vg.pvState(2), 'missing')
-  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener,
+  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener, registry: pool.registry,
     vvgIn: [{ pvId: d.pvs[2]!.pvId, name: d.pvs[2]!.lastPath }] })
   t.equal(again.vg, vg, 'same VolumeGroup object')
   t.equal(again.rc, 'LVM_SUCCESS')
@@ -172,7 +172,7 @@ void t.test('vgextend adds PVs and recomputes the copy placement; vgreduce refus
   await makeVg(pool, 'vg')
   pool.add('/dev/new1')
   pool.add('/dev/new2')
-  const vg = (await varyOnVg({ vgName: 'vg', devices: ['/dev/pv0'], opener: pool.opener })).vg!
+  const vg = (await varyOnVg({ vgName: 'vg', devices: ['/dev/pv0'], opener: pool.opener, registry: pool.registry })).vg!
   t.same(vg.descriptor.descriptorCopies, [{ pvIndex: 0, area: 0 }, { pvIndex: 0, area: 1 }])
   await vg.vgExtend(['/dev/new1'])
   t.same(vg.descriptor.descriptorCopies.map((c) => c.pvIndex), [0, 0, 1])
@@ -186,7 +186,7 @@ void t.test('vgextend adds PVs and recomputes the copy placement; vgreduce refus
   t.equal(vg.descriptor.pvs.length, 2)
   await t.rejects(vg.vgExtend(['/dev/pv0']), { code: 'LVM_PVINUSE' })
   await vg.varyOff()
-  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener })
+  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener, registry: pool.registry })
   t.equal(again.rc, 'LVM_SUCCESS', again.error?.message ?? '')
   t.equal(again.vg!.descriptor.pvs.length, 2)
   await again.vg!.varyOff()
@@ -217,7 +217,7 @@ void t.test('a second vary-on given only devices brings every MISSING member bac
   const { pool, vg } = await online(3)
   pool.add('/dev/stranger')
   await vg.setPvState(1, 'missing')
-  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener })
+  const again = await varyOnVg({ vgName: 'vg', devices: pool.paths, opener: pool.opener, registry: pool.registry })
   t.equal(again.rc, 'LVM_SUCCESS', JSON.stringify(again.vvgOut))
   t.equal(vg.pvState(1), 'active')
   t.equal(again.vvgOut.length, 3, 'devices of no VG are not reported')

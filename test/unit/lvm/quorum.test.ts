@@ -6,6 +6,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { isMajority, selectCopy, standardPlacement, type CopyReading } from '../../../src/lvm/index.js'
+import { CopySlots, majorityShortfall, requiredSets } from '../../../src/lvm/commit.js'
 
 type Cell = null | { seq: number; crc: number }
 
@@ -68,4 +69,28 @@ void t.test('standardPlacement() follows the AIX copies-per-PV rule over PVs not
   t.same(standardPlacement([pv(true), pv(), pv(true), pv()]),
     [{ pvIndex: 1, area: 0 }, { pvIndex: 1, area: 1 }, { pvIndex: 3, area: 0 }])
   t.same(standardPlacement([pv(true)]), [])
+})
+
+void t.test('commit protocol: joint majority of old and new placement, slots alternate', async (t) => {
+  const pvs = (n: number) => Array.from({ length: n }, (_, i) => ({ pvId: `p${i}`, lastPath: `/d${i}`, ppCount: 1,
+    removed: false }))
+  const vgOf = (n: number) => ({ vgId: 'v', name: 'vg', seq: 1, timestampMs: 0, ppSizeBytes: 1, pvs: pvs(n), lvs: [],
+    nextLvId: 1, descriptorCopies: standardPlacement(pvs(n)) })
+  const [before, after] = [vgOf(2), vgOf(3)]
+  const joint = requiredSets(before, after, false)
+  t.same(joint, [['p0:0', 'p0:1', 'p1:0'], ['p0:0', 'p1:0', 'p2:0']], 'both placements must each reach a majority')
+  t.same(requiredSets(before, after, true), [joint[1]], 'a forced commit needs only the new placement')
+  const why = (count: number, total: number) => `${count}/${total}`
+  // p1 and p2 answer: a majority of the new placement but not of the old one (p0 holds 2 of 3).
+  t.equal(majorityShortfall(joint, (key) => !key.startsWith('p0'), why), '1/3')
+  t.equal(majorityShortfall(joint, (key) => key !== 'p2:0', why), undefined, 'p0 and p1 carry both')
+  const slots = new CopySlots(5, 9)
+  slots.learn('vgda', 'p0', 0, 0)
+  t.equal(slots.nextSlot('vgda', 'p0:0'), 1, 'the slot not holding the current copy')
+  t.equal(slots.nextSlot('vgda', 'p1:0'), 0, 'an unknown position starts in slot 0')
+  slots.wrote('vgda', ['p0:0'], 6)
+  t.equal(slots.nextSlot('vgda', 'p0:0'), 0, 'written positions flip')
+  t.equal(slots.descriptorSeqFloor, 6)
+  slots.raiseFloors(4, 12)
+  t.same([slots.descriptorSeqFloor, slots.statusSeqFloor], [6, 12], 'floors only rise')
 })

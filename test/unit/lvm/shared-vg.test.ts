@@ -5,7 +5,7 @@ import t from 'tap'
 import { LvmfsError } from '../../../src/errors/index.js'
 import { decodeDescriptorBody, encodeDescriptorBody } from '../../../src/format/index.js'
 import {
-  OnlineVg, SharedVgLock, decodeSeqs, descriptorProblems, encodeSeqs, onlineVgs, reloadOnlineVg, vgCreate,
+  OnlineVg, SharedVgLock, decodeSeqs, descriptorProblems, encodeSeqs, reloadOnlineVg, vgCreate,
   varyOnVg, type VgChangeEvent,
 } from '../../../src/lvm/index.js'
 import { brokerFixture } from '../../helpers/dlm-broker.js'
@@ -18,9 +18,8 @@ async function sharedPool(): Promise<{ pool: Pool; vgId: string }> {
   return { pool, vgId: d.vgId }
 }
 
-/** A shared vary-on as another process would do it (this process's registry forgets the first). */
+/** A shared vary-on as another process would do it (no registry: each is on its own). */
 async function varyOnShared(pool: Pool): Promise<OnlineVg> {
-  for (const [vgId, vg] of onlineVgs) if (vg.name === 'svg') onlineVgs.delete(vgId)
   const result = await varyOnVg({ vgName: 'svg', devices: pool.paths, opener: pool.opener, shared: true })
   if (!(result.vg instanceof OnlineVg)) throw result.error ?? new Error(result.rc)
   return result.vg
