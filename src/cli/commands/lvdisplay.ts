@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
-import { stdout } from '../io-context.js'
 import { addDeviceOptions, type DeviceOptions } from '../lvm-cli.js'
-import { displayJson, renderDisplay, type DisplayItem } from '../report/display.js'
+import type { DisplayItem } from '../report/display.js'
 import { LV_FIELDS, type LvRow } from '../report/fields-lv.js'
 import { parseUnits } from '../report/format.js'
+import { addUnitsOption, printDisplay } from '../report/options.js'
 import { selectLvs } from './lvs.js'
 
 const SCHEDULE = { p: 'parallel', ps: 'parallel write, sequential read', pr: 'parallel, round-robin read',
@@ -37,17 +37,13 @@ const ITEMS: readonly DisplayItem<LvRow>[] = [
 
 /** `lvmfs lvdisplay [VG[/LV]] [--units U] [--json]`: LVM2's "--- Logical volume ---" blocks. */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('lvdisplay').description('show logical volumes in detail')
-    .argument('[vg]', 'only this volume group (or VG/LV)'))
-    .option('--units <unit>', 'size units: h|H|r|R human, b, s sectors, k|m|g|t|p|e (1024), K|M|G|T|P|E (1000)')
+  addUnitsOption(addDeviceOptions(program.command('lvdisplay').description('show logical volumes in detail')
+    .argument('[vg]', 'only this volume group (or VG/LV)')))
     .action(async (only: string | undefined, options: DeviceOptions & { units?: string }) => {
-      const units = parseUnits(options.units, false)
+      parseUnits(options.units, false) // refused before any device is read
       const { rows, failed } = await selectLvs(only, options)
-      const key = (r: LvRow): string => `${r.vg}/${r.lv.name}`
-      const sorted = [...rows].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
-      stdout().write(options.json === true
-        ? JSON.stringify({ lvs: sorted.map((r) => displayJson(LV_FIELDS, ITEMS, r)) }) + '\n'
-        : renderDisplay('Logical volume', 22, LV_FIELDS, ITEMS, sorted, units))
+      printDisplay({ title: 'Logical volume', keyWidth: 22, table: LV_FIELDS, items: ITEMS, jsonKey: 'lvs',
+        key: (r) => `${r.vg}/${r.lv.name}` }, rows, options)
       if (failed) throw failed
     })
 }

@@ -1,12 +1,11 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
-import { stdout } from '../io-context.js'
 import { addDeviceOptions, deviceListWith, type DeviceOptions } from '../lvm-cli.js'
-import { displayJson, renderDisplay, type DisplayItem } from '../report/display.js'
-import type { PvRow } from '../report/fields-pv.js'
-import { PV_FIELDS } from '../report/fields-pv.js'
+import type { DisplayItem } from '../report/display.js'
+import { PV_FIELDS, type PvRow } from '../report/fields-pv.js'
 import { parseUnits } from '../report/format.js'
+import { addUnitsOption, printDisplay } from '../report/options.js'
 import { gather } from '../report/sources.js'
 import { pvRowsOf } from './pvs.js'
 
@@ -27,18 +26,15 @@ const ITEMS: readonly DisplayItem<PvRow>[] = [
 
 /** `lvmfs pvdisplay [PV...] [--units U] [--json]`: LVM2's "--- Physical volume ---" blocks. */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('pvdisplay').description('show physical volumes in detail')
-    .argument('[pv...]', 'only these devices (they are always scanned)'))
-    .option('--units <unit>', 'size units: h|H|r|R human, b, s sectors, k|m|g|t|p|e (1024), K|M|G|T|P|E (1000)')
+  addUnitsOption(addDeviceOptions(program.command('pvdisplay').description('show physical volumes in detail')
+    .argument('[pv...]', 'only these devices (they are always scanned)')))
     .action(async (only: string[], options: DeviceOptions & { units?: string }) => {
-      const units = parseUnits(options.units, false)
+      parseUnits(options.units, false) // refused before any device is read
       const sources = await gather({ ...options, devices: deviceListWith(options, only).join(',') })
       const wanted = new Set(only.map((p) => resolve(p)))
       const rows = pvRowsOf(sources).filter((r) => wanted.size === 0 || wanted.has(resolve(r.path)))
-        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-      stdout().write(options.json === true
-        ? JSON.stringify({ pvs: rows.map((r) => displayJson(PV_FIELDS, ITEMS, r)) }) + '\n'
-        : renderDisplay('Physical volume', 21, PV_FIELDS, ITEMS, rows, units))
+      printDisplay({ title: 'Physical volume', keyWidth: 21, table: PV_FIELDS, items: ITEMS, jsonKey: 'pvs',
+        key: (r) => r.path }, rows, options)
       const found = new Set(rows.map((r) => resolve(r.path)))
       const missing = only.find((p) => !found.has(resolve(p)))
       if (missing !== undefined) {

@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
-import { stdout } from '../io-context.js'
 import { addDeviceOptions, type DeviceOptions } from '../lvm-cli.js'
-import { countAndSize, displayJson, renderDisplay, type DisplayItem } from '../report/display.js'
+import { countAndSize, type DisplayItem } from '../report/display.js'
 import { VG_FIELDS, allocatedPps, totalPps, type VgRow } from '../report/fields-vg.js'
 import { parseUnits } from '../report/format.js'
+import { addUnitsOption, printDisplay } from '../report/options.js'
 import { gather } from '../report/sources.js'
 import { vgFailure, vgRowOf } from './vgs.js'
 
@@ -30,17 +30,13 @@ const ITEMS: readonly DisplayItem<VgRow>[] = [
 
 /** `lvmfs vgdisplay [VG] [--units U] [--json]`: LVM2's "--- Volume group ---" blocks. */
 export function register(program: Command): void {
-  addDeviceOptions(program.command('vgdisplay').description('show volume groups in detail')
-    .argument('[vg]', 'only this volume group'))
-    .option('--units <unit>', 'size units: h|H|r|R human, b, s sectors, k|m|g|t|p|e (1024), K|M|G|T|P|E (1000)')
+  addUnitsOption(addDeviceOptions(program.command('vgdisplay').description('show volume groups in detail')
+    .argument('[vg]', 'only this volume group')))
     .action(async (only: string | undefined, options: DeviceOptions & { units?: string }) => {
-      const units = parseUnits(options.units, false)
+      parseUnits(options.units, false) // refused before any device is read
       const vgs = (await gather(options)).vgs.filter((vg) => only === undefined || vg.name === only)
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      const rows = vgs.map(vgRowOf)
-      stdout().write(options.json === true
-        ? JSON.stringify({ vgs: rows.map((r) => displayJson(VG_FIELDS, ITEMS, r)) }) + '\n'
-        : renderDisplay('Volume group', 21, VG_FIELDS, ITEMS, rows, units))
+      printDisplay({ title: 'Volume group', keyWidth: 21, table: VG_FIELDS, items: ITEMS, jsonKey: 'vgs',
+        key: (r) => r.name }, vgs.map(vgRowOf), options)
       const failed = vgFailure(vgs)
       if (failed) throw failed
     })

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander'
 import { stdout } from '../io-context.js'
+import { displayJson, renderDisplay, type DisplayItem } from './display.js'
 import {
   jsonRow, parseReportSpec, parseUnits, renderReport, sortRows, type FieldTable, type ReportSpec, type Units,
 } from './format.js'
@@ -24,12 +25,16 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
 
+export function addUnitsOption(command: Command): Command {
+  return command.option('--units <unit>',
+    'size units: h|H|r|R human, b, s sectors, k|m|g|t|p|e (1024), K|M|G|T|P|E (1000)')
+}
+
 export function addReportOptions<R>(command: Command, fields: FieldTable<R>): Command {
-  return command
+  return addUnitsOption(command)
     .option('-o, --options <fields>', `fields to show (comma-separated; "+f" appends to the defaults, "-f" drops one; ` +
       `repeatable): ${fields.map((f) => f.name).join(', ')}`, collect)
     .option('-O, --sort <fields>', 'sort by these fields ("-f" descending)')
-    .option('--units <unit>', 'size units: h|H|r|R human, b, s sectors, k|m|g|t|p|e (1024), K|M|G|T|P|E (1000)')
     .option('--noheadings', 'no heading line')
     .option('--separator <text>', 'separate the fields by this text instead of aligning them')
     .option('--aligned', 'with --separator: keep the columns aligned')
@@ -64,4 +69,24 @@ export function report<R>(verb: string, fields: FieldTable<R>, defaults: readonl
         ...(options.aligned === undefined ? {} : { aligned: options.aligned }) }))
     },
   }
+}
+
+export interface DisplaySpec<R> {
+  readonly title: string
+  readonly keyWidth: number
+  readonly table: FieldTable<R>
+  readonly items: readonly DisplayItem<R>[]
+  readonly jsonKey: string
+  /** The order of the blocks. */
+  readonly key: (row: R) => string
+}
+
+/** Prints the blocks of a *display verb (or their JSON), ordered by `spec.key`. */
+export function printDisplay<R>(spec: DisplaySpec<R>, rows: readonly R[],
+  options: { readonly json?: boolean; readonly units?: string }): void {
+  const units = parseUnits(options.units, false)
+  const sorted = [...rows].sort((a, b) => (spec.key(a) < spec.key(b) ? -1 : spec.key(a) > spec.key(b) ? 1 : 0))
+  stdout().write(options.json === true
+    ? JSON.stringify({ [spec.jsonKey]: sorted.map((r) => displayJson(spec.table, spec.items, r)) }) + '\n'
+    : renderDisplay(spec.title, spec.keyWidth, spec.table, spec.items, sorted, units))
 }
