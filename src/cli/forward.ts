@@ -16,7 +16,7 @@ import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
 /** Verbs that act on one VG named by their first argument (VG or VG/LV). */
 export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'lvchange', 'vgextend',
   'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub', 'replicate', 'split', 'list', 'chlwm',
-  'primrec', 'job'])
+  'primrec', 'job', 'lvdisplay', 'vgdisplay'])
 
 /** Thrown by the pre-action hook once a forwarded command has finished. */
 export class ForwardedCommand extends Error {
