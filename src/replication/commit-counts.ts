@@ -14,6 +14,8 @@ export class CommitCounts {
   readonly #counts = new Map<string, number>()
   /** Source key -> commit counts handed out whose write has not settled yet. */
   readonly #pending = new Map<string, Set<number>>()
+  /** Source key -> propagators waiting for every count up to theirs to settle. */
+  readonly #waiters = new Map<string, Array<{ readonly count: number, readonly resolve: () => void }>>()
 
   constructor(ctx: ReplicationContext) {
     this.#ctx = ctx
@@ -74,16 +76,38 @@ export class CommitCounts {
    * partially applied failed write is never left out of the target).
    */
   settle(vgName: string, source: LvDescriptor, count: number, journaled: boolean): void {
-    this.#pending.get(sourceKey(vgName, source))?.delete(count)
+    const key = sourceKey(vgName, source)
+    this.#pending.get(key)?.delete(count)
     if (!journaled) this.#ctx.asyncStates.dropJournalsOf(vgName, source)
+    this.#wake(key)
   }
 
-  /** Waits until every write with a count at or below `count` is settled (journal complete). */
+  /** Resolves once every write with a count at or below `count` is settled (journal complete). */
   async settled(vgName: string, source: LvDescriptor, count: number): Promise<void> {
-    const pending = this.#pending.get(sourceKey(vgName, source))
-    while (pending !== undefined && [...pending].some((value) => value <= count)) {
-      await new Promise((resolve) => setTimeout(resolve, 1))
-    }
+    const key = sourceKey(vgName, source)
+    if (!this.#unsettledUpTo(key, count)) return
+    await new Promise<void>((resolve) => {
+      const waiters = this.#waiters.get(key)
+      if (waiters === undefined) this.#waiters.set(key, [{ count, resolve }])
+      else waiters.push({ count, resolve })
+    })
+  }
+
+  #unsettledUpTo(key: string, count: number): boolean {
+    const pending = this.#pending.get(key)
+    return pending !== undefined && [...pending].some((value) => value <= count)
+  }
+
+  #wake(key: string): void {
+    const waiters = this.#waiters.get(key)
+    if (waiters === undefined) return
+    const still = waiters.filter((waiter) => {
+      if (this.#unsettledUpTo(key, waiter.count)) return true
+      waiter.resolve()
+      return false
+    })
+    if (still.length === 0) this.#waiters.delete(key)
+    else this.#waiters.set(key, still)
   }
 }
 
