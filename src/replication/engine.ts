@@ -196,7 +196,7 @@ export class ReplicationEngine {
 
   /** Status of every replica in a VG. */
   async statuses(vgName: string): Promise<ReplicaStatus[]> {
-    const engine = this.#ctx.engineOf(vgName)
+    const engine = this.#ctx.engineOf(vgName, 'LSM_ERR_NOT_FOUND_VOLUME')
     const out: ReplicaStatus[] = []
     for (const lv of engine.vg.descriptor.lvs) {
       const status = await this.status(vgName, lv.name)

@@ -38,54 +38,40 @@ export async function withReplication<T>(vgNames: readonly string[], options: De
     .find((engine) => engine !== undefined)
   if (daemonEngine !== undefined) return await fn(daemonEngine)
   const engines: MirrorEngine[] = []
+  const unreachable = new Map<string, unknown>()
   const run = async (): Promise<T> => {
     const repl = new ReplicationEngine(engines)
+    for (const [vgName, cause] of unreachable) repl.addUnreachable(vgName, cause)
     try {
       return await fn(repl)
     } finally {
       await repl.stop()
     }
   }
-  // Related VGs (the other end of a replica) are varied on when they can be; a missing one is
-  // a site that is down, which the operation itself reports.
-  const related = async (names: readonly string[], index: number): Promise<T> => {
-    if (index === names.length) return await run()
+  // A VG that cannot be varied on here (not on the scanned devices, no quorum) is left out, as
+  // the daemon's engine knows only the VGs it serves: the operation that needs it fails with the
+  // replication layer's code for it, the same in both. The other end of a replica is opened too.
+  const open = async (names: readonly string[], index: number, then: () => Promise<T>): Promise<T> => {
+    if (index === names.length) return await then()
     try {
       return await withMirror(names[index]!, options, async (engine) => {
         engines.push(engine)
-        return await related(names, index + 1)
+        return await open(names, index + 1, then)
       })
     } catch (error) {
-      if (engines.some((engine) => engine.vg.name === names[index]) || !isVgNotFound(error)) throw error
-      return await related(names, index + 1)
+      if (engines.some((engine) => engine.vg.name === names[index]) || !isUnreachable(error)) throw error
+      unreachable.set(names[index]!, error)
+      return await open(names, index + 1, then)
     }
   }
-  const nest = async (index: number): Promise<T> => {
-    if (index === unique.length) return await related(relatedVgs(engines), 0)
-    return await withMirror(unique[index]!, options, async (engine) => {
-      engines.push(engine)
-      return await nest(index + 1)
-    })
-  }
-  try {
-    return await nest(0)
-  } catch (error) {
-    // A --pool VG that is not on the scanned devices is a pool that was not found.
-    if (isVgNotFound(error) && !engines.some((engine) => engine.vg.name === error.context['vg'])) {
-      const vg = String(error.context['vg'])
-      throw new LvmfsError(vg === unique[0] ? 'LSM_ERR_NOT_FOUND_VOLUME' : 'LSM_ERR_NOT_FOUND_POOL',
-        `volume group "${vg}" not found`, { cause: error, ...(error.detail === undefined ? {} : { detail: error.detail }),
-          context: { vg } })
-    }
-    if (error instanceof LvmfsError && (error.code === 'LVM_NOQUORUM' || error.code === 'LVM_FORCEOFF')) {
-      throw new LvmfsError('LSM_ERR_POOL_NOT_READY', `a volume group is not ready: ${error.message}`, { cause: error })
-    }
-    throw error
-  }
+  return await open(unique, 0, () => open(relatedVgs(engines), 0, run))
 }
 
-function isVgNotFound(error: unknown): error is LvmfsError {
-  return error instanceof LvmfsError && error.code === 'ENGINE_NOT_FOUND' && typeof error.context['vg'] === 'string'
+/** Why withMirror could not vary a VG on, when that is the VG's state rather than a failure. */
+function isUnreachable(error: unknown): boolean {
+  if (!(error instanceof LvmfsError)) return false
+  if (error.code === 'ENGINE_NOT_FOUND') return typeof error.context['vg'] === 'string'
+  return error.code === 'LVM_NOQUORUM' || error.code === 'LVM_FORCEOFF'
 }
 
 /** Names of every VG on the scanned devices (job listing). */
