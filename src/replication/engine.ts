@@ -34,11 +34,6 @@ import { SyncMirrors } from './sync-mirror.js'
 import type { JobStatus, Lag, ReplicaStatus, ReplicateRequest, ReplicateResult, ReplicationOptions } from './types.js'
 import { VolumeIo } from './volume-io.js'
 
-export type { GateControl } from './gate-control.js'
-export type {
-  JobState, JobStatus, Lag, ReplicaStatus, ReplicateRequest, ReplicateResult, ReplicationOptions, StepEvent,
-} from './types.js'
-
 export class ReplicationEngine {
   readonly io = new VolumeIo()
   readonly #ctx: ReplicationContext

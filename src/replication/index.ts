@@ -18,10 +18,10 @@
  * assertOpenable(vg, lv, writable), beforeWriteRegion(vg, lv, region, gateBytes), and a
  * GateControl passed in the options (closeVolumeGates, closeChunkGates, remap).
  */
-export {
-  ReplicationEngine, type GateControl, type ReplicationOptions, type ReplicateRequest, type ReplicateResult,
-  type JobStatus, type JobState, type Lag, type ReplicaStatus, type StepEvent,
-} from './engine.js'
+export { ReplicationEngine } from './engine.js'
+export type {
+  ReplicationOptions, ReplicateRequest, ReplicateResult, JobStatus, JobState, Lag, ReplicaStatus, StepEvent,
+} from './types.js'
 export { compareGenerations, type GenerationVerdict } from './generations.js'
 export {
   REPLICATION_TYPES, LSM_REPLICATION_TYPE, replicaOf, sourceOf, parseJobId, type ReplicationType, type ReplicaExt,
@@ -29,4 +29,4 @@ export {
 } from './model.js'
 export { readSuperblock } from './superblock-io.js'
 export { assertNoChildDependency, childDependenciesIn } from './dependencies.js'
-export { gateControlFrom, type GatePrimitives } from './gate-control.js'
+export { gateControlFrom, type GateControl, type GatePrimitives } from './gate-control.js'
