@@ -11,6 +11,8 @@ import { LvmfsError } from '../errors/index.js'
 import type { VaryOnResult } from '../lvm/index.js'
 import { callControl } from './control-protocol.js'
 import { ControlServer, type ControlHandler } from './control-server.js'
+import { EventHub } from './events.js'
+import { metricsRegistry, MetricsServer } from './metrics.js'
 import type { FaultMode } from './backing-fds.js'
 import { MountedVg, type FaultTarget, type MountedVgOptions } from './mounted-vg.js'
 import { instanceName, logPath, pidPath, socketPath, sharedInstancesOf } from './runtime-paths.js'
@@ -25,6 +27,8 @@ export interface DaemonOptions extends Omit<MountedVgOptions, 'log' | 'shared'> 
   /** Called once mounted, with the vary-on result (the parent prints vvg_out from it). */
   readonly onReady?: (result: VaryOnResult) => void
   readonly logToStderr?: boolean
+  /** `HOST:PORT` to serve Prometheus metrics on (GET /metrics); none when absent. */
+  readonly metrics?: string
 }
 
 /** Throws ENGINE_ALREADY_MOUNTED when a live daemon already serves `vgName` (for a non-shared
@@ -94,6 +98,17 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     throw error
   }
   log.info({ mountpoint: options.mountpoint, rc: mounted.varyOn.rc }, 'volume group mounted')
+  let metrics: MetricsServer | undefined
+  try {
+    metrics = options.metrics === undefined ? undefined
+      : await MetricsServer.listen(metricsRegistry(mounted), options.metrics)
+  } catch (error) {
+    await mounted.stop({ force: true }).catch(() => undefined)
+    await shared?.close()
+    throw error
+  }
+  if (metrics) log.info({ metrics: metrics.address }, 'serving metrics')
+  const events = new EventHub(mounted)
   const instance = shared ? instanceName(options.vgName, process.pid) : options.vgName
   const control = new ControlServer(socketPath(instance))
   let stopping: Promise<void> | undefined
@@ -109,12 +124,22 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       replicas: await mounted.replication.statuses(mounted.vg.name),
       ...(shared ? { instance, shared: shared.report() } : {}) }))
     .on('fault', async (params) => mounted.setFault(String(params['pv']), faultModeOf(params['mode']), faultTargetOf(params)))
+    .on('events', async (_params, emit, signal) => await events.stream((event) => emit('state', event), signal))
     .on('umount', async (params) => {
       await stop(params['force'] === true)
       return { unmounted: options.mountpoint }
     })
   for (const [method, handler] of Object.entries(options.handlers?.(mounted) ?? {})) control.on(method, handler)
-  await control.listen()
+  try {
+    await control.listen()
+  } catch (error) {
+    // Nobody could reach this daemon to unmount it: it must not stay mounted.
+    events.close()
+    await metrics?.close()
+    await mounted.stop({ force: true }).catch(() => undefined)
+    await shared?.close()
+    throw error
+  }
   writeFileSync(pidPath(instance), `${process.pid}\n`)
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping on signal')
@@ -131,6 +156,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     await stopping.catch(() => undefined)
   }
   await shared?.close().catch((error: unknown) => log.error({ err: error }, 'releasing the DLM locks failed'))
+  events.close()
+  await metrics?.close()
   await control.close()
   rmSync(pidPath(instance), { force: true })
   process.off('SIGTERM', onSignal)

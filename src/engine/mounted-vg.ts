@@ -23,7 +23,7 @@ import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { GateKeeper } from './gate-keeper.js'
-import type { ResyncActivity } from './status.js'
+import { ActivityMap } from './events.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
 import { setDirectCopyFds } from '../mirror/index.js'
 
@@ -85,8 +85,10 @@ interface Served {
 export class MountedVg implements VolumeHost {
   readonly faulty = new Map<string, FaultyDevice>()
   readonly openCounts = new Map<number, { readers: number; writers: number }>()
-  /** Resyncs, syncvg and scrubs running against this mount, for lvmfs status. */
-  readonly activities = new Map<number, ResyncActivity>()
+  /** Resyncs, syncvg and scrubs running against this mount, for lvmfs status (and events.ts). */
+  readonly activities = new ActivityMap()
+  /** Failed copy I/Os of the native data path by PV id, since the mount (metrics.ts). */
+  readonly pvIoErrors = new Map<string, number>()
   private readonly backing: BackingFds
   private readonly gates: GateKeeper
   private readonly served = new Map<number, Served>()
@@ -219,6 +221,11 @@ export class MountedVg implements VolumeHost {
 
   stats(): ReturnType<FuseSession['stats']> | undefined {
     return this.session?.stats()
+  }
+
+  /** The native data path's counters and latency buckets of `lv` (metrics.ts). */
+  volumeStats(lv: LvDescriptor): ReturnType<FuseSession['volumeStats']> {
+    return this.session?.volumeStats(nodeidOf(lv))
   }
 
   // --- VolumeHost -----------------------------------------------------------------------------
@@ -399,6 +406,7 @@ export class MountedVg implements VolumeHost {
     const lv = this.lvByNode(event.nodeid)
     let lost = event.lostExtents.length > 0
     for (const failure of event.failures) {
+      this.countPvError(lv, failure.extent, failure.copy)
       if (failure.copy >= lv.copies) {
         // A synchronous mirror target: the write was not acknowledged by both sides.
         lost = true
@@ -423,11 +431,18 @@ export class MountedVg implements VolumeHost {
   private async onReadError(event: ReadErrorEvent): Promise<void> {
     try {
       const lv = this.lvByNode(event.nodeid)
+      this.countPvError(lv, event.extent, event.copy)
       await this.engine.onCopyError(lv.name, event.extent, event.copy, event.errno, false)
       await this.refresh()
     } catch (error) {
       this.options.log.error({ err: error, ...event }, 'read error policy failed')
     }
+  }
+
+  private countPvError(lv: LvDescriptor, extent: number, copy: number): void {
+    const pvIndex = lv.lps[extent]?.[copy]?.pvIndex
+    const pvId = pvIndex === undefined ? undefined : this.vg.descriptor.pvs[pvIndex]?.pvId
+    if (pvId !== undefined) this.pvIoErrors.set(pvId, (this.pvIoErrors.get(pvId) ?? 0) + 1)
   }
 
   private onForceOff(error: Error): void {

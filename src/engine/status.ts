@@ -76,6 +76,12 @@ function popcount(bitmap: Uint8Array): number {
   return count
 }
 
+/** LPs of `lv` with a copy that is stale or on a PV that is not active. */
+export function stalePartitionsOf(vg: MountedVg['vg'], lv: (typeof vg.descriptor.lvs)[number]): number {
+  return lv.lps.filter((copies) =>
+    copies.some((copy) => vg.isStale(copy.pvIndex, copy.pp) || vg.pvState(copy.pvIndex) !== 'active')).length
+}
+
 export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[], openGates: number): VgStatusReport {
   const vg = mounted.vg
   const mirror = mounted.engine.mirror
@@ -89,8 +95,7 @@ export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[],
   const pvs = vg.descriptor.pvs.map((pv, index) => ({ index, pvId: pv.pvId, path: pv.lastPath,
     state: vg.pvState(index), stalePps: popcount(vg.status.stale[index] ?? new Uint8Array()) }))
   const lvs = vg.descriptor.lvs.map((lv) => {
-    const stalePartitions = lv.lps.filter((copies) =>
-      copies.some((copy) => vg.isStale(copy.pvIndex, copy.pp) || vg.pvState(copy.pvIndex) !== 'active')).length
+    const stalePartitions = stalePartitionsOf(vg, lv)
     const counts = mounted.openCounts.get(lv.lvId)
     return { name: lv.name, sizeBytes: lv.lps.length * vg.ppSizeBytes, copies: lv.copies, mwc: lv.mwc,
       schedule: lv.schedule, stalePartitions, staleCopies: staleRuns(vg, lv.lps),

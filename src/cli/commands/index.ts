@@ -33,6 +33,7 @@ import * as replica from './replica.js'
 import * as chlwm from './chlwm.js'
 import * as primrec from './primrec.js'
 import * as job from './job.js'
+import * as events from './events.js'
 
 /**
  * Every CLI verb lives in its own module under commands/ and exports `register(program)`.
@@ -73,6 +74,7 @@ const modules: Array<{ register(program: Command): void }> = [
   chlwm,
   primrec,
   job,
+  events,
 ]
 
 export function registerCommands(program: Command): void {

@@ -4,6 +4,7 @@ import { LvmfsError } from '../../errors/index.js'
 import { runDaemon, spawnDaemon } from '../../engine/daemon.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
 import { parseServedLvs, type SharedMountOptions } from '../../engine/shared-mount.js'
+import { parseMetricsAddress } from '../../engine/metrics.js'
 import { forwardedCommandHandlers } from '../forward.js'
 import { addDeviceOptions, addVaryOnOptions, deviceList, print, requireName, requireVgExists, table, varyOnFlagsOf,
   type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'
@@ -18,6 +19,7 @@ interface Options extends DeviceOptions, VaryOnCliOptions {
   lockBackend: string
   etcd?: string
   lockTtl?: string
+  metrics?: string
 }
 
 /** `--lvs` (shared VG): the DLM options, checked here so usage errors exit 3 before spawning. */
@@ -67,7 +69,8 @@ export function register(program: Command): void {
     .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
     .option('--lock-backend <backend>', 'shared VG: lock manager, broker (this host) or etcd', 'broker')
     .option('--etcd <urls>', 'shared VG with --lock-backend etcd: etcd endpoint(s), comma-separated')
-    .option('--lock-ttl <seconds>', 'shared VG with etcd: lease TTL (a dead holder loses its locks after it)'))
+    .option('--lock-ttl <seconds>', 'shared VG with etcd: lease TTL (a dead holder loses its locks after it)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9633)'))
     .action(async (vgName: string, mountpointArg: string, options: Options) => {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
@@ -76,6 +79,7 @@ export function register(program: Command): void {
       const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
+      if (options.metrics !== undefined) parseMetricsAddress(options.metrics)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const force = options.force === true
       const flags = varyOnFlagsOf(options)
@@ -86,7 +90,8 @@ export function register(program: Command): void {
           ...(options.open ? [] : ['--no-open']), ...(options.direct ? [] : ['--no-direct']),
           ...(options.lvs === undefined ? [] : ['--lvs', options.lvs, '--lock-backend', options.lockBackend]),
           ...(options.etcd === undefined ? [] : ['--etcd', options.etcd]),
-          ...(options.lockTtl === undefined ? [] : ['--lock-ttl', options.lockTtl])]
+          ...(options.lockTtl === undefined ? [] : ['--lock-ttl', options.lockTtl]),
+          ...(options.metrics === undefined ? [] : ['--metrics', options.metrics])]
         const message = await spawnDaemon(vgName, argv)
         if (message.error) {
           throw new LvmfsError(message.error.code as 'ENGINE_IO', message.error.message.replace(/^[A-Z_]+: /, ''), {
@@ -103,6 +108,7 @@ export function register(program: Command): void {
           // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
           flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
           logToStderr: process.send === undefined, handlers: forwardedCommandHandlers,
+          ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
           onReady: (result) => {
             if (process.send) process.send({ ready: { rc: result.rc, vvgOut: result.vvgOut } })
             else printVaryOn(options, vgName, mountpoint, result.rc, result.vvgOut)
