@@ -18,6 +18,10 @@ export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvr
   'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub', 'replicate', 'split', 'list', 'chlwm',
   'primrec', 'job', 'lvdisplay', 'vgdisplay'])
 
+// The day-two metadata verbs: the daemon runs them on its online VG, or refuses the ones LVM2
+// refuses on an active VG (vgcfgrestore, vgremove, vgrename) with a clear error.
+for (const verb of ['vgcfgbackup', 'vgcfgrestore', 'pvchange', 'vgremove', 'vgrename']) FORWARDED_VERBS.add(verb)
+
 /** Thrown by the pre-action hook once a forwarded command has finished. */
 export class ForwardedCommand extends Error {
   constructor(readonly exitCode: number) {
@@ -41,6 +45,7 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
       try {
         const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
           vg: mounted.vg, engine: mounted.engine, replication: mounted.replication, registry: mounted.registry,
+          isLvOpen: (lvId) => mounted.openCounts.has(lvId),
           progress: (doneBytes, totalBytes, rate) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
             totalBytes, ...rate }),
         } }, () => runCli(argv))

@@ -24,6 +24,8 @@ export interface OnlineVg {
   readonly replication?: ReplicationEngine
   /** The VGs the daemon has online (a forwarded varyonvg of its VG is a second vary-on). */
   readonly registry?: OnlineVgRegistry
+  /** Whether the daemon has the LV's file open (lvchange --activate n refuses then). */
+  isLvOpen?(lvId: number): boolean
   /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */
   progress(doneBytes: number, totalBytes: number, rate?: ResyncRate): void
 }

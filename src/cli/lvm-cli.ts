@@ -8,19 +8,37 @@
 import type { Command } from 'commander'
 import { LvmfsError } from '../errors/index.js'
 import { resolveDeviceList } from '../io/index.js'
-import { scanDevices, varyOnVg, type VaryOnFlags, type VaryOnResult, type VolumeGroup } from '../lvm/index.js'
-import { onlineVg, stdout } from './io-context.js'
+import {
+  FileDescriptorBackup, resolveBackupDir, scanDevices, varyOnVg, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
+} from '../lvm/index.js'
+import { onlineVg, stderr, stdout } from './io-context.js'
 import { parseSizeBytes } from './options.js'
 
 export interface DeviceOptions {
   readonly devices?: string
   readonly json?: boolean
+  readonly backupDir?: string
 }
 
 export function addDeviceOptions(command: Command): Command {
   return command
     .option('--devices <paths>', 'comma-separated devices to scan (default $LVMFS_DEVICES, then /etc/lvmfs/devices)')
     .option('--json', 'print JSON')
+    .option('--backup-dir <dir>', 'descriptor backups (default $LVMFS_BACKUP_DIR, then /etc/lvmfs/backup)')
+}
+
+/** The backup directory of this command: every descriptor it commits lands there; a failed
+ * backup is a warning, never a failed command. */
+export function cliBackup(options: DeviceOptions): FileDescriptorBackup {
+  return new FileDescriptorBackup(resolveBackupDir(options.backupDir),
+    (message) => stderr().write(`lvmfs: warning: ${message}\n`))
+}
+
+/** Verbs LVM2 refuses on an active VG run only where no daemon serves it. */
+export function refuseMounted(vgName: string, verb: string): void {
+  if (onlineVg(vgName) === undefined) return
+  throw new LvmfsError('ENGINE_BUSY', `volume group "${vgName}" is mounted: ${verb} needs it unmounted`, {
+    hint: `Unmount it (lvmfs umount), then run ${verb} again.`, context: { vg: vgName } })
 }
 
 export function deviceList(options: DeviceOptions): string[] {
@@ -60,7 +78,8 @@ export async function withVg<T>(vgName: string, options: DeviceOptions,
   if (online !== undefined) return await fn(online.vg)
   const devices = deviceList(options)
   await requireVgExists(vgName, devices)
-  const result = await varyOnVg({ vgName, devices, flags: { misspvVon: true, missnameVon: true } })
+  const result = await varyOnVg({ vgName, devices, flags: { misspvVon: true, missnameVon: true },
+    backup: cliBackup(options) })
   if (result.vg === undefined) throw errorOf(result)
   try {
     return await fn(result.vg)

@@ -19,6 +19,7 @@ import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type 
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import { OnlineVgRegistry, varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
   type VvgIn } from '../lvm/index.js'
+import { FileDescriptorBackup, resolveBackupDir } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
@@ -80,6 +81,7 @@ interface Served {
   gateBytes: number
   /** The MWC policy the LV's open gates were opened under. */
   mwc: MwcPolicy
+  readOnly: boolean
 }
 
 export class MountedVg implements VolumeHost {
@@ -144,6 +146,7 @@ export class MountedVg implements VolumeHost {
     const registry = new OnlineVgRegistry()
     const result = await varyOnVg({ vgName: options.vgName, devices: [...options.devices],
       ...(options.vvgIn ? { vvgIn: options.vvgIn } : {}), flags: options.flags, opener, registry,
+      backup: new FileDescriptorBackup(resolveBackupDir(), (message) => options.log.warn({}, message)),
       ...(options.shared ? { shared: true } : {}) })
     if (result.vg === undefined) {
       throw result.error ?? new LvmfsError('LVM_NOQUORUM', `cannot vary on "${options.vgName}"`)
@@ -233,7 +236,8 @@ export class MountedVg implements VolumeHost {
   lvs(): readonly LvDescriptor[] {
     if (this.vg.state !== 'online' && !this.forcedOff) return []
     const shared = this.options.shared
-    return shared ? this.vg.descriptor.lvs.filter((lv) => shared.serves(lv)) : this.vg.descriptor.lvs
+    // A deactivated LV (lvchange --activate n) is not served: no file, no map.
+    return this.vg.descriptor.lvs.filter((lv) => lv.inactive !== true && (shared === undefined || shared.serves(lv)))
   }
 
   lvSizeBytes(lv: LvDescriptor): number {
@@ -253,6 +257,9 @@ export class MountedVg implements VolumeHost {
     this.options.shared?.checkOpen(lv, writable)
     this.replication.assertOpenable(this.vg.name, lv.name, writable)
     if (this.forcedOff) throw new LvmfsError('LVM_FORCEOFF', `volume group "${this.vg.name}" was forced off`)
+    if (writable && lv.readOnly === true) {
+      throw new LvmfsError('LVM_LVREADONLY', `logical volume "${lv.name}" is read-only (lvchange --permission r)`)
+    }
     if (this.vg.noOpenLvs) {
       throw new LvmfsError('ENGINE_BUSY', `"${lv.name}": volume group "${this.vg.name}" was varied on with --no-open`)
     }
@@ -346,9 +353,12 @@ export class MountedVg implements VolumeHost {
   }
 
   private mapLv(lv: LvDescriptor): void {
-    const map = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    // lvchange --permission r: native code answers writes to files already open with EROFS.
+    const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
-    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc })
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc,
+      readOnly: map.readOnly })
   }
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
@@ -390,7 +400,9 @@ export class MountedVg implements VolumeHost {
       } else if (now.name !== before.name) {
         invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, before.name))
       }
-      if (now && now.sizeBytes !== before.sizeBytes) invalidations.push(session.invalidateInode(nodeid, -1, 0))
+      if (now && (now.sizeBytes !== before.sizeBytes || now.readOnly !== before.readOnly)) {
+        invalidations.push(session.invalidateInode(nodeid, -1, 0))
+      }
     }
     for (const [nodeid, now] of this.served) {
       if (!previous.has(nodeid)) invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, now.name))

@@ -49,8 +49,10 @@ export class VolumeFileSystem implements FileSystem {
       return { ino: nodeid, sizeBytes: 0, blocks: 0, ...times, mode: S_IFDIR | 0o755, nlink: 2, uid: 0,
         gid: 0, blksize: 4096 }
     }
-    const sizeBytes = this.host.lvSizeBytes(this.lvOf(nodeid))
-    return { ino: nodeid, sizeBytes, blocks: Math.ceil(sizeBytes / 512), ...times, mode: S_IFREG | 0o600,
+    const lv = this.lvOf(nodeid)
+    const sizeBytes = this.host.lvSizeBytes(lv)
+    return { ino: nodeid, sizeBytes, blocks: Math.ceil(sizeBytes / 512), ...times,
+      mode: S_IFREG | (lv.readOnly === true ? 0o444 : 0o600),
       nlink: 1, uid: 0, gid: 0, blksize: 1 << 20 }
   }
 

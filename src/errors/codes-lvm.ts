@@ -65,6 +65,9 @@ export const LVM_CODES = {
   LVM_DUPPVID: { domain: 'lvm', exit: 5, errno: 'EEXIST',
     meaning: 'lvmfs: two devices carry the same PV id (a copied PV image); lvmfs never picks ' +
       'one silently.' },
+  LVM_LVREADONLY: { domain: 'lvm', exit: 5, errno: 'EROFS',
+    meaning: 'lvmfs: the logical volume is read-only (lvchange --permission r); it cannot be opened ' +
+      'for write.' },
   LVM_PVSTATE: { domain: 'lvm', exit: 5, errno: 'ENXIO',
     meaning: 'lvmfs: the PV is not in a state that allows the operation (missing, removed, or ' +
       'its device cannot be reached).' },

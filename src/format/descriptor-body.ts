@@ -6,7 +6,7 @@
  *     "copies": [ [pvIndex, area], ... ],                 descriptor/status copy placement
  *     "lvs":    [ { "lvId", "name", "copies", "strict", "schedule", "mwc", "lps",
  *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...},
- *                   "al": N, "bmChunkLog2": N } ],   al/bmChunkLog2 optional, only when set
+ *                   "al": N, "bmChunkLog2": N, "act": "n", "perm": "r" } ],   the last four optional, only when set
  *     "shared": true }                                    optional, only for `vgcreate --shared`
  *
  * LP maps are run-length encoded: one segment covers `count` consecutive LPs whose copy k sits
@@ -59,7 +59,8 @@ export function encodeDescriptorBody(d: VgDescriptor): Uint8Array {
     lvs: d.lvs.map((lv) => ({ lvId: lv.lvId, name: lv.name, copies: lv.copies, strict: lv.strict,
       schedule: lv.schedule, mwc: lv.mwc, lps: lv.lps.length, segs: encodeSegments(lv.lps), ext: lv.ext,
       ...(lv.alExtents === undefined ? {} : { al: lv.alExtents }),
-      ...(lv.bitmapChunkBytes === undefined ? {} : { bmChunkLog2: Math.log2(lv.bitmapChunkBytes) }) })),
+      ...(lv.bitmapChunkBytes === undefined ? {} : { bmChunkLog2: Math.log2(lv.bitmapChunkBytes) }),
+      ...(lv.inactive === true ? { act: 'n' } : {}), ...(lv.readOnly === true ? { perm: 'r' } : {}) })),
     ...(d.shared === true ? { shared: true } : {}),
   }
   return new TextEncoder().encode(JSON.stringify(body))
@@ -84,6 +85,11 @@ function str(value: unknown, field: string): string {
 function oneOf<T extends string>(value: unknown, field: string, allowed: readonly string[]): T {
   if (typeof value !== 'string' || !allowed.includes(value)) throw corrupt(field, allowed.join('|'), String(value))
   return value as T
+}
+/** An optional key whose one legal value is `only` (its absence is the default). */
+function onlyValue(value: unknown, field: string, only: string): true {
+  if (value !== only) throw corrupt(field, `"${only}" or absent`, String(value))
+  return true
 }
 function arr(value: unknown, field: string): unknown[] {
   if (!Array.isArray(value)) throw corrupt(field, 'an array', typeof value)
@@ -121,6 +127,8 @@ function decodeLv(raw: unknown, i: number, pvCount: number): LvDescriptor {
     ...(o['al'] === undefined ? {} : { alExtents: int(o['al'], f('al'), 1, MAX_AL_EXTENTS) }),
     ...(o['bmChunkLog2'] === undefined ? {} : {
       bitmapChunkBytes: 2 ** int(o['bmChunkLog2'], f('bmChunkLog2'), MIN_BITMAP_CHUNK_LOG2, MAX_BITMAP_CHUNK_LOG2) }),
+    ...(o['act'] === undefined ? {} : { inactive: onlyValue(o['act'], f('act'), 'n') }),
+    ...(o['perm'] === undefined ? {} : { readOnly: onlyValue(o['perm'], f('perm'), 'r') }),
   }
 }
 

@@ -67,6 +67,12 @@ export interface LvDescriptor {
   readonly alExtents?: number
   /** Write-intent bitmap chunk size in bytes (power of two); absent: 64 KiB. */
   readonly bitmapChunkBytes?: number
+  /** `lvchange --activate n`: the LV is kept but not served (no file in the mount). Absent
+   * (never false) when active, so descriptors of active LVs keep their bytes. */
+  readonly inactive?: true
+  /** `lvchange --permission r`: served read-only (mode 0444, writes fail with EROFS). Absent
+   * (never false) when read-write. */
+  readonly readOnly?: true
   /** lps[lp][copy] = where that copy lives. lps.length is the LP count. */
   readonly lps: ReadonlyArray<ReadonlyArray<PpRef>>
   /** Opaque JSON object reserved for replication metadata; carried through every commit. */

@@ -26,6 +26,8 @@
  *    with EIO);
  *  - flags `noOpenLvs` (refuse LV opens with EBUSY) and `autoResync` (the mirror engine should
  *    resync stale PPs now).
+ * Descriptor backups (backup.ts): give varyOnVg/vgCreate a `DescriptorBackup` and it receives
+ * every committed descriptor; `restoreVgDescriptor` (restore.ts) commits one back (vgcfgrestore).
  * Shared VGs (`vgcreate --shared`, shared-vg.ts): `varyOnVg({ ..., shared: true })` opens PVs
  * without the exclusive claim; `SharedVgLock` takes the DLM's VG lock and installs the OnlineVg
  * commit guard (`setCommitGuard`); `reloadOnlineVg` re-reads the newest committed copies.
@@ -34,9 +36,12 @@
 export * from './model.js'
 export type { VolumeGroup, VgState, LvCreateOptions, LvChangeOptions, VgChangeEvent } from './volume-group.js'
 export { varyOnVg, varyOffVg, rcRef, type VaryOnRequest, type VaryOnResult } from './varyon.js'
-export { pvCreate, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
+export { pvCreate, pvRemove, vgCreate, validatePpSize, validateVgName, defaultOpener, type PvCreateOptions,
   type VgCreateOptions } from './pv-ops.js'
-export { scanDevices, scanLabels, type ScannedDevice, type ScannedVg } from './scan.js'
+export { FileDescriptorBackup, DEFAULT_BACKUP_DIR, encodeBackup, decodeBackup, readBackupFile, resolveBackupDir,
+  writeFileDurably, type BackupEntry, type DescriptorBackup } from './backup.js'
+export { restoreVgDescriptor, type RestoreRequest } from './restore.js'
+export { scanDevices, scanLabels, vgIdsByName, type ScannedDevice, type ScannedVg } from './scan.js'
 export { commitStats, OnlineVg, type CommitGuard } from './online-vg.js'
 export { PvSet, type DeviceOpener, type PvRuntime } from './pv-set.js'
 export { OnlineVgRegistry } from './vg-registry.js'

@@ -105,14 +105,31 @@ export function renameLv(d: VgDescriptor, name: string, newName: string): LvTran
 export function changeLv(d: VgDescriptor, name: string, change: LvChangeOptions, pvs: PvContext): LvTransform {
   const lv = requireLv(d, name)
   if (change.mwc !== undefined && !MWC_POLICIES.includes(change.mwc)) throw usageError(`invalid mwc "${change.mwc}"`)
-  if (change.mwc === undefined && change.alExtents === undefined && change.bitmapChunkBytes === undefined) {
-    throw usageError(`nothing to change on "${name}"`, 'Give --mwc, --al-extents or --bitmap-chunk.')
+  if (change.mwc === undefined && change.alExtents === undefined && change.bitmapChunkBytes === undefined &&
+      change.activate === undefined && change.permission === undefined) {
+    throw usageError(`nothing to change on "${name}"`,
+      'Give --mwc, --al-extents, --bitmap-chunk, --activate or --permission.')
   }
-  const next: LvDescriptor = { ...lv, ...(change.mwc === undefined ? {} : { mwc: change.mwc }),
+  if (change.activate !== undefined && typeof change.activate !== 'boolean') {
+    throw invalidParam('activate', change.activate, `invalid activation for "${name}"`, 'y or n.')
+  }
+  if (change.permission !== undefined && change.permission !== 'r' && change.permission !== 'rw') {
+    throw invalidParam('permission', change.permission, `invalid permission for "${name}"`, 'r or rw.')
+  }
+  const next: LvDescriptor = withFlags({ ...lv, ...(change.mwc === undefined ? {} : { mwc: change.mwc }),
     ...(change.alExtents === undefined ? {} : { alExtents: change.alExtents }),
-    ...(change.bitmapChunkBytes === undefined ? {} : { bitmapChunkBytes: change.bitmapChunkBytes }) }
+    ...(change.bitmapChunkBytes === undefined ? {} : { bitmapChunkBytes: change.bitmapChunkBytes }) },
+  change.activate === undefined ? lv.inactive !== true : change.activate,
+  change.permission === undefined ? lv.readOnly === true : change.permission === 'r')
   validateLogOptions(next, d.ppSizeBytes, pvs)
   return replaced(d, lv, next)
+}
+
+/** The LV with its activation and permission keys present only when not the default, so an LV
+ * changed back keeps the bytes it had before. */
+function withFlags(lv: LvDescriptor, active: boolean, readOnly: boolean): LvDescriptor {
+  const { inactive: _inactive, readOnly: _readOnly, ...rest } = lv
+  return { ...rest, ...(active ? {} : { inactive: true }), ...(readOnly ? { readOnly: true } : {}) }
 }
 
 export function setLvExt(d: VgDescriptor, name: string, ext: { readonly [key: string]: JsonValue }): LvTransform {

@@ -8,7 +8,8 @@ import { LvmfsError, usageError } from '../errors/index.js'
 import type { BlockDevice } from '../io/index.js'
 import type { PvLabel } from '../format/index.js'
 import { assert } from '../util/assert.js'
-import { CopySlots, MetadataCommitter, type CommitVerdict } from './commit.js'
+import type { DescriptorBackup } from './backup.js'
+import { CopySlots, MetadataCommitter, majorityShortfall, requiredSets, type CommitVerdict } from './commit.js'
 import { allocatedCount } from './descriptor.js'
 import {
   changeLv, createLv, extendLv, reduceLv, removeLv, renameLv, setLvExt, swapLps, type LvTransform,
@@ -18,7 +19,7 @@ import type {
   JsonValue, LvDescriptor, PpRef, PvState, StaleChange, VaryOnFlags, VgDescriptor, VgStatus,
 } from './model.js'
 import { standardPlacement } from './placement.js'
-import { addPvsToVg, attachPv, releasePvFromVg } from './pv-ops.js'
+import { addPvsToVg, attachPv, releasePvFromVg, validateVgName } from './pv-ops.js'
 import type { DeviceOpener, PvSet } from './pv-set.js'
 import { isStaleBit, normalizeStatus, statusEquals, withStaleBits } from './status.js'
 import type { LvChangeOptions, LvCreateOptions, VgChangeEvent, VgState, VolumeGroup } from './volume-group.js'
@@ -36,6 +37,8 @@ export interface OnlineVgInit {
   readonly slots: CopySlots
   readonly flags: VaryOnFlags
   readonly opener: DeviceOpener
+  /** Receives every committed descriptor (vgcfgbackup's files; backup.ts). */
+  readonly backup?: DescriptorBackup
 }
 
 export class OnlineVg implements VolumeGroup {
@@ -54,6 +57,9 @@ export class OnlineVg implements VolumeGroup {
   readonly #forceOffListeners = new Set<(error: Error) => void>()
   readonly #closeListeners = new Set<() => void>()
   #closed: Promise<void> | undefined
+  readonly #backup: DescriptorBackup | undefined
+  /** Backups run after their commit, in commit order, without holding up the next commit. */
+  #backups: Promise<void> = Promise.resolve()
 
   constructor(init: OnlineVgInit) {
     this.#descriptor = init.descriptor
@@ -63,6 +69,7 @@ export class OnlineVg implements VolumeGroup {
     this.noOpenLvs = init.flags.noopenLvs === true
     this.autoResync = init.flags.autoResync !== false
     this.opener = init.opener
+    this.#backup = init.backup
     this.#committer = new MetadataCommitter(this.pvs, this.slots, () => this.name)
   }
 
@@ -279,12 +286,30 @@ export class OnlineVg implements VolumeGroup {
         await this.pvs.drop(pv.pvId)
         await this.commitStatus(withMissing(this.status, [pvIndex], true))
       } else if (state === 'removed') {
+        this.assertRemovable(pvIndex)
         await this.pvs.drop(pv.pvId)
         await this.commitPvRemoval([pvIndex], false)
       } else {
         await this.returnPv(pvIndex, pv.lastPath)
       }
     })
+  }
+
+  /** lvm_changepv remove: the VG keeps its quorum without the PV, under the joint majority of
+   * the old and the new placement (a removal that would force the VG off is refused). */
+  private assertRemovable(pvIndex: number): void {
+    const pv = this.descriptor.pvs[pvIndex]!
+    const pvs = this.descriptor.pvs.map((p, i) => (i === pvIndex ? { ...p, removed: true } : p))
+    if (pvs.every((p) => p.removed)) throw usageError(`cannot remove the last PV of "${this.name}"`)
+    const next = { ...this.descriptor, pvs, descriptorCopies: standardPlacement(pvs) }
+    const reachable = new Set(this.pvs.entries().map(([pvId]) => pvId).filter((pvId) => pvId !== pv.pvId))
+    const shortfall = majorityShortfall(requiredSets(this.descriptor, next, false),
+      (key) => reachable.has(key.slice(0, key.indexOf(':'))),
+      (count, total) => `${count} of ${total} descriptor copies would remain`)
+    if (shortfall !== undefined) {
+      throw new LvmfsError('LVM_NOQUORUM', `removing PV "${pv.lastPath}" would lose the quorum of "${this.name}"`, {
+        detail: `${shortfall}; a majority is needed.`, hint: 'Return or add PVs first.', context: { pvId: pv.pvId } })
+    }
   }
 
   /** Brings a MISSING or REMOVED PV back: its device must open and carry the right label. */
@@ -321,8 +346,45 @@ export class OnlineVg implements VolumeGroup {
     })
   }
 
+  /** vgrename: one descriptor commit; the name rule and uniqueness among scanned VGs are the
+   * caller's (it sees the other VGs). */
+  vgRename(newName: string): Promise<VgDescriptor> {
+    return this.serial(async () => {
+      validateVgName(newName)
+      if (newName !== this.name) await this.commitDescriptor({ ...this.descriptor, name: newName })
+      return this.descriptor
+    })
+  }
+
+  /** vgremove: gives every PV's label back to no VG and takes the VG offline. Refuses while LVs
+   * exist (unless `force`) and while a PV is not ACTIVE (its label could not be released). */
+  vgRemove(force: boolean): Promise<void> {
+    return this.serial(async () => {
+      const lvs = this.descriptor.lvs
+      if (lvs.length > 0 && !force) {
+        throw new LvmfsError('ENGINE_BUSY', `volume group "${this.name}" still holds ${lvs.length} logical volume(s)`, {
+          detail: `Logical volumes: ${lvs.map((lv) => lv.name).join(', ')}.`,
+          hint: 'Remove them with lvremove, or use vgremove --force.', context: { vg: this.name } })
+      }
+      const absent = this.descriptor.pvs.findIndex((_, i) => this.pvState(i) !== 'active')
+      if (absent >= 0) {
+        const pv = this.descriptor.pvs[absent]!
+        throw new LvmfsError('LVM_PVSTATE', `PV "${pv.lastPath}" of "${this.name}" is ${this.pvState(absent)}`, {
+          detail: 'Its label cannot be released while it is not active.',
+          hint: 'Return it (pvchange --return) or vgreduce it first.', context: { pvId: pv.pvId } })
+      }
+      for (const [pvId, runtime] of this.pvs.entries()) {
+        this.pvs.detach(pvId)
+        await releasePvFromVg(runtime)
+      }
+      this.state = 'offline'
+      await this.closeAll()
+    })
+  }
+
   async varyOff(): Promise<void> {
     await this.#chain
+    await this.#backups
     if (this.state === 'online') this.state = 'offline'
     await this.closeAll()
   }
@@ -336,6 +398,10 @@ export class OnlineVg implements VolumeGroup {
     const committed = await this.committedOrForceOff(verdict)
     this.#descriptor = committed.value
     this.#status = normalizeStatus(options.status ?? this.status, committed.value)
+    const backup = this.#backup
+    if (backup !== undefined) {
+      this.#backups = this.#backups.then(() => backup.save(committed.value)).catch(() => undefined)
+    }
     this.emit('descriptor')
     await this.handleFailedWrites(committed.failedPvIds)
   }

@@ -11,11 +11,12 @@ import { openFileDevice, type BlockDevice } from '../io/index.js'
 import {
   NAME_PATTERN, NAME_RULE, ZERO_ID, computeLayout, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy,
   vgdaFrameBytes, vgdaSlotOffset, vgsaRecordBytes, vgsaSlotOffset, decodeDescriptorBody,
-  MIN_PP_SIZE_LOG2, MAX_PP_SIZE_LOG2, type LayoutOptions, type PvLabel,
+  MIN_PP_SIZE_LOG2, MAX_PP_SIZE_LOG2, LABEL_COPY_BYTES, type LayoutOptions, type PvLabel,
 } from '../format/index.js'
 import { newId } from './ids.js'
 import { readLabel, readVgdaArea, readVgsaArea, writeLabel } from './metadata-io.js'
 import type { VgDescriptor, VgStatus } from './model.js'
+import type { DescriptorBackup } from './backup.js'
 import type { CopySlots } from './commit.js'
 import type { DeviceOpener, PvRuntime, PvSet } from './pv-set.js'
 import { placeKey, standardPlacement } from './placement.js'
@@ -108,6 +109,29 @@ export async function pvCreate(path: string, options: PvCreateOptions = {}): Pro
   }
 }
 
+/** pvremove: wipes the label of a PV that belongs to no VG (both label copies zeroed). Refuses a
+ * PV whose label names a VG, naming the VG, and a device that is not an lvmfs PV. */
+export async function pvRemove(path: string, options: { readonly opener?: DeviceOpener } = {}): Promise<PvLabel> {
+  const device = await (options.opener ?? defaultOpener)(path, { exclusive: true })
+  try {
+    const found = await probe(device)
+    if (found.kind === 'bad') throw found.error
+    if (found.kind === 'blank') {
+      throw new LvmfsError('LVM_NOTPV', `"${path}" is not an lvmfs PV`, { context: { path } })
+    }
+    if (found.label.vgId !== ZERO_ID) {
+      throw new LvmfsError('LVM_PVINUSE', `"${path}" is a PV of volume group ${await vgNameOf(device, found.label)}`, {
+        hint: 'Remove it from that VG first (vgreduce, or vgremove for the whole VG).',
+        context: { path, pvId: found.label.pvId, vgId: found.label.vgId } })
+    }
+    await device.write(new Uint8Array(2 * LABEL_COPY_BYTES), 0)
+    await device.sync()
+    return found.label
+  } finally {
+    await device.close()
+  }
+}
+
 export interface VgCreateOptions {
   readonly name: string
   readonly paths: readonly string[]
@@ -116,6 +140,8 @@ export interface VgCreateOptions {
   readonly opener?: DeviceOpener
   /** Mark the VG for shared use (several processes under the DLM; lvm/shared-vg.ts). */
   readonly shared?: boolean
+  /** Receives the first descriptor (backup.ts). */
+  readonly backup?: DescriptorBackup
 }
 
 export function validatePpSize(ppSizeBytes: number): number {
@@ -202,6 +228,7 @@ export async function vgCreate(options: VgCreateOptions): Promise<VgDescriptor> 
     const runtimes = await labelJoiners(joiners, vgId, ppSizeLog2, options.layout)
     const d: VgDescriptor = { ...draft, pvs: pvs.map((p, i) => ({ ...p, pvId: runtimes[i]!.label.pvId })) }
     await writeInitialCopies(d, emptyStatus(d, 1), runtimes)
+    await options.backup?.save(d)
     return d
   } finally {
     await Promise.all(joiners.map((j) => j.device.close()))

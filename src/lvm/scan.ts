@@ -43,13 +43,12 @@ export async function scanLabels(paths: readonly string[],
   return Promise.all(paths.map((path) => readDeviceLabel(path, opener)))
 }
 
-/** The VG's name from the first decodable descriptor copy (a VG's name never changes after
- * vgcreate, so any valid copy names it; vary-on decides everything else). */
+/** The VG's name from its newest decodable descriptor copy on any device (vgrename changes it,
+ * and a PV that missed the rename still holds the old name; vary-on decides everything else). */
 async function nameHint(vgId: string, devices: readonly ScannedDevice[],
   opener: DeviceOpener): Promise<string | undefined> {
   let best: { seq: number; name: string } | undefined
   for (const scanned of devices) {
-    if (best !== undefined) break
     if (scanned.label?.vgId !== vgId) continue
     const device = await opener(scanned.path, { readOnly: true }).catch(() => undefined)
     if (device === undefined) continue

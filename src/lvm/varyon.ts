@@ -26,6 +26,7 @@ import { isId, NAME_PATTERN } from '../format/index.js'
 import { descriptorProblems } from './descriptor.js'
 import type { ReadStats } from './metadata-io.js'
 import type { PvStatusName, VaryOnFlags, VaryOnRc, VgDescriptor, VgStatus, VvgIn, VvgOut } from './model.js'
+import type { DescriptorBackup } from './backup.js'
 import { CopySlots } from './commit.js'
 import { OnlineVg } from './online-vg.js'
 import { PvSet, type DeviceOpener } from './pv-set.js'
@@ -58,6 +59,8 @@ export interface VaryOnRequest {
   /** The VGs this process has online: the new VG joins it, and a vary-on of a VG already in
    * it is a second vary-on (second-varyon.ts). Without one, the caller owns the VG alone. */
   readonly registry?: OnlineVgRegistry
+  /** Receives every descriptor the VG commits from now on (backup.ts). */
+  readonly backup?: DescriptorBackup
 }
 
 export interface VaryOnResult {
@@ -161,7 +164,7 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
     const read = await readVgCopies(vgId, members, request.stats)
     const refusal = read.kind === 'chosen' && !readOnly ? sharedMismatch(read.descriptor, shared) : undefined
     if (refusal !== undefined) return failure('LVM_INVCONFIG', refusal, provisional(probes))
-    const result = await decide(read, probes, flags, readOnly, opener, request.registry)
+    const result = await decide(read, probes, flags, readOnly, opener, request.registry, request.backup)
     handedOver = result.vg !== undefined
     return result
   } finally {
@@ -191,7 +194,8 @@ function badCopies(read: VgRead, probes: readonly Probe[]): string[] {
 }
 
 async function decide(read: VgRead, probes: readonly Probe[], flags: VaryOnFlags, readOnly: boolean,
-  opener: DeviceOpener, registry: OnlineVgRegistry | undefined): Promise<VaryOnResult> {
+  opener: DeviceOpener, registry: OnlineVgRegistry | undefined,
+  backup: DescriptorBackup | undefined): Promise<VaryOnResult> {
   const override = flags.override === true
   if (read.kind !== 'chosen') {
     const rc = read.kind === 'novgdas' && override ? 'LVM_NOVGDAS' : 'LVM_NOQUORUM'
@@ -234,7 +238,8 @@ async function decide(read: VgRead, probes: readonly Probe[], flags: VaryOnFlags
   const status = statusFromRecords(read.records, d)
   const wanted: VgStatus = { ...status, missing: d.pvs.map((_, i) => m.missing.includes(i)) }
   if (readOnly) return { rc: rcOf(vvgOut), rcRef: rcRef(rcOf(vvgOut)), vvgOut, descriptor: d, status: wanted, copies }
-  return activate({ read, probes, flags, vvgOut, missing: m.missing, forced, wanted, opener, copies, registry })
+  return activate({ read, probes, flags, vvgOut, missing: m.missing, forced, wanted, opener, copies, registry,
+    backup })
 }
 
 function rcOf(vvgOut: readonly VvgOut[]): VaryOnRc {
@@ -297,6 +302,7 @@ interface ActivateInput {
   opener: DeviceOpener
   copies: NonNullable<VaryOnResult['copies']>
   registry: OnlineVgRegistry | undefined
+  backup: DescriptorBackup | undefined
 }
 
 async function activate(input: ActivateInput): Promise<VaryOnResult> {
@@ -315,7 +321,8 @@ async function activate(input: ActivateInput): Promise<VaryOnResult> {
   const slots = new CopySlots(read.maxSeq, read.maxStatusSeq)
   slots.learnAll(read.areas)
   const adopted = statusFromRecords(read.records, d)
-  const vg = new OnlineVg({ descriptor: d, status: adopted, pvs, slots, flags: input.flags, opener: input.opener })
+  const vg = new OnlineVg({ descriptor: d, status: adopted, pvs, slots, flags: input.flags, opener: input.opener,
+    ...(input.backup === undefined ? {} : { backup: input.backup }) })
   let vvgOut = input.vvgOut
   try {
     if (input.forced && input.missing.length > 0) {

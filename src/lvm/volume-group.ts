@@ -42,6 +42,10 @@ export interface LvChangeOptions {
   readonly mwc?: MwcPolicy
   readonly alExtents?: number
   readonly bitmapChunkBytes?: number
+  /** `--activate y|n`: whether the daemon serves the LV. */
+  readonly activate?: boolean
+  /** `--permission r|rw`: whether the daemon serves it read-only. */
+  readonly permission?: 'r' | 'rw'
 }
 
 export interface VgChangeEvent {

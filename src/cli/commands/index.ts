@@ -11,6 +11,12 @@ import * as lvreduce from './lvreduce.js'
 import * as lvremove from './lvremove.js'
 import * as lvrename from './lvrename.js'
 import * as lvchange from './lvchange.js'
+import * as vgcfgbackup from './vgcfgbackup.js'
+import * as vgcfgrestore from './vgcfgrestore.js'
+import * as pvchange from './pvchange.js'
+import * as pvremove from './pvremove.js'
+import * as vgremove from './vgremove.js'
+import * as vgrename from './vgrename.js'
 import * as pvs from './pvs.js'
 import * as vgs from './vgs.js'
 import * as lvs from './lvs.js'
@@ -50,6 +56,12 @@ const modules: Array<{ register(program: Command): void }> = [
   lvremove,
   lvrename,
   lvchange,
+  vgcfgbackup,
+  vgcfgrestore,
+  pvchange,
+  pvremove,
+  vgremove,
+  vgrename,
   pvs,
   vgs,
   lvs,

@@ -11,6 +11,7 @@ import { truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli } from '../../../src/cli/program.js'
 import { crc32c } from '../../../src/format/index.js'
+import { decodeBackup, encodeBackup, standardPlacement } from '../../../src/lvm/index.js'
 
 async function cli(argv: string[]): Promise<{ exit: number; stdout: string; stderr: string }> {
   const out: string[] = []
@@ -34,9 +35,13 @@ async function cli(argv: string[]): Promise<{ exit: number; stdout: string; stde
 const dir = t.testdir()
 const savedLockDir = process.env['LVMFS_LOCK_DIR']
 const savedDevices = process.env['LVMFS_DEVICES']
+const savedBackupDir = process.env['LVMFS_BACKUP_DIR']
 process.env['LVMFS_LOCK_DIR'] = join(dir, 'locks')
+process.env['LVMFS_BACKUP_DIR'] = join(dir, 'backup')
 delete process.env['LVMFS_DEVICES']
 t.teardown(() => {
+  if (savedBackupDir === undefined) delete process.env['LVMFS_BACKUP_DIR']
+  else process.env['LVMFS_BACKUP_DIR'] = savedBackupDir
   if (savedLockDir === undefined) delete process.env['LVMFS_LOCK_DIR']
   else process.env['LVMFS_LOCK_DIR'] = savedLockDir
   if (savedDevices !== undefined) process.env['LVMFS_DEVICES'] = savedDevices
@@ -84,6 +89,16 @@ async function setup(): Promise<void> {
   const fd = readFileSync(p('garbage'))
   garbage.copy(fd, 0)
   writeFileSync(p('garbage'), fd)
+  await ok(['vgcfgbackup', 'other', '-f', p('other.json'), ...DEVICES])
+  await ok(['vgcfgbackup', 'vg0', '-f', p('vg0.json'), ...DEVICES])
+  // Backups of vg0 that cannot be restored: a PV that is not there, a PV whose PP count no
+  // longer matches its label, a damaged checksum.
+  const d = decodeBackup(readFileSync(p('vg0.json'), 'utf8'), 'vg0.json')
+  const ghost = [...d.pvs, { pvId: 'ab'.repeat(16), lastPath: '/dev/gone', ppCount: 20, removed: false }]
+  writeFileSync(p('vg0-ghost.json'), encodeBackup({ ...d, pvs: ghost, descriptorCopies: standardPlacement(ghost) }))
+  writeFileSync(p('vg0-resized.json'), encodeBackup({ ...d,
+    pvs: d.pvs.map((pv, i) => (i === 1 ? { ...pv, ppCount: pv.ppCount - 1 } : pv)) }))
+  writeFileSync(p('vg0-damaged.json'), readFileSync(p('vg0.json'), 'utf8').replace('lv1', 'lv2'))
 }
 
 const long = 'x'.repeat(200)
@@ -175,6 +190,35 @@ const rows: Array<[string[], 3 | 5, string]> = [
   [['varyonvg', 'vg0', '--bogus', ...DEVICES], 3, ''],
   [['varyonvg'], 3, ''],
   [['varyoffvg', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgcfgbackup', ...DEVICES], 3, ''],
+  [['vgcfgbackup', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgcfgbackup', '!bad', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcfgrestore', 'vg0', '--list', '-f', p('vg0.json'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcfgrestore', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgcfgrestore', 'vg0', '-f', p('nonexistent.json'), ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgcfgrestore', 'vg0', '-f', p('junk'), ...DEVICES], 5, 'ENGINE_CORRUPT'],
+  [['vgcfgrestore', 'vg0', '-f', p('vg0-damaged.json'), ...DEVICES], 5, 'ENGINE_CORRUPT'],
+  [['vgcfgrestore', 'vg0', '-f', p('other.json'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgcfgrestore', 'vg0', '-f', p('vg0-ghost.json'), ...DEVICES], 5, 'LVM_MISSINGPV'],
+  [['vgcfgrestore', 'vg0', '-f', p('vg0-resized.json'), ...DEVICES], 5, 'LVM_PVSTATE'],
+  [['pvchange', 'vg0', p('pv0'), ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['pvchange', 'vg0', p('pv0'), '--remove', '--return', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['pvchange', 'vg0', p('orphan'), '--remove', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['pvchange', 'nope', p('pv0'), '--remove', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['pvchange', 'other', p('other'), '--remove', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['pvremove'], 3, ''],
+  [['pvremove', p('pv0')], 5, 'LVM_PVINUSE'],
+  [['pvremove', p('junk')], 5, 'LVM_NOTPV'],
+  [['pvremove', p('nonexistent')], 5, 'ENGINE_NOT_FOUND'],
+  [['pvremove', p('orphan'), p('orphan')], 3, 'ENGINE_USAGE'],
+  [['vgremove', 'vg0', ...DEVICES], 5, 'ENGINE_BUSY'],
+  [['vgremove', 'nope', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['vgrename', 'vg0', 'other', ...DEVICES], 5, 'ENGINE_EXISTS'],
+  [['vgrename', 'vg0', '!bad', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['vgrename', 'nope', 'vgx', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
+  [['lvchange', 'vg0/lv0', '--activate', 'maybe', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvchange', 'vg0/lv0', '--permission', 'w', ...DEVICES], 3, 'ENGINE_USAGE'],
+  [['lvchange', 'vg0/zz', '--activate', 'n', ...DEVICES], 5, 'ENGINE_NOT_FOUND'],
 ]
 
 void t.test('every bad input is refused with its exit code and leaves the PVs untouched', async (t) => {
