@@ -6,7 +6,8 @@
  *     "copies": [ [pvIndex, area], ... ],                 descriptor/status copy placement
  *     "lvs":    [ { "lvId", "name", "copies", "strict", "schedule", "mwc", "lps",
  *                   "segs": [ [firstLp, count, pv0, pp0, pv1, pp1, ...] ], "ext": {...},
- *                   "al": N, "bmChunkLog2": N, "act": "n", "perm": "r" } ],   the last four optional, only when set
+ *                   "al": N, "bmChunkLog2": N, "unsynced": N,
+ *                   "act": "n", "perm": "r" } ],            the last five optional, only when set
  *     "shared": true }                                    optional, only for `vgcreate --shared`
  *
  * LP maps are run-length encoded: one segment covers `count` consecutive LPs whose copy k sits
@@ -60,6 +61,7 @@ export function encodeDescriptorBody(d: VgDescriptor): Uint8Array {
       schedule: lv.schedule, mwc: lv.mwc, lps: lv.lps.length, segs: encodeSegments(lv.lps), ext: lv.ext,
       ...(lv.alExtents === undefined ? {} : { al: lv.alExtents }),
       ...(lv.bitmapChunkBytes === undefined ? {} : { bmChunkLog2: Math.log2(lv.bitmapChunkBytes) }),
+      ...(lv.unsyncedCopies === undefined ? {} : { unsynced: lv.unsyncedCopies }),
       ...(lv.inactive === true ? { act: 'n' } : {}), ...(lv.readOnly === true ? { perm: 'r' } : {}) })),
     ...(d.shared === true ? { shared: true } : {}),
   }
@@ -127,6 +129,7 @@ function decodeLv(raw: unknown, i: number, pvCount: number): LvDescriptor {
     ...(o['al'] === undefined ? {} : { alExtents: int(o['al'], f('al'), 1, MAX_AL_EXTENTS) }),
     ...(o['bmChunkLog2'] === undefined ? {} : {
       bitmapChunkBytes: 2 ** int(o['bmChunkLog2'], f('bmChunkLog2'), MIN_BITMAP_CHUNK_LOG2, MAX_BITMAP_CHUNK_LOG2) }),
+    ...(o['unsynced'] === undefined ? {} : { unsyncedCopies: int(o['unsynced'], f('unsynced'), 1, copies - 1) }),
     ...(o['act'] === undefined ? {} : { inactive: onlyValue(o['act'], f('act'), 'n') }),
     ...(o['perm'] === undefined ? {} : { readOnly: onlyValue(o['perm'], f('perm'), 'r') }),
   }

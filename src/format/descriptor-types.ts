@@ -67,6 +67,10 @@ export interface LvDescriptor {
   readonly alExtents?: number
   /** Write-intent bitmap chunk size in bytes (power of two); absent: 64 KiB. */
   readonly bitmapChunkBytes?: number
+  /** The last N copies of every LP were added by lvconvert and hold no data yet. Set by the
+   * commit that adds them and dropped once a status commit has marked their PPs stale, so a
+   * crash between the two cannot leave a new copy trusted (vary-on finishes the job). */
+  readonly unsyncedCopies?: number
   /** `lvchange --activate n`: the LV is kept but not served (no file in the mount). Absent
    * (never false) when active, so descriptors of active LVs keep their bytes. */
   readonly inactive?: true

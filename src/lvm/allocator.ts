@@ -51,6 +51,66 @@ export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[
   return out
 }
 
+/**
+ * PPs for `extra` more copies of every LP of an existing LV (lvconvert --copies): copy k of LP n
+ * avoids the PVs of LP n's other copies (strict y and s) and, for strict s, the PVs of every
+ * other copy of the LV. Returns the new copies of each LP, in LP order.
+ */
+export function allocateExtraCopies(d: VgDescriptor, lps: ReadonlyArray<ReadonlyArray<PpRef>>, extra: number,
+  strict: Strictness, allowedPvs: readonly number[]): PpRef[][] {
+  const used = allocationMaps(d)
+  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  const have = lps[0]?.length ?? 0
+  const copies = have + extra
+  const request: AllocationRequest = { lpCount: lps.length, copies, strict, allowedPvs }
+  const pvsOfCopy = Array.from({ length: copies }, (_, k) => new Set(lps.flatMap((refs) =>
+    refs[k] === undefined ? [] : [refs[k].pvIndex])))
+  const out: PpRef[][] = lps.map(() => [])
+  for (let k = have; k < copies; k++) {
+    let previous: PpRef | undefined
+    for (let lp = 0; lp < lps.length; lp++) {
+      const taken = [...lps[lp]!, ...out[lp]!].map((ref) => ref.pvIndex)
+      const ref = pickPp({ used, free, previous, taken, k, pvsOfCopy, request })
+      if (ref === undefined) {
+        throw new LvmfsError('LVM_NOFREEPPS', 'not enough free physical partitions for the new copy', {
+          detail: `Copy ${k + 1} of ${lps.length} LPs (strict ${strict}) on ${allowedPvs.length} active PVs ran ` +
+            `out at LP ${lp + 1}.`,
+          hint: 'Add a PV with vgextend, or use --strict n.',
+          context: { lpCount: lps.length, copies, freePps: free.reduce((a, b) => a + b, 0) } })
+      }
+      used[ref.pvIndex]![ref.pp] = 1
+      free[ref.pvIndex]!--
+      pvsOfCopy[k]!.add(ref.pvIndex)
+      out[lp]!.push(ref)
+      previous = ref
+    }
+  }
+  return out
+}
+
+/** A free PP for copy `copy` of LP `lp` of `lv` (pvmove) on one of `onPvs`, never on a PV of
+ * the LP's other copies (strict y and s) nor on the copy's current PV; next to the previous
+ * LP's copy when that is free, so moved LVs stay contiguous. */
+export function allocateMovedCopy(d: VgDescriptor, lv: { readonly lps: ReadonlyArray<ReadonlyArray<PpRef>>;
+  readonly strict: Strictness }, lp: number, copy: number, onPvs: readonly number[]): PpRef {
+  const used = allocationMaps(d)
+  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  const refs = lv.lps[lp]!
+  const current = refs[copy]!
+  const allowedPvs = onPvs.filter((pvIndex) => pvIndex !== current.pvIndex)
+  const request: AllocationRequest = { lpCount: 1, copies: refs.length, strict: lv.strict, allowedPvs }
+  const pvsOfCopy = Array.from({ length: refs.length }, (_, k) => new Set(lv.lps.flatMap((other) =>
+    other[k] === undefined || other[k] === current ? [] : [other[k].pvIndex])))
+  const taken = refs.flatMap((ref, k) => (k === copy ? [] : [ref.pvIndex]))
+  const ref = pickPp({ used, free, previous: lv.lps[lp - 1]?.[copy], taken, k: copy, pvsOfCopy, request })
+  if (ref === undefined) {
+    throw new LvmfsError('LVM_NOFREEPPS', `no free physical partition for copy ${copy + 1} of LP ${lp}`, {
+      detail: `Looked on ${allowedPvs.length} PV(s) (strict ${lv.strict}).`,
+      hint: 'Add a PV with vgextend, or name other destination PVs.', context: { lp, copy } })
+  }
+  return ref
+}
+
 interface PickState {
   used: Uint8Array[]
   free: number[]

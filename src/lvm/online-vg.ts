@@ -10,6 +10,9 @@ import type { PvLabel } from '../format/index.js'
 import { assert } from '../util/assert.js'
 import type { DescriptorBackup } from './backup.js'
 import { CopySlots, MetadataCommitter, majorityShortfall, requiredSets, type CommitVerdict } from './commit.js'
+import {
+  addCopies, dropCopies, moveCopy, unsyncedRefs, withoutUnsyncedMarker,
+} from './copies-changes.js'
 import { allocatedCount } from './descriptor.js'
 import {
   changeLv, createLv, extendLv, reduceLv, removeLv, renameLv, setLvExt, swapLps, type LvTransform,
@@ -237,6 +240,37 @@ export class OnlineVg implements VolumeGroup {
 
   lvChange(lvName: string, change: LvChangeOptions): Promise<LvDescriptor> {
     return this.transformLv((d) => changeLv(d, lvName, change, this.pvContext()))
+  }
+
+  /** Three commits: the descriptor with the new copies marked unsynced (and their stale bits
+   * in memory at once, so no map ever names them fresh), the status with those bits, and the
+   * descriptor without the marker (copies-changes.ts says why). */
+  lvAddCopies(lvName: string, copies: number, pvIndexes?: readonly number[]): Promise<LvDescriptor> {
+    return this.serial(async () => {
+      const { descriptor, added } = addCopies(this.descriptor, lvName, copies, this.pvContext(), pvIndexes)
+      const stale = added.map((ref) => ({ pvIndex: ref.pvIndex, pp: ref.pp }))
+      await this.commitDescriptor(descriptor, { status: withStaleBits(this.status, stale, true) })
+      await this.settleUnsyncedCopies()
+      return this.lvByName(lvName)!
+    })
+  }
+
+  lvDropCopies(lvName: string, copies: number, dropFrom?: readonly number[]): Promise<LvDescriptor> {
+    return this.transformLv((d) => dropCopies(d, lvName, copies,
+      (ref) => this.pvState(ref.pvIndex) === 'active' && !this.isStale(ref.pvIndex, ref.pp), dropFrom))
+  }
+
+  lvMoveCopy(lvName: string, lp: number, copy: number, to: PpRef): Promise<LvDescriptor> {
+    return this.transformLv((d) => moveCopy(d, lvName, lp, copy, to))
+  }
+
+  /** Makes the copies an lvconvert marked unsynced stale on disk, then drops the marker (also
+   * run by vary-on, which finishes an lvconvert a crash interrupted). Inside the serial chain. */
+  async settleUnsyncedCopies(): Promise<void> {
+    const refs = this.descriptor.lvs.flatMap(unsyncedRefs)
+    if (refs.length === 0) return
+    await this.commitStatus(withStaleBits(this.status, refs, true), true)
+    await this.commitDescriptor(withoutUnsyncedMarker(this.descriptor))
   }
 
   lvSetExt(lvName: string, ext: { readonly [key: string]: JsonValue }): Promise<LvDescriptor> {

@@ -333,6 +333,8 @@ async function activate(input: ActivateInput): Promise<VaryOnResult> {
     } else {
       await recover(vg, read, input.wanted)
     }
+    // An lvconvert interrupted between its commits: its new copies become stale now.
+    await vg.settleUnsyncedCopies()
   } catch (error) {
     await vg.varyOff()
     if (isLvmfsError(error)) {

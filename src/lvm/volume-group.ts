@@ -15,7 +15,7 @@
 import type { BlockDevice } from '../io/block-device.js'
 import type {
   LvDescriptor, MwcPolicy, PvState, Schedule, StaleChange, Strictness, VgDescriptor, VgStatus,
-  JsonValue,
+  JsonValue, PpRef,
 } from './model.js'
 
 export type VgState = 'online' | 'forcedoff' | 'offline'
@@ -89,6 +89,13 @@ export interface VolumeGroup {
   lvRename(lvName: string, newName: string): Promise<LvDescriptor>
   /** Changes an LV's MWC policy, activity-log size or bitmap chunk (one descriptor commit). */
   lvChange(lvName: string, change: LvChangeOptions): Promise<LvDescriptor>
+  /** lvconvert: more copies per LP, on new PPs that start stale (copies-changes.ts). */
+  lvAddCopies(lvName: string, copies: number, pvIndexes?: readonly number[]): Promise<LvDescriptor>
+  /** lvconvert: fewer copies per LP, keeping fresh copies (and those off `dropFrom`) first. The
+   * caller has quiesced the LV's writes: the dropped PPs are free once this resolves. */
+  lvDropCopies(lvName: string, copies: number, dropFrom?: readonly number[]): Promise<LvDescriptor>
+  /** pvmove: copy `copy` of LP `lp` now lives at `to` (its data already copied there). */
+  lvMoveCopy(lvName: string, lp: number, copy: number, to: PpRef): Promise<LvDescriptor>
   /** Replace an LV's opaque ext object (replication metadata). */
   lvSetExt(lvName: string, ext: { readonly [key: string]: JsonValue }): Promise<LvDescriptor>
 

@@ -29,6 +29,7 @@ export { Resyncer, DEFAULT_FILL_TARGET_REGIONS, type ResyncOptions, type ResyncP
 export { ResyncRateController, IoMeter, DEFAULT_MIN_RATE_BYTES_PER_SECOND, type ResyncRateOptions, type RateClock,
   type RateSnapshot } from './resync-rate.js'
 export { setDirectCopyFds, type CopyMethod } from './region-copy.js'
+export { addLvCopies, dropLvCopies, movePvOff, type MoveOptions, type MoveProgress, type MoveReport } from './copy-changes.js'
 export { scrubLv, repairWinner, type ScrubReport, type ScrubMismatch, type ScrubOptions } from './scrub.js'
 export type { MirrorRecoveryReport, LtgRecovery } from './recovery.js'
 export { ltgBytesOf, DEFAULT_LTG_BYTES_MAX, DEFAULT_AL_EXTENTS, AIX_MWC_CACHE_LTGS, alExtentsCapacity } from './mwc.js'

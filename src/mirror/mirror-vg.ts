@@ -139,6 +139,29 @@ export class MirrorVg {
     return release
   }
 
+  /**
+   * Takes regions `first`..`last` of an LV exclusive, in ascending order as every holder does
+   * (so it cannot deadlock with writers), for a change of where the LV's copies live. Returns
+   * one release for all of them.
+   */
+  async lockRegionsExclusive(lvId: number, first: number, last: number): Promise<() => void> {
+    const releases: Array<() => void> = []
+    const releaseAll = (): void => { for (const release of releases.splice(0).reverse()) release() }
+    try {
+      for (let region = first; region <= last; region++) releases.push(await this.lockRegionExclusive(lvId, region))
+    } catch (error) {
+      releaseAll()
+      throw error
+    }
+    return releaseAll
+  }
+
+  /** Tells the host the LV's copies moved (pvmove, lvconvert): a daemon rebuilds its VolumeMap
+   * now, before the caller releases the regions it holds. */
+  announceRemap(lvId: number): void {
+    for (const listener of this.#writeThroughListeners) listener(lvId)
+  }
+
   /** Installs the daemon's "close gate and drain" step run under every exclusive region lock. */
   setExclusiveHook(hook: ((lvId: number, region: number) => Promise<void>) | undefined): void {
     this.#exclusiveHook = hook
@@ -160,8 +183,8 @@ export class MirrorVg {
     for (const listener of this.#writeThroughListeners) listener(lvId)
   }
 
-  /** Called when an LV's write-through copies change: a daemon rebuilds that LV's VolumeMap
-   * (write-through copies are `writeOnly` there). Returns an unsubscribe function. */
+  /** Called when an LV's write-through copies change or its copies move: a daemon rebuilds that
+   * LV's VolumeMap (write-through copies are `writeOnly` there). Returns an unsubscribe function. */
   onWriteThroughChange(listener: (lvId: number) => void): () => void {
     this.#writeThroughListeners.add(listener)
     return () => this.#writeThroughListeners.delete(listener)

@@ -67,7 +67,13 @@ interface PvWriter {
   wantedGeneration: number
   durableGeneration: number
   inflight: Promise<void> | undefined
+  /** The newest record on disk lists nothing (or there is none and the area reads as empty):
+   * a clean record would change no meaning, only bytes, so writeClean skips the PV. */
+  newestClean: boolean
 }
+
+const isCleanRecord = (record: Pick<MwcRecord, 'entries' | 'cursors' | 'dirty'>): boolean =>
+  record.entries.length === 0 && record.cursors.length === 0 && record.dirty.length === 0
 
 /** What the newest records on the PVs say after a crash. */
 export interface MwcRecoveryInput {
@@ -174,6 +180,7 @@ export class MwcLog {
       const scan = scanMwcArea(area, { vgId: this.#vg.vgId, pvId: this.#pvId(pvIndex) })
       if (scan.unreadable) unreadablePvs.push(pvIndex)
       const found = scan.newest
+      this.#writer(pvIndex).newestClean = !scan.unreadable && (found === null || isCleanRecord(found.record))
       if (found === null) continue
       this.#writer(pvIndex).newest = { blockIndex: found.blockIndex, blockCount: found.blockCount }
       this.#seq = Math.max(this.#seq, found.record.seq)
@@ -188,7 +195,7 @@ export class MwcLog {
     let writer = this.#writers.get(pvIndex)
     if (writer === undefined) {
       writer = { areaBlocks: this.#areaBlocks(pvIndex), newest: null, wantedGeneration: 0,
-        durableGeneration: 0, inflight: undefined }
+        durableGeneration: 0, inflight: undefined, newestClean: false }
       this.#writers.set(pvIndex, writer)
     }
     return writer
@@ -230,6 +237,7 @@ export class MwcLog {
       await device.sync()
     }
     writer.newest = { blockIndex, blockCount }
+    writer.newestClean = isCleanRecord(record)
     this.#recordsWritten += 1
   }
 
@@ -486,7 +494,14 @@ export class MwcLog {
     await Promise.all(this.#activePvs().map((pvIndex) => this.#vg.device(pvIndex)?.sync()))
     // LTGs still pinned (a native gate left open) stay in the log: their writes may be in flight.
     for (const entry of [...this.#cache.values()]) if (entry.pins === 0) this.#delete(entry)
-    await this.#commitPvs(this.#activePvs())
+    // A session that logged nothing leaves the PVs byte for byte as it found them.
+    await this.#commitPvs(this.#activePvs().filter((pvIndex) => !this.#writer(pvIndex).newestClean ||
+      !this.#wouldBeClean(pvIndex)))
+  }
+
+  #wouldBeClean(pvIndex: number): boolean {
+    return this.#cursors.size === 0 && this.#dirtyOf(pvIndex).length === 0 &&
+      ![...this.#cache.values()].some((entry) => entry.pvs.has(pvIndex))
   }
 
   #activePvs(): number[] {

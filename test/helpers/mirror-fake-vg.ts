@@ -214,6 +214,9 @@ export class FakeVg implements VolumeGroup {
   async lvRemove(): Promise<void> { throw new Error('not in the fake VG') }
   async lvRename(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvChange(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
+  async lvAddCopies(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
+  async lvDropCopies(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
+  async lvMoveCopy(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async lvSetExt(): Promise<LvDescriptor> { throw new Error('not in the fake VG') }
   async vgExtend(): Promise<void> { throw new Error('not in the fake VG') }
   async vgReduce(): Promise<void> { throw new Error('not in the fake VG') }

@@ -17,6 +17,8 @@ import * as pvchange from './pvchange.js'
 import * as pvremove from './pvremove.js'
 import * as vgremove from './vgremove.js'
 import * as vgrename from './vgrename.js'
+import * as lvconvert from './lvconvert.js'
+import * as pvmove from './pvmove.js'
 import * as pvs from './pvs.js'
 import * as vgs from './vgs.js'
 import * as lvs from './lvs.js'
@@ -62,6 +64,8 @@ const modules: Array<{ register(program: Command): void }> = [
   pvremove,
   vgremove,
   vgrename,
+  lvconvert,
+  pvmove,
   pvs,
   vgs,
   lvs,

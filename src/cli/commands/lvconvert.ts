@@ -1,0 +1,58 @@
+import type { Command } from 'commander'
+import { usageError } from '../../errors/index.js'
+import { addLvCopies, dropLvCopies } from '../../mirror/index.js'
+import { addDeviceOptions, print, type DeviceOptions } from '../lvm-cli.js'
+import {
+  addRateOptions, failIfNotSynced, parseVgLv, progressBar, rateOption, renderResync, withMirror,
+  type MirrorCliOptions,
+} from '../mirror-cli.js'
+import { parseIntegerOption } from '../options.js'
+import { resolvePv } from './resync.js'
+
+interface Options extends MirrorCliOptions, DeviceOptions {
+  readonly copies?: string
+  readonly pv?: string[]
+  /** commander's `--no-sync` sets it false. */
+  readonly sync?: boolean
+}
+
+/**
+ * `lvmfs lvconvert VG/LV --copies N [--pv PV...] [--no-sync]`, online on a mounted VG.
+ * More copies: the new PPs (on --pv PVs if given) start stale, then are resynced with progress
+ * while the LV stays in use (`--no-sync` leaves them stale for a later resync or auto-resync).
+ * Fewer copies: stale copies and copies on --pv PVs go first; the last fresh copy of an LP
+ * never goes. LVM2 spells it `lvconvert -m N-1`.
+ */
+export function register(program: Command): void {
+  addDeviceOptions(addRateOptions(program.command('lvconvert')
+    .description('add or drop mirror copies of a logical volume while it is in use')
+    .argument('<vg/lv>', 'the logical volume')
+    .requiredOption('--copies <n>', 'copies per partition, 1 to 3')
+    .option('--pv <pv...>', 'adding: put new copies on these PVs; dropping: drop the copies on these PVs first')
+    .option('--no-sync', 'adding: leave the new copies stale (resync later)')))
+    .action(async (path: string, options: Options) => {
+      const { vgName, lvName } = parseVgLv(path)
+      const copies = parseIntegerOption(options.copies!, '--copies', 1, 3)
+      const bar = progressBar({ ...options, vgName })
+      const result = await withMirror(vgName, options, async (engine) => {
+        const lv = engine.mirror.lv(lvName)
+        const pvs = options.pv?.map((text) => resolvePv(engine.vg.descriptor.pvs, text))
+        if (copies === lv.copies) throw usageError(`"${vgName}/${lvName}" already has ${copies} copies`)
+        if (copies < lv.copies) return { lv: await dropLvCopies(engine.mirror, lvName, copies, pvs) }
+        const added = await addLvCopies(engine.mirror, lvName, copies, pvs)
+        if (options.sync === false) return { lv: added }
+        try {
+          const resyncer = engine.resyncer({ ...rateOption(options), ...(bar.onProgress ? { onProgress: bar.onProgress }
+            : {}) })
+          return { lv: added, resync: await resyncer.resynclv(lvName, false) }
+        } finally {
+          bar.stop()
+        }
+      })
+      const report = { vg: vgName, lv: lvName, copies: result.lv.copies, mwc: result.lv.mwc,
+        ...(result.resync === undefined ? {} : { resync: result.resync }) }
+      print(options, report, `logical volume "${vgName}/${lvName}" has ${result.lv.copies} ` +
+        `${result.lv.copies === 1 ? 'copy' : 'copies'}\n` + (result.resync ? renderResync(result.resync) : ''))
+      if (result.resync !== undefined) failIfNotSynced(result.resync)
+    })
+}
