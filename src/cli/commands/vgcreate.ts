@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { LvmfsError } from '../../errors/index.js'
 import { scanDevices, validatePpSize, validateVgName, vgCreate } from '../../lvm/index.js'
 import { parseSizeBytes } from '../options.js'
-import { addDeviceOptions, deviceListWith, print, type DeviceOptions } from '../lvm-cli.js'
+import { addDeviceOptions, cliBackup, deviceListWith, print, type DeviceOptions } from '../lvm-cli.js'
 
 /** `lvmfs vgcreate VG DEV... [--pp-size 4M] [--shared]`: a new VG (blank, all-zero devices are pvcreate'd). */
 export function register(program: Command): void {
@@ -21,7 +21,8 @@ export function register(program: Command): void {
       if (vgs.some((vg) => vg.name === vgName)) {
         throw new LvmfsError('ENGINE_EXISTS', `volume group "${vgName}" already exists`, { context: { vg: vgName } })
       }
-      const d = await vgCreate({ name: vgName, paths: devices, ppSizeBytes, shared: options.shared === true })
+      const d = await vgCreate({ name: vgName, paths: devices, ppSizeBytes, shared: options.shared === true,
+        backup: cliBackup(options) })
       print(options, { vg: vgName, vgId: d.vgId, pvs: d.pvs, shared: d.shared === true },
         `${options.shared === true ? 'shared ' : ''}volume group "${vgName}" created on ${d.pvs.length} PV(s), ` +
         `PP size ${options.ppSize}\n`)

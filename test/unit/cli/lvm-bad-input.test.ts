@@ -272,3 +272,88 @@ void t.test('vgs names a damaged descriptor copy; varyonvg repairs it', async (t
   const again = await cli(['vgs', ...DEVICES])
   t.notMatch(again.stderr, /bad copy/, 'the vary-on rewrote the damaged slot')
 })
+
+void t.test('day two: backups, pvchange, lvchange flags, vgcfgrestore, vgrename, vgremove, pvremove', async (t) => {
+  const { readdirSync } = await import('node:fs')
+  const { vgdaSlotOffset } = await import('../../../src/format/index.js')
+  const { readLabel } = await import('../../../src/lvm/metadata-io.js')
+  const { openFileDevice } = await import('../../../src/io/index.js')
+  const rs = ['r0', 'r1', 'r2'].map(p)
+  const RDEV = ['--devices', rs.join(',')]
+  for (const f of rs) await makeFile(f, 8 << 20)
+  const ok = async (argv: string[]): Promise<Record<string, unknown>> => {
+    const r = await cli([...argv, '--json', ...RDEV])
+    t.equal(r.exit, 0, `${argv.join(' ')}: ${r.stderr}`)
+    return r.exit === 0 ? JSON.parse(r.stdout) as Record<string, unknown> : {}
+  }
+  await cli(['pvcreate', '--metadata-size', '64K', ...rs])
+  const vgId = (await ok(['vgcreate', 'rvg', ...rs, '--pp-size', '256K']))['vgId'] as string
+  await ok(['lvcreate', 'rvg', 'lv0', '--size', '512K', '--copies', '2'])
+  await ok(['lvcreate', 'rvg', 'lv1', '--size', '256K'])
+  const backups = (): string[] => readdirSync(join(dir, 'backup', vgId)).sort()
+  t.same(backups().length, 3, 'vgcreate and each lvcreate left a backup')
+
+  const changed = await ok(['lvchange', 'rvg/lv1', '--activate', 'n', '--permission', 'r'])
+  t.same([changed['active'], changed['permission']], [false, 'r'])
+  const flagged = readFileSync(join(dir, 'backup', vgId, backups().at(-1)!), 'utf8')
+  t.match(flagged, /\\"act\\":\\"n\\",\\"perm\\":\\"r\\"/, 'the descriptor carries act and perm')
+  await ok(['lvchange', 'rvg/lv1', '--activate', 'y', '--permission', 'rw'])
+  const plain = readFileSync(join(dir, 'backup', vgId, backups().at(-1)!), 'utf8')
+  t.notMatch(plain, /\\"act\\"|\\"perm\\"/, 'back to the defaults: the keys are gone')
+
+  const removed = await ok(['pvchange', 'rvg', rs[2]!, '--remove'])
+  t.same([removed['after'], removed['copies']], ['removed', 3], 'the removed PV left the placement (2 + 1)')
+  const vgs = await cli(['vgs', '--json', ...RDEV])
+  t.equal(vgs.exit, 0, 'the VG keeps its quorum without it')
+  const back = await ok(['pvchange', 'rvg', rs[2]!, '--return'])
+  t.same([back['before'], back['after'], back['copies']], ['removed', 'active', 3])
+
+  // Every descriptor copy trashed: the newest backup puts the VG back.
+  for (const f of rs) {
+    const device = await openFileDevice(f)
+    const label = await readLabel(device)
+    const start = vgdaSlotOffset(label, 0, 0)
+    await device.write(new Uint8Array(vgdaSlotOffset(label, 1, 1) + label.vgdaSlotBytes - start), start)
+    await device.close()
+  }
+  const gone = await cli(['lvs', 'rvg', '--json', ...RDEV])
+  t.notMatch(gone.stdout, /lv0/, 'no descriptor left')
+  const list = await ok(['vgcfgrestore', 'rvg', '--list'])
+  t.ok((list['backups'] as unknown[]).length >= 5)
+  const restored = await ok(['vgcfgrestore', 'rvg'])
+  t.ok((restored['seq'] as number) > (restored['backupSeq'] as number), 'committed above the backup seq')
+  const lvs = await cli(['lvs', 'rvg', '--json', ...RDEV])
+  t.match(lvs.stdout, /lv0/)
+  t.match(lvs.stdout, /lv1/)
+
+  // An older configuration (before lv1) wins at the next vary-on.
+  const older = (list['backups'] as Array<{ path: string; lvs: number }>).find((b) => b.lvs === 1)!
+  await ok(['vgcfgrestore', 'rvg', '-f', older.path])
+  const after = await cli(['lvs', 'rvg', '--json', ...RDEV])
+  t.match(after.stdout, /lv0/)
+  t.notMatch(after.stdout, /lv1/, 'the older descriptor was adopted')
+
+  await ok(['vgrename', 'rvg', 'rvg2'])
+  t.equal((await cli(['lvs', 'rvg2', '--json', ...RDEV])).exit, 0, 'found by its new name')
+  t.equal((await cli(['vgremove', 'rvg2', ...RDEV])).exit, 5, 'refused: it holds an LV')
+  await ok(['vgremove', 'rvg2', '--force'])
+  const pvs = await cli(['pvs', '--json', ...RDEV])
+  t.notMatch(pvs.stdout, /rvg2/, 'every PV released')
+  const wipe = await cli(['pvremove', ...rs])
+  t.equal(wipe.exit, 0, wipe.stderr)
+  const wiped = await cli(['pvs', '--json', ...RDEV])
+  t.match(wiped.stdout, /not an lvmfs PV/)
+})
+
+void t.test('a backup that cannot be written warns and never fails the commit', async (t) => {
+  const { FileDescriptorBackup } = await import('../../../src/lvm/index.js')
+  writeFileSync(p('not-a-dir'), '')
+  const warnings: string[] = []
+  const backup = new FileDescriptorBackup(p('not-a-dir'), (m) => warnings.push(m), 2)
+  const d = decodeBackup(readFileSync(p('vg0.json'), 'utf8'), 'vg0.json')
+  await backup.save(d)
+  t.match(warnings[0], /not written/)
+  const kept = new FileDescriptorBackup(join(dir, 'keep2'), (m) => warnings.push(m), 2)
+  for (const seq of [5, 6, 7]) await kept.save({ ...d, seq })
+  t.same((await kept.list(d.vgId)).map((e) => e.seq), [6, 7], 'only the newest two are kept')
+})
