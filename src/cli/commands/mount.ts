@@ -76,10 +76,10 @@ export function register(program: Command): void {
       const mountpoint = resolve(mountpointArg)
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
       const policyTimeoutSeconds = parseIntegerOption(options.policyTimeout, '--policy-timeout', 1, 3600)
+      if (options.metrics !== undefined) parseMetricsAddress(options.metrics)
       const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
-      if (options.metrics !== undefined) parseMetricsAddress(options.metrics)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const force = options.force === true
       const flags = varyOnFlagsOf(options)

@@ -4,6 +4,7 @@
  * the mount), then a scrape parsed line by line, and the event stream of a PV going missing,
  * coming back and its mirror resynced.
  */
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +19,7 @@ import { socketPath } from '../../../src/engine/runtime-paths.js'
 import { pvCreate, varyOnVg, vgCreate } from '../../../src/lvm/index.js'
 import { captureCli } from '../../helpers/mirror-cli-fixture.js'
 import { ddWrite, run, until } from '../../helpers/in-process-mount.js'
-import { fuseAvailable, makeMountpoint } from '../../helpers/mount-child.js'
+import { fuseAvailable, makeMountpoint, repoRoot } from '../../helpers/mount-child.js'
 
 const MiB = 1024 * 1024
 const VG = 'obsvg'
@@ -158,6 +159,14 @@ t.test('events: a PV missing, back, its mirror resynced, then the daemon exits; 
   const resync = await callControl(socketPath(VG), 'cli', { argv: ['resync', `${VG}/mir`], isTTY: false,
     columns: 80 }) as { exitCode: number }
   t.equal(resync.exitCode, 0)
+  // Ctrl-C ends a `lvmfs events` process cleanly (a child: this process's SIGINT stops the daemon).
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'events', VG],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  child.kill('SIGINT')
+  t.equal(await exited, 0, 'lvmfs events exits 0 on SIGINT')
   t.equal(await daemon.stop(), 0)
   t.equal(await events, 0, 'lvmfs events ends with the daemon, exit 0')
 
@@ -180,4 +189,10 @@ t.test('events: a PV missing, back, its mirror resynced, then the daemon exits; 
     ['resync-done', undefined, undefined],
   ])
   t.match(brief.find((line) => line['type'] === 'resync-done'), { what: `resync ${VG}/mir`, totalBytes: Number })
+})
+
+t.test('mount --metrics refuses an address that is not HOST:PORT before anything else', async (t) => {
+  const result = await captureCli(['mount', 'novg', '/nonexistent', '--metrics', 'localhost'])
+  t.equal(result.code, 3)
+  t.match(result.stderr, /invalid --metrics "localhost"/)
 })
