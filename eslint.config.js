@@ -25,10 +25,17 @@ const layerRules = all.map((layer) => {
     files: [`src/${layer}/**/*.ts`],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: forbidden.map((other) => ({
-          group: [`**/${other}/*`, `**/${other}/**`, `../${other}`, `../../${other}`],
-          message: `layer "${layer}" may not import from "${other}" (see docs/architecture.md)`,
-        })),
+        patterns: [
+          ...forbidden.map((other) => ({
+            group: [`**/${other}/*`, `**/${other}/**`, `../${other}`, `../../${other}`],
+            message: `layer "${layer}" may not import from "${other}" (see docs/architecture.md)`,
+          })),
+          // A layer's entry point is its index.ts: what it does not export there is private to it.
+          ...layers[layer].map((below) => ({
+            group: [`**/${below}/**`, `!**/${below}/index.js`],
+            message: `import layer "${below}" through its index.js, not one of its files`,
+          })),
+        ],
       }],
     },
   }

@@ -5,9 +5,9 @@
 import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
-import { callControl } from '../engine/control-protocol.js'
-import { runDir, sharedInstancesOf, socketPath } from '../engine/runtime-paths.js'
-import type { VgStatusReport } from '../engine/status.js'
+import { callControl } from '../engine/index.js'
+import { runDir, sharedInstancesOf, socketPath } from '../engine/index.js'
+import type { VgStatusReport } from '../engine/index.js'
 
 /** VG names with a control socket in the runtime directory (live or stale). */
 export function socketVgNames(): string[] {

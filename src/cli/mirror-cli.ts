@@ -9,7 +9,7 @@ import { LvmfsError } from '../errors/index.js'
 import {
   DEFAULT_MIN_RATE_BYTES_PER_SECOND, MirrorEngine, type ResyncProgress, type ResyncReport,
 } from '../mirror/index.js'
-import { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from '../mirror/checksum-diff.js'
+import { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from '../mirror/index.js'
 import { onlineVg, stderr, stdout, type OutputStream, type ResyncRate } from './io-context.js'
 import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
 import { parseSizeBytes } from './options.js'

@@ -12,7 +12,7 @@ import { mkdirSync, unlinkSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
-import { AssertionError } from '../util/assert.js'
+import { AssertionError } from '../util/index.js'
 import {
   acquireBrokerLock, readSessions, releaseBrokerLock, writeSessions,
 } from './broker-files.js'

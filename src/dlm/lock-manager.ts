@@ -16,7 +16,7 @@
  * its open collection is given back.
  */
 import { LvmfsError, type ErrorCode } from '../errors/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import {
   isDownConversion, isLockMode, modeRank, modesCompatible, writesValueBlock, type LockMode,
 } from './modes.js'

@@ -1,4 +1,4 @@
-import type { DlmSuccessStatus } from '../errors/codes-dlm.js'
+import type { DlmSuccessStatus } from '../errors/index.js'
 import type { LockMode } from './modes.js'
 
 export type ClientId = number

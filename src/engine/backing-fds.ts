@@ -5,7 +5,7 @@
  * handled by asking again.
  */
 import { closeSync, constants, openSync } from 'node:fs'
-import { FaultBit, setFdFault } from '../fuse/native-session.js'
+import { FaultBit, setFdFault } from '../fuse/index.js'
 
 export type FaultMode = 'fail-writes' | 'fail-reads' | 'disappear' | 'fail-fsync' | 'clear'
 

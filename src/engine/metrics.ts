@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client'
 import { LvmfsError } from '../errors/index.js'
-import type { NativeOpStats, NativeVolumeStats } from '../fuse/native-session.js'
+import type { NativeOpStats, NativeVolumeStats } from '../fuse/index.js'
 import type { MountedVg } from './mounted-vg.js'
 import { statusOf } from './status.js'
 

@@ -14,11 +14,13 @@ import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
-import { FUSE_ROOT_ID } from '../fuse/abi.js'
-import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/session.js'
+import { FUSE_ROOT_ID } from '../fuse/index.js'
+import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
-import { OnlineVgRegistry, varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
-  type VvgIn } from '../lvm/index.js'
+import {
+  OnlineVgRegistry, varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
+  type VvgIn,
+} from '../lvm/index.js'
 import { FileDescriptorBackup, resolveBackupDir } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'

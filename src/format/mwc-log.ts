@@ -44,7 +44,7 @@
  */
 import { crc32c } from '@node-rs/crc32'
 import { LvmfsError } from '../errors/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export const MWC_BLOCK_BYTES = 4096
 export const MWC_MAX_CURSORS = 32

@@ -34,7 +34,7 @@ import {
   ZERO_ID, badVersion, corrupt, hasMagic, isId, readId, readU64, viewOf, writeId, writeMagic,
   writeU64,
 } from './bytes.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export const PV_LABEL_MAGIC = 'LVMFS_PV'
 export const PV_LABEL_BYTES = 140

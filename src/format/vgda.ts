@@ -30,7 +30,7 @@ import { FORMAT_VERSION } from './layout.js'
 import {
   alignUp, badVersion, corrupt, hasMagic, readId, readU64, viewOf, writeId, writeMagic, writeU64,
 } from './bytes.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export const VGDA_HEADER_MAGIC = 'LVMFSVDA'
 export const VGDA_TRAILER_MAGIC = 'LVMFSVDT'

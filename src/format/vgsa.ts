@@ -29,7 +29,7 @@ import {
   alignUp, badVersion, corrupt, hasMagic, readId, readU64, viewOf, writeId, writeMagic, writeU64,
 } from './bytes.js'
 import type { SlotLocation } from './vgda.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export const VGSA_MAGIC = 'LVMFSVSA'
 const HEADER_BYTES = 64

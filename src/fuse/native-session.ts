@@ -1,5 +1,5 @@
 /** Typed view of the native FUSE session (native/session.cc) and of volume I/O (native/volume-io.cc). */
-import { nativeAddon } from '../native/addon.js'
+import { nativeAddon } from '../native/index.js'
 
 /** Field offsets come from native/arena.h through the session's `layout`: never literals here. */
 export interface ArenaLayout {

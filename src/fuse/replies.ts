@@ -3,7 +3,7 @@
  * adds) at the start of `out` and returns its length. Output bytes are zeroed first so no stale
  * arena content can leak to the kernel.
  */
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import { Size } from './abi.js'
 
 export interface Attr {

@@ -6,7 +6,7 @@
  * events (gated writes, copy errors) come back here and go to the VolumePolicy.
  */
 import { errnoNumber, errnoOf, LvmfsError } from '../errors/index.js'
-import type { VolumeMap } from '../native/volume-map.js'
+import type { VolumeMap } from '../native/index.js'
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, InitFlag, InitFlag2, Opcode } from './abi.js'
 import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'

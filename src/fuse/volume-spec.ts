@@ -1,6 +1,6 @@
 /** Converts a VolumeMap (src/native/volume-map.ts) into the typed arrays native code reads. */
 import { LvmfsError } from '../errors/index.js'
-import { MAX_COPIES, type VolumeMap } from '../native/volume-map.js'
+import { MAX_COPIES, type VolumeMap } from '../native/index.js'
 import type { NativeVolumeSpec } from './native-session.js'
 
 const READ_POLICY = { 'primary': 0, 'first-fresh': 1, 'round-robin': 2 } as const

@@ -8,7 +8,7 @@
  */
 import { constants, promises as fsp, type Stats } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
-import { nativeAddon, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../native/addon.js'
+import { nativeAddon, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../native/index.js'
 import type { BlockDevice, OpenOptions } from './block-device.js'
 import { checkRange, closedError, ioError } from './device-error.js'
 import { claimFile, type DeviceClaim } from './device-lock.js'

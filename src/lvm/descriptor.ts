@@ -4,7 +4,7 @@
  * before every commit (a problem there is a bug).
  */
 import type { LvDescriptor, VgDescriptor } from './model.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export function descriptorProblems(d: VgDescriptor): string[] {
   const problems: string[] = []

@@ -7,7 +7,7 @@ import { LvmfsError, alreadyExists, invalidParam, notFound, usageError } from '.
 import {
   MAX_AL_EXTENTS, MIN_BITMAP_CHUNK_LOG2, MWC_POLICIES, NAME_PATTERN, NAME_RULE, SCHEDULES, STRICTNESS,
 } from '../format/index.js'
-import { PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/mwc-log.js'
+import { PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/index.js'
 import { allocateLps } from './allocator.js'
 import type { JsonValue, LvDescriptor, VgDescriptor } from './model.js'
 import type { LvChangeOptions, LvCreateOptions } from './volume-group.js'

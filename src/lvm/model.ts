@@ -11,8 +11,8 @@
 export type {
   PvState, Strictness, Schedule, MwcPolicy, PpRef, JsonValue, PvDescriptor, LvDescriptor,
   CopyPlace, VgDescriptor, VgStatus,
-} from '../format/descriptor-types.js'
-import type { PpRef } from '../format/descriptor-types.js'
+} from '../format/index.js'
+import type { PpRef } from '../format/index.js'
 
 /** A stale-bit change: PP `pp` on PV `pvIndex`. */
 export type StaleChange = PpRef

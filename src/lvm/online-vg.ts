@@ -7,7 +7,7 @@
 import { LvmfsError, usageError } from '../errors/index.js'
 import type { BlockDevice } from '../io/index.js'
 import type { PvLabel } from '../format/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import type { DescriptorBackup } from './backup.js'
 import { CopySlots, MetadataCommitter, majorityShortfall, requiredSets, type CommitVerdict } from './commit.js'
 import {

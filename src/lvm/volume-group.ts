@@ -12,7 +12,7 @@
  *  - Mutations are serialised internally (one commit at a time), so callers may issue them
  *    concurrently.
  */
-import type { BlockDevice } from '../io/block-device.js'
+import type { BlockDevice } from '../io/index.js'
 import type {
   LvDescriptor, MwcPolicy, PvState, Schedule, StaleChange, Strictness, VgDescriptor, VgStatus,
   JsonValue, PpRef,

@@ -11,7 +11,7 @@
  *   engine.buildVolumeMap(lv), engine.beforeWriteRegion(...), engine.onCopyError(...)  // native
  */
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
-import type { VolumeMap } from '../native/volume-map.js'
+import type { VolumeMap } from '../native/index.js'
 import { LvmfsError } from '../errors/index.js'
 import { MirroredLv, type OpenLvOptions } from './lv-engine.js'
 import { MirrorVg, type CopyErrorDecision, type MirrorVgOptions } from './mirror-vg.js'
@@ -211,3 +211,4 @@ export class MirrorEngine {
     return this.#options
   }
 }
+export { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from './checksum-diff.js'

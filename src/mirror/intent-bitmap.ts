@@ -23,7 +23,7 @@
  * stale; they are cleared once every copy of the LP is fresh again.
  */
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
-import { WHOLE_LV, type DirtyChunks, type MwcRecord } from '../format/mwc-log.js'
+import { WHOLE_LV, type DirtyChunks, type MwcRecord } from '../format/index.js'
 import type { LpRange } from './mirror-vg.js'
 
 export const DEFAULT_BITMAP_CHUNK_BYTES = 64 * 1024

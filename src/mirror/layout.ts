@@ -8,8 +8,8 @@
  *  - a copy is readable only when its PV is active and its PP is not stale (never read stale).
  */
 import type { LvDescriptor, PpRef, Schedule } from '../lvm/index.js'
-import type { ReadPolicy, WriteSchedule } from '../native/volume-map.js'
-import { assert } from '../util/assert.js'
+import type { ReadPolicy, WriteSchedule } from '../native/index.js'
+import { assert } from '../util/index.js'
 
 export interface Piece {
   readonly lp: number

@@ -13,7 +13,7 @@
  */
 import type { LvDescriptor } from '../lvm/index.js'
 import { LvmfsError, errnoOf } from '../errors/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import { freshCopies, isCopyFresh, lvSizeBytes, readOrder, readPolicyOf, splitRange, type Piece } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
 import { copyAddress } from './region-copy.js'

@@ -11,9 +11,9 @@
  *    failures never fail an application write.
  */
 import type { LvDescriptor, StaleChange, VolumeGroup } from '../lvm/index.js'
-import type { CopyTarget, VolumeMap } from '../native/volume-map.js'
+import type { CopyTarget, VolumeMap } from '../native/index.js'
 import { LvmfsError } from '../errors/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import { freshCopies, isCopyFresh, lvSizeBytes, readPolicyOf, writeScheduleOf } from './layout.js'
 import { IntentBitmaps } from './intent-bitmap.js'
 import { MwcLog, ltgBytesOf } from './mwc.js'

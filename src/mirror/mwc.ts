@@ -24,17 +24,17 @@
  * Invariants: an LTG with pins > 0 is in every record written after its pin to the PVs of its
  * copies; seq only grows; a PV's writer never overwrites the blocks of its newest record.
  */
-import type { BlockDevice } from '../io/block-device.js'
+import type { BlockDevice } from '../io/index.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import {
   DEFAULT_AL_EXTENTS, MWC_BLOCK_BYTES, MWC_MAX_CURSORS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity, encodeMwcRecord,
   maxRecordBlocks, mwcRecordBytes, nextRecordBlock,
   scanMwcArea, WHOLE_LV, type DirtyChunks, type MwcEntry, type MwcRecord, type ResyncCursor,
-} from '../format/mwc-log.js'
-import { assert } from '../util/assert.js'
+} from '../format/index.js'
+import { assert } from '../util/index.js'
 import { isLvmfsError } from '../errors/index.js'
 
-export { DEFAULT_AL_EXTENTS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/mwc-log.js'
+export { DEFAULT_AL_EXTENTS, PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/index.js'
 /** AIX's MWC cache size, the figure lvmfs used before the activity log. */
 export const AIX_MWC_CACHE_LTGS = 62
 export const DEFAULT_LTG_BYTES_MAX = 4 * 1024 * 1024

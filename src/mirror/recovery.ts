@@ -13,7 +13,7 @@
  *  - Resync cursors are adopted so interrupted resyncs resume.
  */
 import type { LvDescriptor } from '../lvm/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import { freshCopies, sourceCopy } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
 import { copyRange, syncCopies } from './region-copy.js'

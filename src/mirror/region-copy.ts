@@ -13,10 +13,10 @@
 import { getSystemErrorName } from 'node:util'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import { FaultyDevice, type BlockDevice } from '../io/index.js'
-import { ioError } from '../io/device-error.js'
+import { ioError } from '../io/index.js'
 import { LvmfsError } from '../errors/index.js'
-import { nativeAddon, type NativeAddon } from '../native/addon.js'
-import { assert } from '../util/assert.js'
+import { nativeAddon, type NativeAddon } from '../native/index.js'
+import { assert } from '../util/index.js'
 
 /** How copyRange moves bytes: 'auto' (native when possible, the buffer method), a native method
  * named, or 'typescript' (always through BlockDevice read/write: the pre-native path). */

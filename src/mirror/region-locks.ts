@@ -10,7 +10,7 @@
  * holders acquire regions in ascending order, exclusive holders hold one region at a time, so
  * there is no deadlock.
  */
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 interface RegionState {
   shared: number

@@ -19,7 +19,7 @@
  * The measured rate (completed bytes over the last plan-ahead window) gives progress its rate
  * and ETA. Clock and sleep are injectable, so tests check the arithmetic without timing.
  */
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 
 export const DEFAULT_MIN_RATE_BYTES_PER_SECOND = 16 * 1024 * 1024
 export const DEFAULT_PLAN_AHEAD_MS = 2000

@@ -31,9 +31,9 @@
  * at most the remaining bytes plus one checkpoint interval (plus the regions in flight).
  */
 import type { LvDescriptor } from '../lvm/index.js'
-import type { ResyncCursor } from '../format/mwc-log.js'
+import type { ResyncCursor } from '../format/index.js'
 import { LvmfsError, errnoOf } from '../errors/index.js'
-import { assert } from '../util/assert.js'
+import { assert } from '../util/index.js'
 import { copyMask, isCopyFresh, sourceCopy } from './layout.js'
 import type { LpRange, MirrorVg } from './mirror-vg.js'
 import { copyRange, syncCopies, type CopyMethod } from './region-copy.js'

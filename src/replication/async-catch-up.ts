@@ -8,7 +8,7 @@
  * it falls back to copying in place, the target flagged inconsistent meanwhile.
  */
 import { isLvmfsError } from '../errors/index.js'
-import { FLAG_CONSISTENT } from '../format/replica-superblock.js'
+import { FLAG_CONSISTENT } from '../format/index.js'
 import type { AsyncState, StagingCycle } from './async-state.js'
 import type { ChildLocated, Located, ReplicationContext } from './context.js'
 import { keyOf, replicaOf } from './model.js'

@@ -5,7 +5,7 @@
  * count above the target's mark, else catches up by copies (async-catch-up.ts), then raises the
  * mark (only ever up, only after the target holds and synced everything up to it).
  */
-import { FLAG_COMPLETE, FLAG_CONSISTENT, type ReplicaSuperblock } from '../format/replica-superblock.js'
+import { FLAG_COMPLETE, FLAG_CONSISTENT, type ReplicaSuperblock } from '../format/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 import type { AsyncCatchUp } from './async-catch-up.js'
 import type { AsyncState } from './async-state.js'

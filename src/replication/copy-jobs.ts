@@ -5,7 +5,7 @@
  * is not durable yet) pushes it first, so the target is the source's image at creation. The
  * target's state becomes complete only after every partition was copied and synced.
  */
-import { FLAG_COMPLETE, FLAG_CONSISTENT, countCopied, isCopied, setCopied } from '../format/replica-superblock.js'
+import { FLAG_COMPLETE, FLAG_CONSISTENT, countCopied, isCopied, setCopied } from '../format/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 import type { ChildLocated, Located, ReplicationContext } from './context.js'
 import { lsm } from './lsm-error.js'

@@ -16,7 +16,7 @@
  *    both moved are never merged (LWM_GENERATION_CONFLICT).
  */
 import type { MirrorEngine } from '../mirror/index.js'
-import type { VolumeMap } from '../native/volume-map.js'
+import type { VolumeMap } from '../native/index.js'
 import { AsyncCatchUp } from './async-catch-up.js'
 import { AsyncMirrors } from './async-mirror.js'
 import { CloneChunks } from './clone.js'

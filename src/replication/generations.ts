@@ -7,7 +7,7 @@
  * compareGenerations is pure; the table test in test/unit/replication is its specification.
  */
 import { randomBytes } from 'node:crypto'
-import type { Generation } from '../format/replica-superblock.js'
+import type { Generation } from '../format/index.js'
 
 export type GenerationVerdict =
   /** neither side wrote since the base: attach incrementally */

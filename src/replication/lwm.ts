@@ -3,7 +3,7 @@
  * replicated volume) and primrec (reconcile an async target outside the propagator, then chlwm).
  * Site 1 is the source, whose mark is its commit count; targets are sites 2, 3, …
  */
-import { FLAG_COMPLETE, FLAG_CONSISTENT } from '../format/replica-superblock.js'
+import { FLAG_COMPLETE, FLAG_CONSISTENT } from '../format/index.js'
 import type { AsyncCatchUp } from './async-catch-up.js'
 import type { AsyncMirrors } from './async-mirror.js'
 import type { Located, ReplicationContext } from './context.js'

@@ -13,7 +13,7 @@
  * Everything else in `ext` is preserved by every update.
  */
 import type { JsonValue, LvDescriptor } from '../lvm/index.js'
-import type { Generation } from '../format/replica-superblock.js'
+import type { Generation } from '../format/index.js'
 
 export const REPLICATION_TYPES = ['clone', 'copy', 'mirror-sync', 'mirror-async'] as const
 export type ReplicationType = typeof REPLICATION_TYPES[number]

@@ -3,8 +3,8 @@
  * partitions serve it, which gates stay closed so the gate hook sees the writes this layer must
  * act on, and which extra copies are synchronous mirror targets.
  */
-import type { VolumeExtent, VolumeMap } from '../native/volume-map.js'
-import { assert } from '../util/assert.js'
+import type { VolumeExtent, VolumeMap } from '../native/index.js'
+import { assert } from '../util/index.js'
 import { ownedLp } from './clone.js'
 import type { Located, ReplicationContext } from './context.js'
 import { replicaOf } from './model.js'

@@ -1,5 +1,5 @@
 /** What `replica list`, lvs and status show of a replica: origin, type, sync state, mark and lag. */
-import { FLAG_CONSISTENT } from '../format/replica-superblock.js'
+import { FLAG_CONSISTENT } from '../format/index.js'
 import type { AsyncMirrors } from './async-mirror.js'
 import type { ReplicationContext } from './context.js'
 import type { CopyJobs } from './copy-jobs.js'

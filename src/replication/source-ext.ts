@@ -2,7 +2,7 @@
  * Updates of a source's `ext.replicaSource` (children, generation, commit count floor, dirty
  * chunks), one at a time per source: each is a read-modify-commit of the descriptor.
  */
-import type { Generation } from '../format/replica-superblock.js'
+import type { Generation } from '../format/index.js'
 import type { Located, ReplicationContext } from './context.js'
 import { freshGeneration } from './generations.js'
 import { KeyedMutex } from './keyed-mutex.js'

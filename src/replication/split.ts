@@ -3,7 +3,7 @@
  * (or a complete copy) independent; afterwards the first write to either side starts a new
  * generation on that side, so primrec reattaches only when the replica did not move.
  */
-import { FLAG_SPLIT, FLAG_WRITTEN_APART } from '../format/replica-superblock.js'
+import { FLAG_SPLIT, FLAG_WRITTEN_APART } from '../format/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 import type { AsyncCatchUp } from './async-catch-up.js'
 import type { Located, ReplicationContext } from './context.js'

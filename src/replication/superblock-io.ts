@@ -7,8 +7,8 @@ import { LvmfsError } from '../errors/index.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import {
   decodeSuperblock, encodeSuperblock, newestSuperblock, superblockSlotBytes, type ReplicaSuperblock,
-} from '../format/replica-superblock.js'
-import { assert } from '../util/assert.js'
+} from '../format/index.js'
+import { assert } from '../util/index.js'
 
 function freshMetaCopies(vg: VolumeGroup, lv: LvDescriptor): Array<{ pvIndex: number, offsetBytes: number }> {
   const copies = lv.lps[0]

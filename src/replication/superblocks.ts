@@ -3,8 +3,8 @@
  * are serialised and write seq + 1 after flushing its data, so a superblock never claims data
  * (copied partitions, a mark) that is not on disk yet.
  */
-import type { ReplicaSuperblock } from '../format/replica-superblock.js'
-import { assert } from '../util/assert.js'
+import type { ReplicaSuperblock } from '../format/index.js'
+import { assert } from '../util/index.js'
 import type { Located, ReplicationContext } from './context.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { lsm } from './lsm-error.js'

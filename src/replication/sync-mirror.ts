@@ -3,7 +3,7 @@
  * the target holds (all of them once the initial job completed) was written too. Natively the
  * target's copies are extra copies in the source's volume map (see native-map.ts).
  */
-import { isCopied } from '../format/replica-superblock.js'
+import { isCopied } from '../format/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 import type { ChildLocated, ReplicationContext } from './context.js'
 import type { CopyJobs } from './copy-jobs.js'

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { cleanupMountpoint } from '../../fuse/mounts.js'
+import { cleanupMountpoint } from '../../fuse/index.js'
 
 /** `lvmfs cleanup MOUNTPOINT`: detaches the dead mount a killed daemon left behind. */
 export function register(program: Command): void {

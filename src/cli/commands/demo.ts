@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { existsSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { cleanupMountpoint, mountsAt } from '../../fuse/mounts.js'
+import { cleanupMountpoint, mountsAt } from '../../fuse/index.js'
 import { isServed } from '../daemon-cli.js'
 import { stdout } from '../io-context.js'
 import { runCli } from '../program.js'

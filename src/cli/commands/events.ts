@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { callControl } from '../../engine/control-protocol.js'
-import { socketPath } from '../../engine/runtime-paths.js'
+import { callControl } from '../../engine/index.js'
+import { socketPath } from '../../engine/index.js'
 import { findMounted, socketVgNames, statusOfVg } from '../daemon-cli.js'
 import { stdout } from '../io-context.js'
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { Broker, socketPathFromEnv } from '../../dlm/broker.js'
+import { Broker, socketPathFromEnv } from '../../dlm/index.js'
 import { parseIntegerOption } from '../options.js'
 
 /**

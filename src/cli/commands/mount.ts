@@ -1,10 +1,10 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
-import { runDaemon, spawnDaemon } from '../../engine/daemon.js'
+import { runDaemon, spawnDaemon } from '../../engine/index.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
-import { parseServedLvs, type SharedMountOptions } from '../../engine/shared-mount.js'
-import { parseMetricsAddress } from '../../engine/metrics.js'
+import { parseServedLvs, type SharedMountOptions } from '../../engine/index.js'
+import { parseMetricsAddress } from '../../engine/index.js'
 import { forwardedCommandHandlers } from '../forward.js'
 import { addDeviceOptions, addVaryOnOptions, deviceList, print, requireName, requireVgExists, table, varyOnFlagsOf,
   type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'

@@ -1,7 +1,7 @@
 import { MultiBar, type SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { VgStatusReport } from '../../engine/status.js'
+import type { VgStatusReport } from '../../engine/index.js'
 import { findMounted, socketVgNames, statusOfVg } from '../daemon-cli.js'
 import { stderr, stdout, type OutputStream } from '../io-context.js'
 import { humanBytes, print, table } from '../lvm-cli.js'

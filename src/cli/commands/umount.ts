@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { callControl } from '../../engine/control-protocol.js'
-import { socketPath } from '../../engine/runtime-paths.js'
+import { callControl } from '../../engine/index.js'
+import { socketPath } from '../../engine/index.js'
 import { findMounted } from '../daemon-cli.js'
 import { print } from '../lvm-cli.js'
 

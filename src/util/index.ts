@@ -1,0 +1,1 @@
+export { AssertionError, assert } from './assert.js'
