@@ -299,6 +299,8 @@ export class MwcLog {
   /** Entries the records of one PV may list before pins must evict other LVs' extents: the
    * record capacity of its area less what pinned overshoot and open resyncs may add. */
   #pvSoftLimit(pvIndex: number): number {
+    // A PV that is not active gets no records (its copies are stale), so it bounds nothing.
+    if (this.#vg.pvState(pvIndex) !== 'active') return Number.POSITIVE_INFINITY
     return Math.max(1, alExtentsCapacity(this.#vg.mwcArea(pvIndex).sizeBytes) - 2 * PINNED_OVERSHOOT_LTGS)
   }
 
