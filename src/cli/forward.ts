@@ -49,6 +49,8 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
           progress: (doneBytes, totalBytes, rate) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
             totalBytes, ...rate }),
         } }, () => runCli(argv))
+        // The command returns once the mount shows its commits (files gone, modes, read-only maps).
+        await mounted.refresh()
         return { exitCode }
       } finally {
         mounted.activities.delete(id)

@@ -36,7 +36,8 @@ let counter = 0
 export function makeVg(t: Test, options: { pvCount: number; pvBytes: number; loop?: boolean }): VgFixture {
   const dir = mkdtempSync(join(tmpdir(), 'lvmfs-e2e-'))
   const vg = `vg${process.pid}x${counter++}`
-  const env: NodeJS.ProcessEnv = { ...process.env, LVMFS_RUN_DIR: join(dir, 'run'), LVMFS_LOG_DIR: join(dir, 'log') }
+  const env: NodeJS.ProcessEnv = { ...process.env, LVMFS_RUN_DIR: join(dir, 'run'), LVMFS_LOG_DIR: join(dir, 'log'),
+    LVMFS_BACKUP_DIR: join(dir, 'backup') }
   // tap puts its process-info loader in NODE_OPTIONS; loaded into every CLI run and daemon it
   // costs about 0.4 s each, and coverage (what it is for) is off.
   if (env['NODE_OPTIONS']?.includes('@tapjs') === true) delete env['NODE_OPTIONS']

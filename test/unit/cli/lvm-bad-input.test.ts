@@ -357,3 +357,16 @@ void t.test('a backup that cannot be written warns and never fails the commit', 
   for (const seq of [5, 6, 7]) await kept.save({ ...d, seq })
   t.same((await kept.list(d.vgId)).map((e) => e.seq), [6, 7], 'only the newest two are kept')
 })
+
+void t.test('vgcfgrestore, vgremove and vgrename refuse a VG its daemon serves', async (t) => {
+  const { runInContext } = await import('../../../src/cli/io-context.js')
+  for (const argv of [['vgcfgrestore', 'vg0'], ['vgremove', 'vg0'], ['vgrename', 'vg0', 'vgy']]) {
+    let err = ''
+    const stderr = { write: (chunk: string) => { err += chunk; return true } }
+    const code = await runInContext({ stdout: { write: () => true }, stderr,
+      online: { vg: { name: 'vg0' } as never, engine: {} as never, progress: () => undefined } },
+    () => runCli([...argv, ...DEVICES]))
+    t.equal(code, 5, argv.join(' '))
+    t.match(err, /ENGINE_BUSY.*needs it unmounted/)
+  }
+})
