@@ -172,21 +172,42 @@ export interface ReadyMessage {
   readonly error?: { code: string; message: string; detail?: string; hint?: string }
 }
 
+/** What a CLI process hands the daemon it starts: plain data, sent over the IPC channel (the
+ * callbacks are the daemon process's own). */
+export type DaemonStartOptions = Omit<DaemonOptions, 'handlers' | 'onReady' | 'logToStderr'>
+
+interface StartMessage {
+  readonly start: DaemonStartOptions
+}
+
 /**
- * Starts `argv` (a `lvmfs mount ... --foreground` command line) as a detached daemon whose
- * output goes to the VG's log file, and waits until it has mounted or failed.
+ * Starts `entry` (the CLI's hidden daemon command) as a detached process whose output goes to
+ * the VG's log file, sends it `options` over IPC, and waits until it has mounted or failed.
  */
-export async function spawnDaemon(vgName: string, argv: readonly string[]): Promise<ReadyMessage> {
+export async function spawnDaemon(vgName: string, entry: readonly string[],
+  options: DaemonStartOptions): Promise<ReadyMessage> {
   mkdirSync(dirname(logPath(vgName)), { recursive: true })
   const logFd = openSync(logPath(vgName), 'a')
-  const child = spawn(process.execPath, [...process.execArgv, ...argv], { detached: true,
+  const child = spawn(process.execPath, [...process.execArgv, ...entry], { detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'] })
   const message = await new Promise<ReadyMessage>((resolve) => {
     child.once('message', (value) => resolve(value as ReadyMessage))
     child.once('exit', (code) => resolve({ error: { code: 'ENGINE_IO',
       message: `the daemon exited with code ${code} before mounting; see ${logPath(vgName)}` } }))
+    child.send({ start: options } satisfies StartMessage)
   })
   child.disconnect()
   child.unref()
   return message
+}
+
+/** In the daemon process spawnDaemon started: the options its parent sends. */
+export function receiveStartOptions(): Promise<DaemonStartOptions> {
+  return new Promise((resolve, reject) => {
+    if (process.send === undefined) {
+      reject(new LvmfsError('ENGINE_USAGE', 'the daemon entry is started by lvmfs mount, not by hand'))
+      return
+    }
+    process.once('message', (message: StartMessage) => resolve(message.start))
+  })
 }

@@ -1,6 +1,6 @@
 export { callControl } from './control-protocol.js'
 export type { ControlHandler } from './control-server.js'
-export { runDaemon, spawnDaemon } from './daemon.js'
+export { receiveStartOptions, runDaemon, spawnDaemon, type DaemonStartOptions } from './daemon.js'
 export { parseMetricsAddress } from './metrics.js'
 export type { FaultReport, MountedVg } from './mounted-vg.js'
 export { runDir, sharedInstancesOf, socketPath } from './runtime-paths.js'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
-import { runDaemon, spawnDaemon } from '../../engine/index.js'
+import { receiveStartOptions, runDaemon, spawnDaemon, type DaemonStartOptions } from '../../engine/index.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
 import { parseServedLvs, type SharedMountOptions } from '../../engine/index.js'
 import { parseMetricsAddress } from '../../engine/index.js'
@@ -58,6 +58,7 @@ function printVaryOn(options: Options, vgName: string, mountpoint: string, rc: s
  * --etcd URL]`: several daemons serve different LVs at once (socket and pid file VG@pid).
  */
 export function register(program: Command): void {
+  registerDaemonEntry(program)
   addDeviceOptions(addVaryOnOptions(program.command('mount')
     .description('vary a volume group on and serve its logical volumes as files through FUSE')
     .argument('<vg>', 'volume group name')
@@ -81,44 +82,46 @@ export function register(program: Command): void {
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
-      const force = options.force === true
       const flags = varyOnFlagsOf(options)
+      const start: DaemonStartOptions = { vgName, mountpoint, devices, threads, directBacking: options.direct,
+        policyTimeoutMs: policyTimeoutSeconds * 1000,
+        // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
+        flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }) }
       if (options.foreground !== true) {
-        const argv = [process.argv[1]!, 'mount', vgName, mountpoint, '--foreground', '--devices', devices.join(','),
-          '--threads', String(threads), '--policy-timeout', String(policyTimeoutSeconds), ...(force ? ['--force'] : []), ...(options.resync ? [] : ['--no-resync']),
-          ...(options.missingOk === true ? ['--missing-ok'] : []), ...(options.nonameOk === true ? ['--noname-ok'] : []),
-          ...(options.open ? [] : ['--no-open']), ...(options.direct ? [] : ['--no-direct']),
-          ...(options.lvs === undefined ? [] : ['--lvs', options.lvs, '--lock-backend', options.lockBackend]),
-          ...(options.etcd === undefined ? [] : ['--etcd', options.etcd]),
-          ...(options.lockTtl === undefined ? [] : ['--lock-ttl', options.lockTtl]),
-          ...(options.metrics === undefined ? [] : ['--metrics', options.metrics])]
-        const message = await spawnDaemon(vgName, argv)
-        if (message.error) {
-          throw new LvmfsError(message.error.code as 'ENGINE_IO', message.error.message.replace(/^[A-Z_]+: /, ''), {
-            ...(message.error.detail ? { detail: message.error.detail } : {}),
-            ...(message.error.hint ? { hint: message.error.hint } : {}) })
-        }
+        const message = await spawnDaemon(vgName, [process.argv[1]!, DAEMON_ENTRY], start)
+        if (message.error) throw LvmfsError.fromJSON(message.error)
         const ready = message.ready!
         printVaryOn(options, vgName, mountpoint, ready.rc, ready.vvgOut as VaryOnResult['vvgOut'])
         return
       }
-      try {
-        const exitCode = await runDaemon({ vgName, mountpoint, devices, threads, directBacking: options.direct,
-          policyTimeoutMs: policyTimeoutSeconds * 1000,
-          // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
-          flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
-          logToStderr: process.send === undefined, handlers: forwardedCommandHandlers,
-          ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
-          onReady: (result) => {
-            if (process.send) process.send({ ready: { rc: result.rc, vvgOut: result.vvgOut } })
-            else printVaryOn(options, vgName, mountpoint, result.rc, result.vvgOut)
-          } })
-        process.exitCode = exitCode
-      } catch (error) {
-        if (process.send && error instanceof LvmfsError) process.send({ error: error.toJSON() })
-        throw error
-      }
+      await serve(start, (result) => printVaryOn(options, vgName, mountpoint, result.rc, result.vvgOut))
     })
+}
+
+/** The hidden verb `lvmfs mount` starts its background daemon with; the options come over IPC. */
+const DAEMON_ENTRY = '__daemon'
+
+export function registerDaemonEntry(program: Command): void {
+  program.command(DAEMON_ENTRY, { hidden: true })
+    .description('the mount daemon, started by lvmfs mount with its options over IPC')
+    .action(async () => { await serve(await receiveStartOptions()) })
+}
+
+/** Runs the daemon in this process. Started by `mount` (IPC present): the parent learns the
+ * vary-on result or the error over IPC; in the foreground, `printReady` shows it. */
+async function serve(start: DaemonStartOptions, printReady?: (result: VaryOnResult) => void): Promise<void> {
+  try {
+    process.exitCode = await runDaemon({ ...start, logToStderr: process.send === undefined,
+      handlers: forwardedCommandHandlers,
+      onReady: (result) => {
+        if (process.send) process.send({ ready: { rc: result.rc, vvgOut: result.vvgOut } })
+        else printReady?.(result)
+      } })
+  } catch (error) {
+    if (process.send && error instanceof LvmfsError) process.send({ error: error.toJSON() })
+    throw error
+  }
 }
 
 /** A shared VG is served LV by LV: a mount without --lvs would take every LV unlocked. */
