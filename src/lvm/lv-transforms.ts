@@ -106,10 +106,11 @@ export function changeLv(d: VgDescriptor, name: string, change: LvChangeOptions,
   const lv = requireLv(d, name)
   if (change.mwc !== undefined && !MWC_POLICIES.includes(change.mwc)) throw usageError(`invalid mwc "${change.mwc}"`)
   if (change.mwc === undefined && change.alExtents === undefined && change.bitmapChunkBytes === undefined &&
-      change.activate === undefined && change.permission === undefined) {
+      change.activate === undefined && change.permission === undefined && change.strict === undefined) {
     throw usageError(`nothing to change on "${name}"`,
-      'Give --mwc, --al-extents, --bitmap-chunk, --activate or --permission.')
+      'Give --mwc, --al-extents, --bitmap-chunk, --activate, --permission or --strict.')
   }
+  if (change.strict !== undefined) checkStrictness(lv, change.strict)
   if (change.activate !== undefined && typeof change.activate !== 'boolean') {
     throw invalidParam('activate', change.activate, `invalid activation for "${name}"`, 'y or n.')
   }
@@ -117,12 +118,37 @@ export function changeLv(d: VgDescriptor, name: string, change: LvChangeOptions,
     throw invalidParam('permission', change.permission, `invalid permission for "${name}"`, 'r or rw.')
   }
   const next: LvDescriptor = withFlags({ ...lv, ...(change.mwc === undefined ? {} : { mwc: change.mwc }),
+    ...(change.strict === undefined ? {} : { strict: change.strict }),
     ...(change.alExtents === undefined ? {} : { alExtents: change.alExtents }),
     ...(change.bitmapChunkBytes === undefined ? {} : { bitmapChunkBytes: change.bitmapChunkBytes }) },
   change.activate === undefined ? lv.inactive !== true : change.activate,
   change.permission === undefined ? lv.readOnly === true : change.permission === 'r')
   validateLogOptions(next, d.ppSizeBytes, pvs)
   return replaced(d, lv, next)
+}
+
+/** A stricter rule must already hold for the partitions the LV has (lvconvert moves none). */
+function checkStrictness(lv: LvDescriptor, strict: LvDescriptor['strict']): void {
+  if (!STRICTNESS.includes(strict)) {
+    throw invalidParam('strict', strict, `invalid strict "${String(strict)}" for "${lv.name}"`, 'y, n or s.')
+  }
+  if (strict === 'n') return
+  const shared = lv.lps.findIndex((refs) => new Set(refs.map((ref) => ref.pvIndex)).size < refs.length)
+  if (shared >= 0) {
+    throw invalidParam('strict', strict, `LP ${shared} of "${lv.name}" has two copies on one PV`,
+      'Strict placement keeps the copies of a partition on different PVs; pvmove one of them first.', { lp: shared })
+  }
+  if (strict !== 's') return
+  const pvsOf = (k: number): Set<number> => new Set(lv.lps.map((refs) => refs[k]!.pvIndex))
+  for (let k = 0; k < lv.copies; k++) {
+    for (let other = k + 1; other < lv.copies; other++) {
+      const both = [...pvsOf(k)].filter((pvIndex) => pvsOf(other).has(pvIndex))
+      if (both.length > 0) {
+        throw invalidParam('strict', strict, `copies ${k + 1} and ${other + 1} of "${lv.name}" share PV ${both[0]}`,
+          'Superstrict placement gives each copy its own PVs; pvmove the partitions apart first.', { pvIndex: both[0] })
+      }
+    }
+  }
 }
 
 /** The LV with its activation and permission keys present only when not the default, so an LV

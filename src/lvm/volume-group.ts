@@ -46,6 +46,9 @@ export interface LvChangeOptions {
   readonly activate?: boolean
   /** `--permission r|rw`: whether the daemon serves it read-only. */
   readonly permission?: 'r' | 'rw'
+  /** `lvconvert --strict`: the copy placement rule new partitions follow; the current placement
+   * must already satisfy it. */
+  readonly strict?: Strictness
 }
 
 export interface VgChangeEvent {

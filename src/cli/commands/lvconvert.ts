@@ -1,23 +1,27 @@
 import type { Command } from 'commander'
 import { usageError } from '../../errors/index.js'
 import { addLvCopies, dropLvCopies } from '../../mirror/index.js'
-import { addDeviceOptions, print, type DeviceOptions } from '../lvm-cli.js'
+import { STRICTNESS, type Strictness } from '../../format/index.js'
+import { addDeviceOptions, print, withVg, type DeviceOptions } from '../lvm-cli.js'
 import {
   addRateOptions, failIfNotSynced, parseVgLv, progressBar, rateOption, renderResync, withMirror,
   type MirrorCliOptions,
 } from '../mirror-cli.js'
 import { parseIntegerOption } from '../options.js'
+import { choice } from './lvcreate.js'
 import { resolvePv } from './resync.js'
 
 interface Options extends MirrorCliOptions, DeviceOptions {
   readonly copies?: string
+  readonly strict?: string
   readonly pv?: string[]
   /** commander's `--no-sync` sets it false. */
   readonly sync?: boolean
 }
 
 /**
- * `lvmfs lvconvert VG/LV --copies N [--pv PV...] [--no-sync]`, online on a mounted VG.
+ * `lvmfs lvconvert VG/LV [--copies N [--pv PV...] [--no-sync]] [--strict y|n|s]`, online on a
+ * mounted VG. --strict changes the placement rule first (the current placement must obey it).
  * More copies: the new PPs (on --pv PVs if given) start stale, then are resynced with progress
  * while the LV stays in use (`--no-sync` leaves them stale for a later resync or auto-resync).
  * Fewer copies: stale copies and copies on --pv PVs go first; the last fresh copy of an LP
@@ -27,16 +31,29 @@ export function register(program: Command): void {
   addDeviceOptions(addRateOptions(program.command('lvconvert')
     .description('add or drop mirror copies of a logical volume while it is in use')
     .argument('<vg/lv>', 'the logical volume')
-    .requiredOption('--copies <n>', 'copies per partition, 1 to 3')
+    .option('--copies <n>', 'copies per partition, 1 to 3')
+    .option('--strict <y|n|s>', 'copy placement rule for new partitions (the current ones must follow it)')
     .option('--pv <pv...>', 'adding: put new copies on these PVs; dropping: drop the copies on these PVs first')
     .option('--no-sync', 'adding: leave the new copies stale (resync later)')))
     .action(async (path: string, options: Options) => {
       const { vgName, lvName } = parseVgLv(path)
-      const copies = parseIntegerOption(options.copies!, '--copies', 1, 3)
+      if (options.copies === undefined && options.strict === undefined) {
+        throw usageError('nothing to convert', 'Give --copies N and/or --strict y|n|s.')
+      }
+      const strict = options.strict === undefined ? undefined : choice<Strictness>(options.strict, '--strict',
+        STRICTNESS)
+      if (options.copies === undefined) {
+        const lv = await withVg(vgName, options, (vg) => vg.lvChange(lvName, { strict: strict! }))
+        print(options, { vg: vgName, lv: lvName, copies: lv.copies, strict: lv.strict },
+          `logical volume "${vgName}/${lvName}" now has strict ${lv.strict}\n`)
+        return
+      }
+      const copies = parseIntegerOption(options.copies, '--copies', 1, 3)
       const bar = progressBar({ ...options, vgName })
       const result = await withMirror(vgName, options, async (engine) => {
         const lv = engine.mirror.lv(lvName)
         const pvs = options.pv?.map((text) => resolvePv(engine.vg.descriptor.pvs, text))
+        if (strict !== undefined) await engine.vg.lvChange(lvName, { strict })
         if (copies === lv.copies) throw usageError(`"${vgName}/${lvName}" already has ${copies} copies`)
         if (copies < lv.copies) return { lv: await dropLvCopies(engine.mirror, lvName, copies, pvs) }
         const added = await addLvCopies(engine.mirror, lvName, copies, pvs)

@@ -138,6 +138,11 @@ t.test('pvmove empties a PV LP by LP; stopped part way it resumes where it stopp
 
 t.test('bad lvconvert and pvmove input: a typed error, and no byte changes', async (t) => {
   const { paths } = await setup(t)
+  // Two copies on one PV (strict n): a stricter rule cannot be adopted without moving them.
+  await withEngine(paths, (engine) => engine.vg.lvCreate({ name: 'twins', lpCount: 1, copies: 2, strict: 'n',
+    pvIndexes: [2] }))
+  const strict = await captureCli(['lvconvert', 'vg0/lv0', '--strict', 's', '--json'])
+  t.equal(strict.code, 0, 'a one-copy LV satisfies superstrict')
   const before = hashes(paths)
   const cases: Array<[string[], number, string]> = [
     [['lvconvert', 'vg0/lv0', '--copies', '0'], 3, 'ENGINE_USAGE'],
@@ -149,6 +154,9 @@ t.test('bad lvconvert and pvmove input: a typed error, and no byte changes', asy
     [['pvmove', 'vg0', '/no/such'], 5, 'ENGINE_NOT_FOUND'],
     [['pvmove', 'vg0', paths[0]!, paths[0]!], 3, 'ENGINE_USAGE'],
     [['pvmove', 'vg0', paths[1]!, '--abort'], 5, 'ENGINE_NOT_FOUND'],
+    [['lvconvert', 'vg0/lv0'], 3, 'ENGINE_USAGE'],
+    [['lvconvert', 'vg0/lv0', '--strict', 'q'], 3, 'ENGINE_USAGE'],
+    [['lvconvert', 'vg0/twins', '--strict', 'y'], 3, 'LVM_INVALID_PARAM'],
   ]
   for (const [args, code, error] of cases) {
     const run = await captureCli([...args, '--json'])
