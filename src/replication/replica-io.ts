@@ -157,42 +157,39 @@ export class ReplicaIo {
     const children = ctx.children(vgName, source.lv)
     const remap = new Set<string>()
     let count: number | undefined
-    for (const child of children) {
-      const { replica } = child
-      if (replica.state === 'split') continue
-      if (replica.kind === 'clone' && replica.state === 'complete') {
-        if (await this.#m.clones.beforeOriginWrite(source, child, chunks)) remap.add(child.lv.name)
-      } else if (replica.kind === 'copy' && replica.state === 'in-progress') {
-        for (const chunk of chunks) await this.#m.jobs.push(source, child, chunk)
-      } else if (replica.kind === 'mirror-async') {
-        if (count === undefined) {
-          count = await ctx.counts.next(vgName, source)
-          // From here on the count must be settled, whatever happens.
-          if (native) ctx.asyncStates.nativeSources.add(keyOf(vgName, source.lv.name))
-        }
-        try {
+    // Once a count is taken it must be settled whatever happens, or every later propagation of
+    // this source waits for it forever: any failure below settles it as not journaled.
+    let settledAt = false
+    const settle = (journaled: boolean): void => {
+      if (count === undefined || settledAt) return
+      settledAt = true
+      ctx.counts.settle(vgName, source.lv, count, journaled)
+    }
+    try {
+      for (const child of children) {
+        const { replica } = child
+        if (replica.state === 'split') continue
+        if (replica.kind === 'clone' && replica.state === 'complete') {
+          if (await this.#m.clones.beforeOriginWrite(source, child, chunks)) remap.add(child.lv.name)
+        } else if (replica.kind === 'copy' && replica.state === 'in-progress') {
+          for (const chunk of chunks) await this.#m.jobs.push(source, child, chunk)
+        } else if (replica.kind === 'mirror-async') {
+          if (count === undefined) {
+            count = await ctx.counts.next(vgName, source)
+            if (native) ctx.asyncStates.nativeSources.add(keyOf(vgName, source.lv.name))
+          }
           await this.#m.async.beforeWrite(vgName, source, child, chunks, count)
-        } catch (error) {
-          ctx.counts.settle(vgName, source.lv, count, false)
-          throw error
         }
       }
-    }
-    try {
       await this.#m.split.noteSourceWrite(source)
-    } catch (error) {
-      if (count !== undefined) ctx.counts.settle(vgName, source.lv, count, false)
-      throw error
-    }
-    // The native path journals nothing: its count is settled at once.
-    if (native && count !== undefined) ctx.counts.settle(vgName, source.lv, count, true)
-    try {
+      // The native path journals nothing: its count is settled at once.
+      if (native) settle(true)
       for (const name of remap) {
         const child = children.find((c) => c.lv.name === name)!
         await ctx.gates?.remap(child.engine.vg.name, [name])
       }
     } catch (error) {
-      if (count !== undefined) ctx.counts.settle(vgName, source.lv, count, false)
+      settle(false)
       throw error
     }
     return count

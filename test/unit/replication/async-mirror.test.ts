@@ -269,3 +269,23 @@ t.test('a chunk first written between the cycle\'s chunk list and its freeze is 
   t.equal((await fx.repl.lag('vg1', 'm')).commits, 0)
   await fx.close()
 })
+
+t.test('a source write that fails after taking its commit count does not stall propagation', async (t) => {
+  const dir = t.testdir()
+  for (const vg of ['vg0', 'vg1', 'vg2']) await createVg(dir, vg)
+  const fx = await openRepl(dir, ['vg0', 'vg1', 'vg2'])
+  t.teardown(() => fx.close().catch(() => undefined))
+  await fx.vgs.get('vg0')!.lvCreate({ name: 's', lpCount: 2 })
+  const mirror = await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'm', type: 'mirror-async', pool: 'vg1',
+    intervalMs: 60_000 })
+  if (mirror.status === 'LSM_ERR_JOB_STARTED') await fx.repl.waitJob(mirror.jobId)
+  // The async mirror takes the write's count first; then the clone's copy-on-write fails.
+  t.equal((await fx.repl.replicate({ vg: 'vg0', lv: 's', name: 'c', type: 'clone', pool: 'vg2' })).status,
+    'LSM_ERR_OK')
+  Object.assign(fx.vgs.get('vg2')!, { device: () => { throw new Error('injected: the clone PV is gone') } })
+  await t.rejects(fx.repl.write('vg0', 's', Buffer.alloc(PP, 1), 0), 'the write fails')
+  // Before the fix the count stayed pending and propagation waited for it forever.
+  const outcome = await Promise.race([fx.repl.propagate('vg1', 'm').then(() => 'propagated'),
+    new Promise((resolve) => setTimeout(() => resolve('still waiting after 20 s'), 20_000).unref())])
+  t.equal(outcome, 'propagated')
+})
