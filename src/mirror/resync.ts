@@ -601,6 +601,10 @@ export class Resyncer {
       (running.size < lanes && finishingRegions + regionsSinceFinish + inFlightRegions + lpRegions <= interval)
     try {
       for (const [index, { lv, lp }] of work.entries()) {
+        // Finished LPs go into a finish before the next LP starts even when nothing else runs:
+        // otherwise they could wait in the batch past a whole LP, beyond the one interval a
+        // crash may cost.
+        await maybeFinish()
         while (!fits() && fatal === undefined) {
           if (running.size > 0) await Promise.race(running)
           else await waitFinish()
