@@ -36,12 +36,18 @@ const status: VgsaRecord = { vgId: VG, seq: 12, dirtyLvs: [1],
   pvs: [{ pvId: PV0, missing: false, ppCount: 15, stale: Uint8Array.from([0b100, 0, 0, 0]) },
     { pvId: PV1, missing: true, ppCount: 15, stale: Uint8Array.from([0, 0, 0, 0]) }] }
 
+// Every optional LV key at once (al, bmChunkLog2, unsynced, act, perm): written only when set,
+// so the descriptor above keeps its bytes, and these bytes are what a later lvmfs must read.
+const optional: VgDescriptor = { ...descriptor, lvs: [{ ...descriptor.lvs[0]!, alExtents: 96,
+  bitmapChunkBytes: 1 << 20, unsyncedCopies: 1, inactive: true, readOnly: true }] }
+
 const body = encodeDescriptorBody(descriptor)
 const self = { pvId: PV0, area: 1, slot: 1 }
 const fixtures = {
   'pv-label-copy1': { bytes: encodePvLabel(label, 1), describe: { ...label, copyIndex: 1 } },
   'vgda-copy': { bytes: encodeVgdaCopy({ vgId: VG, seq: descriptor.seq, timestampMs: descriptor.timestampMs, body,
     bodyCrc: crc32c(body), self }), describe: { self, descriptor } },
+  'descriptor-optional-keys': { bytes: encodeDescriptorBody(optional), describe: optional },
   'vgsa-copy': { bytes: encodeVgsaCopy(status, { pvId: PV1, area: 0, slot: 1 }),
     describe: { self: { pvId: PV1, area: 0, slot: 1 }, status: { ...status,
       pvs: status.pvs.map((p) => ({ ...p, stale: Buffer.from(p.stale).toString('hex') })) } } },
@@ -69,4 +75,5 @@ void t.test('golden v1 fixtures decode to their inputs', async (t) => {
   t.equal(copy.header.seq, 7)
   t.same(decodeDescriptorBody(copy.body), descriptor)
   t.same(decodeVgsaCopy(read('vgsa-copy'), { pvId: PV1, area: 0, slot: 1 }), status)
+  t.same(decodeDescriptorBody(read('descriptor-optional-keys')), optional)
 })
