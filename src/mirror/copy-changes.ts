@@ -113,9 +113,7 @@ async function moveOne(mirror: MirrorVg, place: { lv: string; lp: number; copy: 
   const release = await mirror.lockRegionsExclusive(lvId, first, first + mirror.regionsPerLp() - 1)
   try {
     const lv = mirror.lv(place.lv)
-    if (lv.lps.some((_, lp) => mirror.resyncing.has(`${lv.lvId}:${lp}`) && lp === place.lp)) {
-      refuseWhileResyncing(mirror, lv, 'moving its partition')
-    }
+    if (mirror.resyncing.has(`${lv.lvId}:${place.lp}`)) refuseWhileResyncing(mirror, lv, 'moving its partition')
     // Any fresh copy holds the LP's data (the one being moved may be stale or failing).
     const fresh = freshCopies(vg, lv, place.lp)
     const source = fresh.includes(place.copy) ? place.copy : fresh[0]
