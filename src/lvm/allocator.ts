@@ -21,9 +21,19 @@ export interface AllocationRequest {
   readonly existing?: ReadonlyArray<ReadonlyArray<PpRef>>
 }
 
-export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[][] {
+/** Which PPs are in use on each PV, and how many are free. */
+function freeMaps(d: VgDescriptor): { used: Uint8Array[]; free: number[] } {
   const used = allocationMaps(d)
-  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  return { used, free: used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0)) }
+}
+
+function take(used: Uint8Array[], free: number[], ref: PpRef): void {
+  used[ref.pvIndex]![ref.pp] = 1
+  free[ref.pvIndex]!--
+}
+
+export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[][] {
+  const { used, free } = freeMaps(d)
   const existing = request.existing ?? []
   const pvsOfCopy = Array.from({ length: request.copies }, (_, k) =>
     new Set(existing.map((copies) => copies[k]!.pvIndex)))
@@ -41,8 +51,7 @@ export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[
           context: { lpCount: request.lpCount, copies: request.copies, freePps: free.reduce((a, b) => a + b, 0) },
         })
       }
-      used[ref.pvIndex]![ref.pp] = 1
-      free[ref.pvIndex]!--
+      take(used, free, ref)
       pvsOfCopy[k]!.add(ref.pvIndex)
       out[lp]!.push(ref)
       previous = ref
@@ -58,8 +67,7 @@ export function allocateLps(d: VgDescriptor, request: AllocationRequest): PpRef[
  */
 export function allocateExtraCopies(d: VgDescriptor, lps: ReadonlyArray<ReadonlyArray<PpRef>>, extra: number,
   strict: Strictness, allowedPvs: readonly number[]): PpRef[][] {
-  const used = allocationMaps(d)
-  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  const { used, free } = freeMaps(d)
   const have = lps[0]?.length ?? 0
   const copies = have + extra
   const request: AllocationRequest = { lpCount: lps.length, copies, strict, allowedPvs }
@@ -78,8 +86,7 @@ export function allocateExtraCopies(d: VgDescriptor, lps: ReadonlyArray<Readonly
           hint: 'Add a PV with vgextend, or use --strict n.',
           context: { lpCount: lps.length, copies, freePps: free.reduce((a, b) => a + b, 0) } })
       }
-      used[ref.pvIndex]![ref.pp] = 1
-      free[ref.pvIndex]!--
+      take(used, free, ref)
       pvsOfCopy[k]!.add(ref.pvIndex)
       out[lp]!.push(ref)
       previous = ref
@@ -93,8 +100,7 @@ export function allocateExtraCopies(d: VgDescriptor, lps: ReadonlyArray<Readonly
  * LP's copy when that is free, so moved LVs stay contiguous. */
 export function allocateMovedCopy(d: VgDescriptor, lv: { readonly lps: ReadonlyArray<ReadonlyArray<PpRef>>;
   readonly strict: Strictness }, lp: number, copy: number, onPvs: readonly number[]): PpRef {
-  const used = allocationMaps(d)
-  const free = used.map((map) => map.reduce((n, bit) => n + (bit === 0 ? 1 : 0), 0))
+  const { used, free } = freeMaps(d)
   const refs = lv.lps[lp]!
   const current = refs[copy]!
   const allowedPvs = onPvs.filter((pvIndex) => pvIndex !== current.pvIndex)
