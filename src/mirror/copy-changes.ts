@@ -86,7 +86,8 @@ function placesOn(mirror: MirrorVg, from: number, only?: string): Array<{ lv: st
 export async function movePvOff(mirror: MirrorVg, from: number, options: MoveOptions = {}): Promise<MoveReport> {
   const vg = mirror.vg
   const active = vg.descriptor.pvs.flatMap((_, pvIndex) => (vg.pvState(pvIndex) === 'active' ? [pvIndex] : []))
-  const targets = (options.to ?? active).filter((pvIndex) => pvIndex !== from)
+  // Partitions go only to ACTIVE PVs: a named destination that is missing or removed takes none.
+  const targets = (options.to ?? active).filter((pvIndex) => pvIndex !== from && active.includes(pvIndex))
   if (options.lv !== undefined) mirror.lv(options.lv)
   const total = placesOn(mirror, from, options.lv).length
   let movedLps = 0
