@@ -58,9 +58,8 @@ export function addCopies(d: VgDescriptor, name: string, copies: number, pvs: Pv
 
 /**
  * Keeps `copies` copies of every LP. Dropped first: copies on `dropFrom` PVs, then copies that
- * are not fresh, then the highest copy index. An LP whose kept copies would all be stale while
- * a fresh one is dropped cannot happen by that order; an LP with no fresh copy at all keeps
- * what it has (LVM_INVLPRED: nothing good to keep).
+ * are not fresh, then the highest copy index; but every LP keeps a fresh copy, even one on a
+ * `dropFrom` PV. An LP with no fresh copy at all is refused (LVM_INVLPRED: nothing good to keep).
  */
 export function dropCopies(d: VgDescriptor, name: string, copies: number, fresh: FreshCopy,
   dropFrom: readonly number[] = []): LvTransform {
@@ -73,10 +72,12 @@ export function dropCopies(d: VgDescriptor, name: string, copies: number, fresh:
     }
     const rank = (ref: PpRef, index: number): number =>
       (dropFrom.includes(ref.pvIndex) ? 0 : 4) + (fresh(ref) ? 2 : 0) + (index < copies ? 1 : 0)
-    const keep = refs.map((ref, index) => ({ ref, index, score: rank(ref, index) }))
-      .sort((a, b) => b.score - a.score || a.index - b.index).slice(0, copies)
-      .sort((a, b) => a.index - b.index)
-    return keep.map((k) => k.ref)
+    const ranked = refs.map((ref, index) => ({ ref, index, score: rank(ref, index) }))
+      .sort((a, b) => b.score - a.score || a.index - b.index)
+    const keep = ranked.slice(0, copies)
+    // A fresh copy on a --pv PV outranks none of the others, but the LP must keep one.
+    if (!keep.some((k) => fresh(k.ref))) keep[keep.length - 1] = ranked.find((k) => fresh(k.ref))!
+    return keep.sort((a, b) => a.index - b.index).map((k) => k.ref)
   })
   const { unsyncedCopies: _dropped, ...rest } = lv
   const next: LvDescriptor = { ...rest, copies: copies as LvDescriptor['copies'], mwc: mwcFor(lv, copies), lps }

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { pvCreate, vgCreate, varyOnVg, OnlineVg, type VolumeGroup } from '../../../src/lvm/index.js'
 import { MirrorEngine, movePvOff } from '../../../src/mirror/index.js'
+import { dropCopies } from '../../../src/lvm/copies-changes.js'
 import { captureCli, lastJson } from '../../helpers/mirror-cli-fixture.js'
 
 const PP = 1024 * 1024
@@ -164,4 +165,17 @@ t.test('bad lvconvert and pvmove input: a typed error, and no byte changes', asy
     t.match(run.stderr, error, `${args.join(' ')}: ${error}`)
   }
   t.same(hashes(paths), before, 'every PV unchanged')
+})
+
+t.test('dropping copies never drops the only fresh copy of an LP, even on a named PV', async (t) => {
+  const lv = { lvId: 1, name: 'm', copies: 2 as const, strict: 'y' as const, schedule: 'p' as const,
+    mwc: 'active' as const, ext: {}, lps: [[{ pvIndex: 0, pp: 0 }, { pvIndex: 1, pp: 0 }],
+      [{ pvIndex: 0, pp: 1 }, { pvIndex: 1, pp: 1 }]] }
+  const d = { vgId: 'v', name: 'vg', seq: 1, timestampMs: 0, ppSizeBytes: PP, lvs: [lv], nextLvId: 2,
+    pvs: [0, 1].map((i) => ({ pvId: `p${i}`, lastPath: `/d${i}`, ppCount: 4, removed: false })),
+    descriptorCopies: [] }
+  // LP 0's copy on PV 1 is stale: the fresh one on PV 0 stays although PV 0 is named.
+  const fresh = (ref: { pvIndex: number; pp: number }): boolean => !(ref.pvIndex === 1 && ref.pp === 0)
+  const { lv: next } = dropCopies(d, 'm', 1, fresh, [0])
+  t.same(next.lps, [[{ pvIndex: 0, pp: 0 }], [{ pvIndex: 1, pp: 1 }]])
 })
