@@ -5,9 +5,7 @@
 import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
-import { callControl } from '../engine/index.js'
-import { runDir, sharedInstancesOf, socketPath } from '../engine/index.js'
-import type { VgStatusReport } from '../engine/index.js'
+import { callControl, runDir, sharedInstancesOf, socketPath, type VgStatusReport } from '../engine/index.js'
 
 /** VG names with a control socket in the runtime directory (live or stale). */
 export function socketVgNames(): string[] {

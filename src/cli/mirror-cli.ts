@@ -7,9 +7,9 @@ import { SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
 import { LvmfsError } from '../errors/index.js'
 import {
-  DEFAULT_MIN_RATE_BYTES_PER_SECOND, MirrorEngine, type ResyncProgress, type ResyncReport,
+  DEFAULT_MIN_RATE_BYTES_PER_SECOND, MirrorEngine, ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES,
+  type ResyncProgress, type ResyncReport,
 } from '../mirror/index.js'
-import { ChecksumNarrower, DEFAULT_CHECKSUM_BLOCK_BYTES } from '../mirror/index.js'
 import { onlineVg, stderr, stdout, type OutputStream, type ResyncRate } from './io-context.js'
 import { humanBytes, requireName, withVg, type DeviceOptions } from './lvm-cli.js'
 import { parseSizeBytes } from './options.js'

@@ -14,21 +14,20 @@ import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
-import { FUSE_ROOT_ID } from '../fuse/index.js'
-import { FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent } from '../fuse/index.js'
+import {
+  FUSE_ROOT_ID, FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent,
+} from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
-  OnlineVgRegistry, varyOnVg, type LvDescriptor, type MwcPolicy, type VaryOnFlags, type VaryOnResult, type VolumeGroup,
-  type VvgIn,
+  OnlineVgRegistry, varyOnVg, FileDescriptorBackup, resolveBackupDir, type LvDescriptor, type MwcPolicy,
+  type VaryOnFlags, type VaryOnResult, type VolumeGroup, type VvgIn,
 } from '../lvm/index.js'
-import { FileDescriptorBackup, resolveBackupDir } from '../lvm/index.js'
-import { MirrorEngine } from '../mirror/index.js'
+import { MirrorEngine, setDirectCopyFds } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
-import { setDirectCopyFds } from '../mirror/index.js'
 
 const syncFd = promisify(fdatasyncCb)
 /** Open gates of a volume whose writes replication tracks (its catch-ups were built and

@@ -4,9 +4,10 @@
  * FALLOCATE of a mapped LV never reach this class (native code serves them); they arrive here
  * only when the VG is forced off or an LV is being removed, and then fail with EIO.
  */
-import { DT_DIR, DT_REG, FUSE_ROOT_ID, OpenFlag, S_IFDIR, S_IFREG } from '../fuse/index.js'
-import { fuseError, type FileSystem, type RequestContext, type SetattrChanges } from '../fuse/index.js'
-import type { Attr, AttrReply, DirEntry, EntryReply, OpenReply, StatfsReply } from '../fuse/index.js'
+import {
+  DT_DIR, DT_REG, FUSE_ROOT_ID, OpenFlag, S_IFDIR, S_IFREG, fuseError, type FileSystem, type RequestContext,
+  type SetattrChanges, type Attr, type AttrReply, type DirEntry, type EntryReply, type OpenReply, type StatfsReply,
+} from '../fuse/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 
 export const ATTR_VALID_MS = 1_000

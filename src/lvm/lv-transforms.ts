@@ -6,8 +6,8 @@
 import { LvmfsError, alreadyExists, invalidParam, notFound, usageError } from '../errors/index.js'
 import {
   MAX_AL_EXTENTS, MIN_BITMAP_CHUNK_LOG2, MWC_POLICIES, NAME_PATTERN, NAME_RULE, SCHEDULES, STRICTNESS,
+  PINNED_OVERSHOOT_LTGS, alExtentsCapacity,
 } from '../format/index.js'
-import { PINNED_OVERSHOOT_LTGS, alExtentsCapacity } from '../format/index.js'
 import { allocateLps } from './allocator.js'
 import type { JsonValue, LvDescriptor, VgDescriptor } from './model.js'
 import type { LvChangeOptions, LvCreateOptions } from './volume-group.js'

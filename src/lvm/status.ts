@@ -4,8 +4,7 @@
  * must not leave stale bits on freed PPs or entries for departed PVs), and merging of forked
  * status copies (union: a stale bit is never lost).
  */
-import type { VgsaRecord } from '../format/index.js'
-import { bitmapBytes } from '../format/index.js'
+import { bitmapBytes, type VgsaRecord } from '../format/index.js'
 import { allocationMaps } from './descriptor.js'
 import type { StaleChange, VgDescriptor, VgStatus } from './model.js'
 

@@ -11,8 +11,7 @@
  * the source PV.
  */
 import { LvmfsError } from '../errors/index.js'
-import type { LvDescriptor, PpRef } from '../lvm/index.js'
-import { moveTarget } from '../lvm/index.js'
+import { moveTarget, type LvDescriptor, type PpRef } from '../lvm/index.js'
 import { freshCopies } from './layout.js'
 import type { MirrorVg } from './mirror-vg.js'
 import { copyRange } from './region-copy.js'

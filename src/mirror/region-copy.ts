@@ -12,8 +12,7 @@
  */
 import { getSystemErrorName } from 'node:util'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
-import { FaultyDevice, type BlockDevice } from '../io/index.js'
-import { ioError } from '../io/index.js'
+import { FaultyDevice, ioError, type BlockDevice } from '../io/index.js'
 import { LvmfsError } from '../errors/index.js'
 import { nativeAddon, type NativeAddon } from '../native/index.js'
 import { assert } from '../util/index.js'

@@ -4,8 +4,9 @@
  * and starts the job of a copy or mirror.
  */
 import { isLvmfsError } from '../errors/index.js'
-import { FLAG_COMPLETE, FLAG_CONSISTENT, superblockMaxLps, type Generation, type ReplicaSuperblock } from '../format/index.js'
-import { NAME_PATTERN } from '../format/index.js'
+import {
+  FLAG_COMPLETE, FLAG_CONSISTENT, superblockMaxLps, NAME_PATTERN, type Generation, type ReplicaSuperblock,
+} from '../format/index.js'
 import type { JsonValue, LvDescriptor } from '../lvm/index.js'
 import type { MirrorEngine } from '../mirror/index.js'
 import type { Located, ReplicationContext } from './context.js'

@@ -1,7 +1,5 @@
 import type { Command } from 'commander'
-import { socketPathFromEnv } from '../../dlm/index.js'
-import { describeBroker } from '../../dlm/index.js'
-import type { LockView, ManagerSnapshot } from '../../dlm/index.js'
+import { socketPathFromEnv, describeBroker, type LockView, type ManagerSnapshot } from '../../dlm/index.js'
 
 function renderLock(lock: LockView): string {
   const who = lock.owner === null ? 'orphan' : `pid ${lock.pid ?? '?'}`

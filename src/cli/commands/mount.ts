@@ -1,10 +1,11 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
-import { receiveStartOptions, runDaemon, spawnDaemon, type DaemonStartOptions } from '../../engine/index.js'
+import {
+  receiveStartOptions, runDaemon, spawnDaemon, parseServedLvs, parseMetricsAddress, type DaemonStartOptions,
+  type SharedMountOptions,
+} from '../../engine/index.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
-import { parseServedLvs, type SharedMountOptions } from '../../engine/index.js'
-import { parseMetricsAddress } from '../../engine/index.js'
 import { forwardedCommandHandlers } from '../forward.js'
 import { addDeviceOptions, addVaryOnOptions, deviceList, print, requireName, requireVgExists, table, varyOnFlagsOf,
   type DeviceOptions, type VaryOnCliOptions } from '../lvm-cli.js'

@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { LvmfsError } from '../../errors/index.js'
-import { LSM_STATUSES } from '../../errors/index.js'
+import { LvmfsError, LSM_STATUSES } from '../../errors/index.js'
 import { REPLICATION_TYPES } from '../../replication/index.js'
 import { stderr } from '../io-context.js'
 import { addDeviceOptions, print, requireName, type DeviceOptions } from '../lvm-cli.js'

@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { callControl } from '../../engine/index.js'
-import { socketPath } from '../../engine/index.js'
+import { callControl, socketPath } from '../../engine/index.js'
 import { findMounted } from '../daemon-cli.js'
 import { print } from '../lvm-cli.js'
 
