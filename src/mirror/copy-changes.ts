@@ -91,16 +91,22 @@ export async function movePvOff(mirror: MirrorVg, from: number, options: MoveOpt
   const total = placesOn(mirror, from, options.lv).length
   let movedLps = 0
   let movedBytes = 0
-  for (;;) {
-    if (options.signal?.aborted === true) break
-    const place = placesOn(mirror, from, options.lv)[0]
-    if (place === undefined) break
-    movedBytes += await moveOne(mirror, place, targets)
-    movedLps++
-    options.onProgress?.({ lv: place.lv, lp: place.lp, movedLps, totalLps: total, movedBytes })
+  const aborted = (): boolean => options.signal?.aborted === true
+  const stillOn = (place: { lv: string; lp: number; copy: number }): boolean =>
+    vg.lvByName(place.lv)?.lps[place.lp]?.[place.copy]?.pvIndex === from
+  // One scan per pass, not per partition (a TiB LV has a quarter million); a pass ends with a
+  // fresh scan, which also picks up partitions another command put on the PV meanwhile.
+  for (let places = placesOn(mirror, from, options.lv); places.length > 0 && !aborted();
+    places = placesOn(mirror, from, options.lv)) {
+    for (const place of places) {
+      if (aborted()) break
+      if (!stillOn(place)) continue
+      movedBytes += await moveOne(mirror, place, targets)
+      movedLps++
+      options.onProgress?.({ lv: place.lv, lp: place.lp, movedLps, totalLps: total, movedBytes })
+    }
   }
-  return { movedLps, movedBytes, remainingLps: placesOn(mirror, from, options.lv).length,
-    aborted: options.signal?.aborted === true }
+  return { movedLps, movedBytes, remainingLps: placesOn(mirror, from, options.lv).length, aborted: aborted() }
 }
 
 /** Moves one copy of one LP: regions exclusive, data from a fresh copy to the new PP, flush,
