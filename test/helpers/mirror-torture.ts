@@ -29,7 +29,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { callControl } from '../../src/engine/control-protocol.js'
-import { SECTOR_BYTES, prng, sectorContent } from './torture-content.js'
+import { SECTOR_BYTES, isSplice, prng, sectorContent } from './torture-content.js'
 
 export const defaultRepoRoot = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -81,6 +81,8 @@ export interface TortureSummary {
   /** Writes unanswered at the kill (failed with EIO/ENOTCONN), and what their sectors read back as. */
   readonly inFlightAtKill: number
   readonly inFlightSectors: { newContent: number; oldContent: number }
+  /** Sector reads that found the splice a short acknowledgement allows (see isSplice). */
+  readonly splicedSectors: number
   readonly sectorsChecked: number
   readonly scrubs: number
 }
@@ -176,6 +178,12 @@ export class MirrorTorture {
   private readonly current: Uint32Array
   /** Sectors under a write unanswered at the last kill: that write's generation. */
   private uncertain = new Map<number, number>()
+  /**
+   * Sectors where an acknowledged write ended: it was answered short of the sector's end (see
+   * isSplice), so the first `bytes` must hold `gen` and the rest may still hold `under`. Such a
+   * sector is right as that splice, or whole `gen`, until a later acknowledged write covers it.
+   */
+  private readonly splits = new Map<number, { gen: number; bytes: number; under: number }>()
   private readonly writes = new Map<number, WriteRecord>()
   private lastSessionWrites: WriteRecord[] = []
   private nextGen = 1
@@ -188,7 +196,7 @@ export class MirrorTorture {
   /** How node runs a script of the checkout: plain node on an esbuild bundle, or through tsx. */
   private bundleDir: string | undefined
   private readonly stats = { acknowledged: 0, acknowledgedBytes: 0, inFlight: 0, newContent: 0, oldContent: 0,
-    sectorsChecked: 0, scrubs: 0 }
+    sectorsChecked: 0, scrubs: 0, spliced: 0 }
 
   constructor(private readonly options: TortureOptions) {
     this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 31)
@@ -313,7 +321,7 @@ export class MirrorTorture {
       acknowledged: this.stats.acknowledged, acknowledgedBytes: this.stats.acknowledgedBytes,
       inFlightAtKill: this.stats.inFlight,
       inFlightSectors: { newContent: this.stats.newContent, oldContent: this.stats.oldContent },
-      sectorsChecked: this.stats.sectorsChecked, scrubs: this.stats.scrubs,
+      splicedSectors: this.stats.spliced, sectorsChecked: this.stats.sectorsChecked, scrubs: this.stats.scrubs,
     }
     this.log(`torture: ${summary.points} point(s) passed in ${(summary.elapsedMs / 1000).toFixed(1)} s ` +
       `(setup ${setupMs} ms; per point mean ${mean} ms, p50 ${summary.pointMs.p50}, max ${summary.pointMs.max}; ` +
@@ -481,6 +489,7 @@ export class MirrorTorture {
         for (let i = 2; i < most; i++) check[write.firstSector + Math.floor(this.random() * write.sectors)] = 1
       }
       for (const sector of this.uncertain.keys()) check[sector] = 1
+      for (const sector of this.splits.keys()) check[sector] = 1
       for (let i = 0; i < (this.options.sampleSectors ?? 256); i++) check[Math.floor(this.random() * this.sectors)] = 1
     }
     const fd = openSync(this.lvFile, 'r')
@@ -503,20 +512,26 @@ export class MirrorTorture {
         }
         for (let s = sector; s < end; s++) {
           this.stats.sectorsChecked++
-          const content = sectorContent(chunk.subarray((s - sector) * SECTOR_BYTES, (s - sector + 1) * SECTOR_BYTES),
-            this.tag, s)
+          const sectorBytes = chunk.subarray((s - sector) * SECTOR_BYTES, (s - sector + 1) * SECTOR_BYTES)
+          const content = sectorContent(sectorBytes, this.tag, s)
           const expected = this.current[s]!
           const pending = this.uncertain.get(s)
-          if ('torn' in content) {
+          const split = this.splits.get(s)
+          if ('torn' in content && split !== undefined &&
+              isSplice(sectorBytes, this.tag, s, split.gen, split.bytes, split.under)) {
+            this.stats.spliced++
+          } else if ('torn' in content) {
             problems.push(`LV byte ${s * SECTOR_BYTES} (sector ${s}) holds no single write's content (${content.header}); ` +
-              `expected ${this.describeGen(expected)}${pending === undefined ? '' : ` or ${this.describeGen(pending)}`}`)
-          } else if (content.gen !== expected && content.gen !== pending) {
+              `expected ${this.describeGen(expected)}${pending === undefined ? '' : ` or ${this.describeGen(pending)}`}` +
+              (split === undefined ? '' : `, or its first ${split.bytes} bytes from gen ${split.gen} and the rest from gen ${split.under}`))
+          } else if (content.gen !== pending && (content.gen !== expected || split !== undefined)) {
             problems.push(`LV byte ${s * SECTOR_BYTES} (sector ${s}) holds ${this.describeGen(content.gen)}; expected ` +
               `${this.describeGen(expected)}${pending === undefined ? '' : ` or ${this.describeGen(pending)}`}`)
           } else if (pending !== undefined) {
             if (content.gen === pending) this.stats.newContent++
             else this.stats.oldContent++
             this.current[s] = content.gen
+            this.splits.delete(s)
           }
           if (problems.length >= 20) break
         }
@@ -537,7 +552,7 @@ export class MirrorTorture {
   private dumpModel(): void {
     try {
       writeFileSync(join(this.options.dir, 'model.json'), JSON.stringify({ seed: this.seed, tag: this.tag,
-        lastSessionWrites: this.lastSessionWrites, uncertain: [...this.uncertain] }, null, 1))
+        lastSessionWrites: this.lastSessionWrites, uncertain: [...this.uncertain], splits: [...this.splits] }, null, 1))
     } catch { /* best effort */ }
   }
 
@@ -642,8 +657,12 @@ export class MirrorTorture {
         for (let s = record.firstSector; s < record.firstSector + full; s++) {
           this.current[s] = gen
           this.uncertain.delete(s)
+          this.splits.delete(s)
         }
         for (let s = record.firstSector + full; s < record.firstSector + record.sectors; s++) this.uncertain.set(s, gen)
+        const partial = bytes % SECTOR_BYTES
+        const cut = record.firstSector + full
+        if (partial !== 0) this.splits.set(cut, { gen, bytes: partial, under: this.current[cut]! })
       } else if (kind === 'F') {
         if (index < eventsBeforeKill) this.fail(point, `a write failed while the daemon was alive: ${line}`)
         record.failed = a ?? 'error'

@@ -48,6 +48,22 @@ export function sectorContent(sector: Buffer, tag: number, sectorIndex: number):
   return scratch.equals(sector.subarray(0, SECTOR_BYTES)) ? { gen } : { torn: true, header }
 }
 
+/**
+ * Whether a sector holds the first `prefixBytes` of generation `prefixGen` and the rest of
+ * `suffixGen`: what a write acknowledged short of a sector boundary leaves when the rest of it
+ * never landed. The kernel splits a FUSE write where its pages split, and an unaligned user buffer
+ * puts that split inside a sector; the daemon may answer the first part and die before the second.
+ */
+export function isSplice(sector: Buffer, tag: number, sectorIndex: number, prefixGen: number, prefixBytes: number,
+  suffixGen: number): boolean {
+  const expected = Buffer.alloc(SECTOR_BYTES)
+  if (suffixGen !== 0) fillSectors(expected, tag, sectorIndex, suffixGen)
+  const prefix = Buffer.alloc(SECTOR_BYTES)
+  fillSectors(prefix, tag, sectorIndex, prefixGen)
+  prefix.copy(expected, 0, 0, prefixBytes)
+  return expected.equals(sector.subarray(0, SECTOR_BYTES))
+}
+
 /** A seeded generator of numbers in [0, 1) (mulberry32): a torture run replays from its seed. */
 export function prng(seed: number): () => number {
   let state = seed >>> 0
