@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "lvmfs",
-      "sources": ["native/lvmfs.cc", "native/blockdev.cc", "native/mount.cc", "native/volume.cc",
+      "sources": ["native/lvmfs.cc", "native/blockdev.cc", "native/loop-device.cc", "native/mount.cc", "native/volume.cc",
                   "native/volume-spec.cc", "native/volume-io.cc", "native/volume-io-binding.cc",
                   "native/faults.cc", "native/worker-pool.cc", "native/transfers.cc", "native/session.cc",
                   "native/range-copy.cc"],

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "blockdev.h"
+#include "loop-device.h"
 #include "range-copy.h"
 #ifdef LVMFS_HAVE_XXHASH
 #include "block-hash.h"
@@ -10,6 +11,7 @@
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lvmfs::InitBlockdev(env, exports);
+  lvmfs::InitLoopDevice(env, exports);
   lvmfs::InitRangeCopy(env, exports);
 #ifdef LVMFS_HAVE_XXHASH
   lvmfs::InitBlockHash(env, exports);  // absent without libxxhash-dev: TypeScript falls back

@@ -27,7 +27,29 @@ export interface NativeAddon {
     blockBytes: number, seed: bigint): Promise<Array<Buffer | number>>
   /** One-shot XXH3-128 of a buffer, canonical (big-endian) bytes: the reference for tests. */
   xxh128?(data: Uint8Array, seed: bigint): Buffer
+  /** native/loop-device.cc: binds a free loop device to `backingFd`'s bytes [offsetBytes,
+   * offsetBytes + sizeBytes), with direct I/O and autoclear (detached at its last close). The
+   * caller owns the returned fd of /dev/loop<number>; the backing fd may be closed at once. */
+  loopAttach(options: { backingFd: number; offsetBytes: number; sizeBytes: number; readOnly: boolean;
+    name: string }): { fd: number; number: number }
+  /** LOOP_GET_STATUS64 of the loop device open as `fd`. */
+  loopStatus(fd: number): LoopStatus
+  /** A new size limit for the bound loop device open as `fd` (the disk resizes at once). */
+  loopResize(fd: number, sizeBytes: number): void
   [name: string]: unknown
+}
+
+export interface LoopStatus {
+  readonly offsetBytes: number
+  readonly sizeLimitBytes: number
+  /** lo_file_name: lvmfs writes `lvmfs:<vgId>:<lvId>` there to recognise its own devices. */
+  readonly name: string
+  readonly readOnly: boolean
+  readonly directIo: boolean
+  readonly autoclear: boolean
+  /** st_dev and st_ino of the backing file. */
+  readonly backingDevice: number
+  readonly backingInode: number
 }
 
 export interface RangeCopyOptions {
