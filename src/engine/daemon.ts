@@ -122,6 +122,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   control
     .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
       replicas: await mounted.replication.statuses(mounted.vg.name),
+      ...(mounted.blockDevices === undefined ? {} : { blockDevices: mounted.blockDevices.report(),
+        blockDeviceProblems: mounted.blockDevices.problems() }),
       ...(shared ? { instance, shared: shared.report() } : {}) }))
     .on('fault', async (params) => mounted.setFault(String(params['pv']), faultModeOf(params['mode']), faultTargetOf(params)))
     .on('events', async (_params, emit, signal) => await events.stream((event) => emit('state', event), signal))

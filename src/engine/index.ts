@@ -1,3 +1,4 @@
+export { lvmfsLoopDevices, removeDeadLinks } from './block-devices.js'
 export { callControl } from './control-protocol.js'
 export type { ControlHandler } from './control-server.js'
 export { receiveStartOptions, runDaemon, spawnDaemon, type DaemonStartOptions } from './daemon.js'

@@ -25,6 +25,7 @@ import {
 import { MirrorEngine, setDirectCopyFds } from '../mirror/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
+import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
@@ -52,6 +53,8 @@ export interface MountedVgOptions {
   readonly alExtents?: number
   /** Shared VG (shared-mount.ts): vary on without the exclusive claim and serve some LVs only. */
   readonly shared?: SharedVgHooks
+  /** A loop device per linear LV, its I/O off the daemon (block-devices.ts); not in shared VGs. */
+  readonly blockDevices?: boolean
 }
 
 export interface SharedVgHooks {
@@ -83,6 +86,8 @@ interface Served {
   /** The MWC policy the LV's open gates were opened under. */
   mwc: MwcPolicy
   readOnly: boolean
+  /** The native path does plain I/O for it (isPlainMap): a block device may serve it too. */
+  plain: boolean
 }
 
 export class MountedVg implements VolumeHost {
@@ -96,6 +101,8 @@ export class MountedVg implements VolumeHost {
   private readonly gates: GateKeeper
   private readonly served = new Map<number, Served>()
   private session: FuseSession | undefined
+  /** Loop devices of linear LVs (mount --block-devices), undefined when off. */
+  readonly blockDevices: BlockDevices | undefined
   private forcedOff = false
   private pvStates: string[] = []
   private refreshing: Promise<void> = Promise.resolve()
@@ -108,6 +115,11 @@ export class MountedVg implements VolumeHost {
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
     this.backing = new BackingFds(options.directBacking ?? true)
+    if (options.blockDevices === true && options.shared === undefined && vg.addCommitGuard !== undefined) {
+      const devices = new BlockDevices({ vg, log: options.log, pvPath: (pvIndex) => vg.device(pvIndex)?.path })
+      vg.addCommitGuard((next) => devices.commitGuard(next))
+      this.blockDevices = devices
+    }
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
     this.replication = new ReplicationEngine([engine], { gates: gateControlFrom({
@@ -120,9 +132,18 @@ export class MountedVg implements VolumeHost {
         return lv === undefined ? 0 : this.served.get(nodeidOf(lv))?.gateBytes ?? 0
       },
       ppSizeBytesOf: () => this.vg.ppSizeBytes,
-      closeGate: (nodeid, region) => this.gates.closeGate(nodeid, region),
-      closeVolume: (nodeid) => this.gates.closeVolume(nodeid),
-      quiesce: (nodeid, step) => this.gates.quiesce(nodeid, step),
+      closeGate: async (nodeid, region) => {
+        await this.revokeBlockDevice(nodeid, 'replication')
+        await this.gates.closeGate(nodeid, region)
+      },
+      closeVolume: async (nodeid) => {
+        await this.revokeBlockDevice(nodeid, 'replication')
+        await this.gates.closeVolume(nodeid)
+      },
+      quiesce: async (nodeid, step) => {
+        await this.revokeBlockDevice(nodeid, 'replication')
+        await this.gates.quiesce(nodeid, step)
+      },
       refresh: () => this.refresh(),
     }) })
     this.gates = new GateKeeper({
@@ -182,6 +203,10 @@ export class MountedVg implements VolumeHost {
       ...(this.options.policyTimeoutMs === undefined ? {} : { policyTimeoutMs: this.options.policyTimeoutMs }) })
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()
+    if (this.blockDevices) {
+      removeDeadLinks(this.vg.name)
+      await this.reconcileBlockDevices()
+    }
     this.vg.onChange(() => { void this.refresh() })
     // Aligned native copies (resync, MWC recovery, scrub repair) use the O_DIRECT backing fds.
     setDirectCopyFds(this.vg, (pvIndex) => this.forcedOff ? undefined : this.fdOf(pvIndex))
@@ -194,7 +219,9 @@ export class MountedVg implements VolumeHost {
     // already admitted, so a copy never races a native write.
     this.engine.mirror.setExclusiveHook(async (lvId, region) => {
       const lv = this.vg.lvById(lvId)
-      if (lv) await this.gates.closeGate(nodeidOf(lv), region)
+      if (!lv) return
+      await this.blockDevices?.revoke(lvId, 'taking the LV\'s partitions exclusive (pvmove, resync, scrub)')
+      await this.gates.closeGate(nodeidOf(lv), region)
     })
     this.engine.mirror.setDirtyCollector(() => this.collectDirtyChunks())
     // A resync target becomes (or stops being) written through: remap that LV at once, before
@@ -359,7 +386,22 @@ export class MountedVg implements VolumeHost {
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
     this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc,
-      readOnly: map.readOnly })
+      readOnly: map.readOnly, plain: isPlainMap(map) })
+  }
+
+  /** Attaches, grows, renames or releases the block devices of the served LVs after a remap. */
+  private async reconcileBlockDevices(): Promise<void> {
+    const devices = this.blockDevices
+    if (!devices || this.forcedOff) return
+    const lvs = this.lvs()
+    await devices.forget(new Set(lvs.map((lv) => lv.lvId)))
+    for (const lv of lvs) await devices.reconcile(lv, this.served.get(nodeidOf(lv))?.plain === true)
+  }
+
+  /** Before anything that must see the LV's writes: its block device goes, or the step is refused. */
+  private async revokeBlockDevice(nodeid: number, operation: string): Promise<void> {
+    const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
+    if (lv !== undefined) await this.blockDevices?.revoke(lv.lvId, operation)
   }
 
   /** Re-maps every LV after a VG change and tells the kernel what vanished, moved or grew. */
@@ -409,6 +451,7 @@ export class MountedVg implements VolumeHost {
       if (!previous.has(nodeid)) invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, now.name))
     }
     await Promise.all(invalidations)
+    await this.reconcileBlockDevices()
   }
 
   // --- failure policy -------------------------------------------------------------------------
@@ -462,6 +505,7 @@ export class MountedVg implements VolumeHost {
     this.forcedOff = true
     this.options.log.error({ err: error }, 'volume group forced off: quorum lost; all I/O now fails with EIO')
     for (const nodeid of this.served.keys()) this.session?.unmapVolume(nodeid)
+    void this.blockDevices?.releaseAll('the force-off')
   }
 
   // --- control --------------------------------------------------------------------------------
@@ -473,7 +517,7 @@ export class MountedVg implements VolumeHost {
    * which fails the native data path's fsync of the PV only. Faults add up; 'clear' removes every
    * fault of the PV.
    */
-  setFault(pvName: string, mode: FaultMode, target?: FaultTarget): FaultReport {
+  async setFault(pvName: string, mode: FaultMode, target?: FaultTarget): Promise<FaultReport> {
     const wanted = resolve(pvName)
     const path = [...this.faulty.keys()].find((candidate) => resolve(candidate) === wanted) ??
       this.vg.descriptor.pvs.find((pv) => pv.pvId === pvName)?.lastPath ?? pvName
@@ -488,6 +532,9 @@ export class MountedVg implements VolumeHost {
         detail: mode === 'clear' ? '--clear removes every fault of the PV.'
           : '--fail-fsync fails every fsync of the PV\'s data, whatever the range.' })
     }
+    // Faults act in lvmfs's own I/O paths: a block device's I/O would never meet them.
+    const pvIndex = this.vg.descriptor.pvs.findIndex((_pv, index) => this.vg.device(index)?.path === path)
+    if (mode !== 'clear' && pvIndex >= 0) await this.blockDevices?.revokeOnPv(pvIndex, 'a fault drill on its PV')
     if (mode === 'clear') {
       device.readErrorRanges = []
       device.writeErrorRanges = []
@@ -564,13 +611,17 @@ export class MountedVg implements VolumeHost {
   /** Flushes, unmounts and varies off; refuses while an LV is open unless `force`. */
   async stop(options: { force?: boolean } = {}): Promise<void> {
     const open = [...this.openCounts.keys()].map((lvId) => this.vg.lvById(lvId)?.name ?? String(lvId))
+    const held = this.blockDevices?.held() ?? []
+    for (const device of held) if (!open.includes(device.lv)) open.push(device.lv)
     if (open.length > 0 && options.force !== true) {
+      const devices = held.map((device) => `${device.device} (${device.lv}) is held by ${device.holders.join(', ')}`)
       throw new LvmfsError('LVM_LVOPEN', `logical volume "${open[0]}" is open`, {
-        detail: `Open logical volumes: ${open.join(', ')}.`, hint: 'Close them, or use --force.',
-        context: { lvs: open } })
+        detail: `Open logical volumes: ${open.join(', ')}.${devices.length === 0 ? '' : ` Block devices: ${devices.join('; ')}.`}`,
+        hint: 'Close them, or use --force.', context: { lvs: open } })
     }
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
+    await this.blockDevices?.releaseAll('the unmount')
     this.gates.forgetAll()
     await this.replication.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'replication stop failed'))
     await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))

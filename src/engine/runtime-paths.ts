@@ -36,3 +36,8 @@ export function sharedInstancesOf(vgName: string): string[] {
     return []
   }
 }
+
+/** Where the block devices of linear LVs get their names: DEV_DIR/VG/LV (docs/block-devices.md). */
+export function devDir(): string {
+  return process.env['LVMFS_DEV_DIR'] ?? '/dev/lvmfs'
+}

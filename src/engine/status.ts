@@ -1,5 +1,6 @@
 /** The status report of a mounted VG (lvmfs status): PVs, LVs, MWC, resyncs, I/O counters. */
 import type { ReplicaStatus } from '../replication/index.js'
+import type { BlockDeviceReport } from './block-devices.js'
 import type { MountedVg } from './mounted-vg.js'
 import type { SharedMountReport } from './shared-mount.js'
 
@@ -33,6 +34,10 @@ export interface VgStatusReport {
   readonly io: Record<string, number>
   /** Replicas of this VG: origin, type, sync state, job, mark and lag (added by the daemon). */
   readonly replicas?: readonly ReplicaStatus[]
+  /** mount --block-devices only: the loop devices of linear LVs, who holds them, and why an LV
+   * that qualifies has none (block-devices.ts). */
+  readonly blockDevices?: readonly BlockDeviceReport[]
+  readonly blockDeviceProblems?: ReadonlyArray<{ lv: string; problem: string }>
   /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
   readonly instance?: string
   readonly shared?: SharedMountReport

@@ -14,6 +14,11 @@ export const ENGINE_CODES = {
     meaning: 'The name or label is already in use.' },
   ENGINE_BUSY: { domain: 'engine', exit: 5, errno: 'EBUSY',
     meaning: 'The device or volume is held by another process or is in use.' },
+  ENGINE_BLOCKDEV_OPEN: { domain: 'engine', exit: 5, errno: 'EBUSY',
+    meaning: 'An operation that needs every write of a linear LV to pass through lvmfs (a change ' +
+      'that moves, shrinks, removes, deactivates, re-permissions or mirrors it, a clone or replica of ' +
+      'it, a fault drill on its PV, umount) is refused: the LV\'s block device (mount --block-devices) ' +
+      'is open. The message names the device and its holders.' },
   ENGINE_PERMISSION: { domain: 'engine', exit: 5, errno: 'EPERM',
     meaning: 'The operation needs root (or access the caller does not have).' },
   ENGINE_NOT_SUPPORTED: { domain: 'engine', exit: 5, errno: 'EOPNOTSUPP',

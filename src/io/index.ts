@@ -5,3 +5,7 @@ export { FaultyDevice, CrashController, type CrashMode } from './faulty-device.j
 export { resolveDeviceList, DEVICES_FILE } from './device-list.js'
 export { lockDirectory } from './device-lock.js'
 export { ioError } from './device-error.js'
+export {
+  attachLoop, boundLoopNumbers, isBound, loopHolders, loopPath, loopStatus, openBoundLoop, releaseLoop, resizeLoop,
+  type LoopDevice, type LoopRange,
+} from './loop-devices.js'

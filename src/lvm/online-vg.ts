@@ -58,6 +58,7 @@ export class OnlineVg implements VolumeGroup {
   #commitGuard: CommitGuard | undefined
   readonly #changeListeners = new Set<(event: VgChangeEvent) => void>()
   readonly #forceOffListeners = new Set<(error: Error) => void>()
+  readonly #commitGuards = new Set<(next: VgDescriptor) => Promise<void>>()
   readonly #closeListeners = new Set<() => void>()
   #closed: Promise<void> | undefined
   readonly #backup: DescriptorBackup | undefined
@@ -138,6 +139,11 @@ export class OnlineVg implements VolumeGroup {
   onChange(listener: (event: VgChangeEvent) => void): () => void {
     this.#changeListeners.add(listener)
     return () => this.#changeListeners.delete(listener)
+  }
+
+  addCommitGuard(guard: (next: VgDescriptor) => Promise<void>): () => void {
+    this.#commitGuards.add(guard)
+    return () => this.#commitGuards.delete(guard)
   }
 
   onForceOff(listener: (error: Error) => void): () => void {
@@ -428,6 +434,7 @@ export class OnlineVg implements VolumeGroup {
   /** Commits a descriptor (commit.ts). `force`: only the new placement counts. `status`: the
    * status re-indexed for `next` when PVs join or leave. */
   async commitDescriptor(next: VgDescriptor, options: { force?: boolean; status?: VgStatus } = {}): Promise<void> {
+    for (const guard of this.#commitGuards) await guard(next)
     const verdict = await this.#committer.commitDescriptor(this.descriptor, next, options.force === true)
     const committed = await this.committedOrForceOff(verdict)
     this.#descriptor = committed.value

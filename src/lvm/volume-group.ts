@@ -119,6 +119,12 @@ export interface VolumeGroup {
 
   /** Called after each committed change (descriptor seq or status seq moved). */
   onChange(listener: (event: VgChangeEvent) => void): () => void
+  /**
+   * Runs before every descriptor commit, with the descriptor about to be committed; a guard that
+   * throws refuses the commit with its error and nothing is written. For holders of resources a
+   * change would invalidate (the daemon's block devices of linear LVs).
+   */
+  addCommitGuard?(guard: (next: VgDescriptor) => Promise<void>): () => void
   /** Called once when quorum is lost and the VG is forced off. */
   onForceOff(listener: (error: Error) => void): () => void
 }

@@ -21,6 +21,7 @@ interface Options extends DeviceOptions, VaryOnCliOptions {
   etcd?: string
   lockTtl?: string
   metrics?: string
+  blockDevices?: boolean
 }
 
 /** `--lvs` (shared VG): the DLM options, checked here so usage errors exit 3 before spawning. */
@@ -72,7 +73,9 @@ export function register(program: Command): void {
     .option('--lock-backend <backend>', 'shared VG: lock manager, broker (this host) or etcd', 'broker')
     .option('--etcd <urls>', 'shared VG with --lock-backend etcd: etcd endpoint(s), comma-separated')
     .option('--lock-ttl <seconds>', 'shared VG with etcd: lease TTL (a dead holder loses its locks after it)')
-    .option('--metrics <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9633)'))
+    .option('--metrics <host:port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9633)')
+    .option('--block-devices', 'also serve each linear LV as a loop device over its PV bytes, named ' +
+      '/dev/lvmfs/VG/LV (its I/O bypasses the daemon; see docs/block-devices.md)'))
     .action(async (vgName: string, mountpointArg: string, options: Options) => {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
@@ -82,13 +85,18 @@ export function register(program: Command): void {
       const devices = deviceList(options).map((device) => resolve(device))
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
+      if (shared !== undefined && options.blockDevices === true) {
+        throw new LvmfsError('ENGINE_USAGE', '--block-devices does not apply to shared mounts (--lvs)', {
+          detail: 'A block device\'s writes bypass the DLM locks that keep the daemons of a shared VG consistent.' })
+      }
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const flags = varyOnFlagsOf(options)
       const start: DaemonStartOptions = { vgName, mountpoint, devices, threads, directBacking: options.direct,
         policyTimeoutMs: policyTimeoutSeconds * 1000,
         // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
         flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
-        ...(options.metrics === undefined ? {} : { metrics: options.metrics }) }
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+        ...(options.blockDevices === true ? { blockDevices: true } : {}) }
       if (options.foreground !== true) {
         const message = await spawnDaemon(vgName, [process.argv[1]!, DAEMON_ENTRY], start)
         if (message.error) throw LvmfsError.fromJSON(message.error)

@@ -29,7 +29,20 @@ function render(status: VgStatusReport): string {
     `I/O: ${io['readOps'] ?? 0} reads (${humanBytes(io['readBytes'] ?? 0)}), ${io['writeOps'] ?? 0} writes ` +
     `(${humanBytes(io['writeBytes'] ?? 0)}), ${io['fsyncOps'] ?? 0} fsyncs, ${io['copyErrors'] ?? 0} copy errors, ` +
     `${io['staleMarked'] ?? 0} partitions marked stale\n` +
-    (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '')
+    (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '') +
+    renderBlockDevices(status)
+}
+
+/** mount --block-devices: each device, who holds it, and what its I/O bypasses. */
+function renderBlockDevices(status: VgStatusReport): string {
+  if (status.blockDevices === undefined) return ''
+  const rows = status.blockDevices.map((device) => [device.lv, device.device, device.link, humanBytes(device.sizeBytes),
+    device.readOnly ? 'r' : 'rw', device.holders.length === 0 ? '-' : device.holders.join('; '), device.note ?? ''])
+  const problems = (status.blockDeviceProblems ?? []).map((problem) => `  ${problem.lv}: no block device: ${problem.problem}\n`)
+  return '\nblock devices (their I/O bypasses lvmfs: not in the I/O counters, metrics or fault drills, and not ' +
+    'stopped by a force-off):\n' +
+    (rows.length === 0 ? '  none\n' : table(['LV', 'Device', 'Name', 'Size', 'Perm', 'Held by', 'Note'], rows)) +
+    problems.join('')
 }
 
 async function statusesOf(target: string | undefined): Promise<VgStatusReport[]> {
