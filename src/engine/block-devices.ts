@@ -15,7 +15,7 @@
  * elsewhere) or at the next mount, so an operation between its revoke and its commit never
  * races a re-attached device. lvextend keeps the device and grows it when the LV stays one run.
  */
-import { mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, readdirSync } from 'node:fs'
+import { fdatasyncSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
 import type { Logger } from '../fuse/index.js'
@@ -231,6 +231,12 @@ export class BlockDevices {
     try {
       if (readlinkSync(attached.link) === attached.device.path) rmSync(attached.link, { force: true })
     } catch { /* already gone */ }
+    // What users wrote buffered to the device reaches the PV before lvmfs takes the bytes over.
+    try {
+      fdatasyncSync(attached.device.fd)
+    } catch (error) {
+      this.#log.warn({ lv: attached.lvName, device: attached.device.path, err: error }, 'flushing the block device failed')
+    }
     const outcome = await releaseLoop(attached.device)
     this.#log.info({ lv: attached.lvName, device: attached.device.path, why, outcome }, 'block device released')
     return outcome

@@ -82,13 +82,13 @@ export function register(program: Command): void {
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
       const policyTimeoutSeconds = parseIntegerOption(options.policyTimeout, '--policy-timeout', 1, 3600)
       if (options.metrics !== undefined) parseMetricsAddress(options.metrics)
-      const devices = deviceList(options).map((device) => resolve(device))
-      await requireVgExists(vgName, devices)
-      const shared = sharedOptions(options)
-      if (shared !== undefined && options.blockDevices === true) {
+      if (options.lvs !== undefined && options.blockDevices === true) {
         throw new LvmfsError('ENGINE_USAGE', '--block-devices does not apply to shared mounts (--lvs)', {
           detail: 'A block device\'s writes bypass the DLM locks that keep the daemons of a shared VG consistent.' })
       }
+      const devices = deviceList(options).map((device) => resolve(device))
+      await requireVgExists(vgName, devices)
+      const shared = sharedOptions(options)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)
       const flags = varyOnFlagsOf(options)
       const start: DaemonStartOptions = { vgName, mountpoint, devices, threads, directBacking: options.direct,
