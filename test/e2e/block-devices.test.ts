@@ -98,7 +98,7 @@ t.test('bytes and ext4 through the block device, fio verify, and back through th
 
   const fio = spawnSync('fio', ['--name=blockdev', `--filename=${link}`, '--rw=randwrite', '--bs=4k', '--size=16M',
     '--offset=40M', '--ioengine=libaio', '--iodepth=16', '--direct=1', '--verify=crc32c', '--do_verify=1',
-    '--output-format=json'], { encoding: 'utf8' })
+    '--verify_state_save=0', '--output-format=json'], { cwd: fixture.dir, encoding: 'utf8' })
   const job = (JSON.parse(fio.stdout || '{"jobs":[{"error":-1}]}') as { jobs: Array<{ error: number }> }).jobs[0]!
   t.equal(fio.status === 0 ? job.error : -1, 0, `fio randwrite + crc32c verify on the device: no error ${fio.stderr}`)
 
@@ -129,6 +129,7 @@ t.test('held: what must see writes is refused; closed: it works; lvextend grows 
   refusedBusy(t, fixture, ['lvconvert', `${fixture.vg}/lin`, '--copies', '2'], 'lvconvert --copies 2')
   refusedBusy(t, fixture, ['replicate', `${fixture.vg}/lin`, 'snap', '--type', 'clone'], 'replicate clone')
   refusedBusy(t, fixture, ['lvremove', fixture.vg, 'lin'], 'lvremove')
+  refusedBusy(t, fixture, ['pvmove', fixture.vg, fixture.pvs[0]!, fixture.pvs[1]!], 'pvmove')
   refusedBusy(t, fixture, ['lvchange', `${fixture.vg}/lin`, '--permission', 'r'], 'lvchange --permission r')
   refusedBusy(t, fixture, ['fault', fixture.vg, fixture.pvs[0]!, '--fail-writes'], 'fault --fail-writes')
   const umount = fixture.cli(['umount', fixture.vg])
