@@ -64,6 +64,33 @@ function ineligibility(descriptor: VgDescriptor, lv: LvDescriptor): string | und
   return undefined
 }
 
+/** What a device serves: the first `lps` LPs of the LV's run, read-only or not. */
+export interface DeviceRange extends LinearRun {
+  readonly readOnly: boolean
+}
+
+/**
+ * What in descriptor `next` invalidates a device serving `range` of LV `lvId` (a clause for
+ * "a change that ..."), or undefined when the device may stay: the LV is still active with the
+ * same permission, no replication role, and its first `range.lps` LPs one copy each on the same PPs.
+ */
+export function breaksDevice(range: DeviceRange, next: VgDescriptor, lvId: number): string | undefined {
+  const lv = next.lvs.find((candidate) => candidate.lvId === lvId)
+  if (lv === undefined) return 'removes the LV'
+  if (lv.inactive === true) return 'deactivates the LV'
+  if ((lv.readOnly === true) !== range.readOnly) return 'changes the LV\'s permission'
+  if (replicaOf(lv) !== undefined || sourceOf(lv) !== undefined) return 'gives the LV a replication role'
+  if (lv.lps.length < range.lps) return 'shrinks the LV'
+  for (let lp = 0; lp < range.lps; lp++) {
+    const copies = lv.lps[lp]!
+    if (copies.length !== 1) return 'adds copies to the LV'
+    if (next.pvs[copies[0]!.pvIndex]?.pvId !== range.pvId || copies[0]!.pp !== range.firstPp + lp) {
+      return 'moves the LV\'s partitions'
+    }
+  }
+  return undefined
+}
+
 interface Attached {
   readonly lvId: number
   lvName: string
@@ -279,25 +306,10 @@ export class BlockDevices {
    */
   async commitGuard(next: VgDescriptor): Promise<void> {
     for (const attached of [...this.#attached.values()]) {
-      const lv = next.lvs.find((candidate) => candidate.lvId === attached.lvId)
-      const problem = lv === undefined ? 'removes the LV' : this.#breaks(attached, next, lv)
+      const problem = breaksDevice({ ...attached.run, lps: attached.lps, readOnly: attached.readOnly },
+        next, attached.lvId)
       if (problem !== undefined) await this.revoke(attached.lvId, `a change that ${problem}`)
     }
-  }
-
-  #breaks(attached: Attached, next: VgDescriptor, lv: LvDescriptor): string | undefined {
-    if (lv.inactive === true) return 'deactivates the LV'
-    if ((lv.readOnly === true) !== attached.readOnly) return 'changes the LV\'s permission'
-    if (replicaOf(lv) !== undefined || sourceOf(lv) !== undefined) return 'gives the LV a replication role'
-    if (lv.lps.length < attached.lps) return 'shrinks the LV'
-    for (let lp = 0; lp < attached.lps; lp++) {
-      const copies = lv.lps[lp]!
-      if (copies.length !== 1) return 'adds copies to the LV'
-      if (next.pvs[copies[0]!.pvIndex]?.pvId !== attached.run.pvId || copies[0]!.pp !== attached.run.firstPp + lp) {
-        return 'moves the LV\'s partitions'
-      }
-    }
-    return undefined
   }
 
   /** The devices and who holds them, for lvmfs status. */
