@@ -160,7 +160,7 @@ export class BlockDevices {
       if (changed && why === undefined) this.#attach(lv)
       return
     }
-    if (attached.lvName !== lv.name) this.#rename(attached, lv.name)
+    if (attached.link !== this.#linkOf(lv.name)) this.#rename(attached, lv.name)
     const run = linearRunOf(descriptor, lv)
     if (why === undefined && run !== undefined && run.lps > attached.lps) {
       resizeLoop(attached.device, run.lps * this.#vg.ppSizeBytes)
