@@ -56,6 +56,10 @@ int InjectedFault(int fd, bool write, uint64_t offsetBytes, uint64_t lengthBytes
   return (mask & (write ? kFaultWrite : kFaultRead)) ? -EIO : 0;
 }
 
+bool HasFault(int fd, uint64_t offsetBytes, uint64_t lengthBytes) {
+  return MaskFor(fd, offsetBytes, lengthBytes) != 0;
+}
+
 int InjectedSyncFault(int fd) {
   return (MaskFor(fd, 0, UINT64_MAX) & kFaultSync) ? -EIO : 0;
 }

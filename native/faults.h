@@ -14,5 +14,8 @@ void SetFault(int fd, uint32_t mask, uint64_t startBytes, uint64_t lengthBytes);
 // 0, or -EIO when an injected fault hits this transfer (after any injected stall).
 int InjectedFault(int fd, bool write, uint64_t offsetBytes, uint64_t lengthBytes);
 int InjectedSyncFault(int fd);
+// Whether any fault covers the range (no stall taken): paths that cannot inject one leave such
+// a transfer to one that can.
+bool HasFault(int fd, uint64_t offsetBytes, uint64_t lengthBytes);
 
 }  // namespace lvmfs

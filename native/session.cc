@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "errors.h"
 #include "mount.h"
+#include "session-ring.h"
 #include "volume-io-binding.h"
 #include "volume-spec.h"
 
@@ -32,6 +34,8 @@ namespace {
 constexpr uint32_t kFuseInHeaderBytes = sizeof(struct fuse_in_header);
 constexpr uint32_t kResumeThreads = 8;
 constexpr uint32_t kControlThreads = 2;
+// A ring's blocking fallbacks: as many as /dev/fuse readers would have run at once per queue.
+constexpr uint32_t kRingSyncThreads = 16;
 constexpr uint32_t kNoSlot = UINT32_MAX;
 
 uint64_t StateWord(uint32_t generation, SlotState state) {
@@ -103,6 +107,7 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod("unmount", &Session::Unmount), InstanceMethod("close", &Session::Close),
        InstanceMethod("stats", &Session::Stats),
        InstanceMethod("volumeStats", &Session::VolumeStatsOf),
+       InstanceMethod("startRing", &Session::StartRing),
        InstanceAccessor("arena", &Session::GetArena, nullptr),
        InstanceAccessor("layout", &Session::GetLayout, nullptr)});
   exports.Set("Session", constructor);
@@ -121,7 +126,10 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   threadCount_ = std::max<uint32_t>(1, Option(options, "threads", 32));
   slotsPerThread_ = std::max<uint32_t>(1, Option(options, "slotsPerThread", 1));
   sharedSlots_ = Option(options, "sharedSlots", 64);
-  slotCount_ = threadCount_ * slotsPerThread_ + sharedSlots_;
+  ringDepth_ = Option(options, "ringDepth", 0);
+  ringQueueCount_ = ringDepth_ > 0 ? static_cast<uint32_t>(std::max(1, get_nprocs_conf())) : 0;
+  ringSlotBase_ = threadCount_ * slotsPerThread_ + sharedSlots_;
+  slotCount_ = ringSlotBase_ + ringQueueCount_ * ringDepth_;
   slotBytes_ = kPayloadOffset + std::max(maxWrite_, kMinPayloadBytes);
   slotMetaOffset_ = kEntryBytes * kMaxEntries;
   slotsOffset_ = (slotMetaOffset_ + kSlotMetaBytes * slotCount_ + 4095) & ~size_t(4095);
@@ -145,8 +153,13 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
     slots_[i].meta = arena_ + slotMetaOffset_ + size_t(i) * kSlotMetaBytes;
     uint32_t own = threadCount_ * slotsPerThread_;
     slots_[i].owner = i < own ? static_cast<int>(i / slotsPerThread_) : -1;
+    if (i >= ringSlotBase_) continue;  // a ring entry's, never free-listed
     if (i < own) ownFree_[i / slotsPerThread_].push_back(i);
     else sharedFree_.push_back(i);
+  }
+  if (ringDepth_ > 0 && !AllocateRingHeaders(ringQueueCount_ * ringDepth_, &ringHeaders_)) {
+    ThrowErrno(env, ENOMEM, "posix_memalign ring headers");
+    return;
   }
   for (uint32_t r = 0; r < threadCount_; r++) readers_.push_back(std::make_unique<Reader>());
   onBatch_ = Napi::ThreadSafeFunction::New(env, options.Get("onBatch").As<Napi::Function>(),
@@ -155,6 +168,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   tsfnLive_ = true;
   resumePool_ = std::make_unique<WorkerPool>("lvmfs-resume", kResumeThreads);
   controlPool_ = std::make_unique<WorkerPool>("lvmfs-control", kControlThreads);
+  if (ringDepth_ > 0) syncPool_ = std::make_unique<WorkerPool>("lvmfs-ring-sync", kRingSyncThreads);
 }
 
 Session::~Session() {
@@ -162,6 +176,7 @@ Session::~Session() {
   if (tsfnLive_.exchange(false)) onBatch_.Release();
   arenaRef_.Reset();
   free(arena_);
+  free(ringHeaders_);
 }
 
 Napi::Value Session::GetArena(const Napi::CallbackInfo&) { return arenaRef_.Value(); }
@@ -274,6 +289,7 @@ uint32_t Session::AllocateSlot(int reader) {
 void Session::FreeSlot(uint32_t slotId) {
   Slot& slot = slots_[slotId];
   slot.state.store(StateWord(slot.generation, kSlotFree));
+  if (slot.ring >= 0) return;  // its entry is re-armed by the commit that answered it
   {
     std::lock_guard<std::mutex> lock(slotsMutex_);
     (slot.owner >= 0 ? ownFree_[slot.owner] : sharedFree_).push_back(slotId);
@@ -327,19 +343,25 @@ void Session::ReaderLoop(int index) {
       exitError = err;  // ENODEV: unmounted; ECONNABORTED: aborted
       break;
     }
-    slot.generation++;
-    slot.state.store(StateWord(slot.generation, kSlotNative));
-    slot.startNs = NowNs();
-    slot.stats = nullptr;
-    SlotMeta* meta = MetaOf(slot);
-    *meta = SlotMeta{};
-    meta->requestBytes = static_cast<uint32_t>(n);
-    meta->reader = static_cast<uint32_t>(index);
-    meta->generation = slot.generation;
+    BeginRequest(slotId, static_cast<uint32_t>(n), static_cast<uint32_t>(index));
     Handle(slotId);
   }
   if (--runningReaders_ == 0) Push(Entry{kEntryClosed, 0, 0, 0, 0, exitError, 0});
   reader.exited = true;
+}
+
+// A new owner generation for a request just read (or delivered by a ring) into the slot.
+void Session::BeginRequest(uint32_t slotId, uint32_t bytes, uint32_t reader) {
+  Slot& slot = slots_[slotId];
+  slot.generation++;
+  slot.state.store(StateWord(slot.generation, kSlotNative));
+  slot.startNs = NowNs();
+  slot.stats = nullptr;
+  SlotMeta* meta = MetaOf(slot);
+  *meta = SlotMeta{};
+  meta->requestBytes = bytes;
+  meta->reader = reader;
+  meta->generation = slot.generation;
 }
 
 bool Session::IsDaemonThread(uint32_t tid) const {
@@ -575,6 +597,7 @@ void Session::CountVolumeReply(const Slot& slot, int error, size_t payloadBytes)
 void Session::ReplyNative(uint32_t slotId, int error, const void* payload, size_t payloadBytes) {
   Slot& slot = slots_[slotId];
   if (slot.stats != nullptr) CountVolumeReply(slot, error, payloadBytes);
+  if (slot.ring >= 0) return ReplyRing(slotId, error, payload, payloadBytes);
   fuse_out_header out = {};
   out.unique = HeaderOf(slot)->unique;
   out.error = error;
@@ -645,7 +668,10 @@ Napi::Value Session::Release(const Napi::CallbackInfo& info) {
   uint32_t slotId = info[0].As<Napi::Number>().Uint32Value();
   uint32_t generation = info[1].As<Napi::Number>().Uint32Value();
   if (!TakeFromJs(slotId, generation)) return Refused(info);
-  FreeSlot(slotId);
+  // Only FORGET and INTERRUPT go unanswered, and they never come through a ring: an entry
+  // must be committed to be re-armed.
+  if (slots_[slotId].ring >= 0) ReplyNative(slotId, -EIO, nullptr, 0);
+  else FreeSlot(slotId);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -826,6 +852,9 @@ void Session::Teardown() {
   if (closed_.exchange(true)) return;
   stopping_ = true;
   slotFreed_.notify_all();
+  // Rings first: they wait for their backing I/O, then leave; their fallbacks run out next.
+  StopRings();
+  if (syncPool_) syncPool_->Stop();
   int wake = WakeSignal();
   for (auto& reader : readers_) {
     if (!reader->thread.joinable()) continue;
@@ -874,6 +903,7 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
   uint32_t held = 0;
   for (const Slot& slot : slots_) held += (slot.state.load() & 0xffffffffu) == kSlotJs ? 1 : 0;
   stats.Set("jsHeldSlots", held);
+  stats.Set("ringQueues", static_cast<uint32_t>(rings_.size()));
   return stats;
 }
 

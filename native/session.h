@@ -46,6 +46,13 @@ struct VolumeStats {
   OpStats op[kOpCount];
 };
 
+struct RingHeader;  // session-ring.h
+struct RingIo;
+struct RingQueue;
+struct RingQueueDeleter {
+  void operator()(RingQueue* queue) const;
+};
+
 struct Slot {
   uint8_t* base = nullptr;
   uint8_t* meta = nullptr;
@@ -56,6 +63,11 @@ struct Slot {
   // A volume request's latency runs from its read off /dev/fuse to its reply, gates included.
   uint64_t startNs = 0;
   VolumeStats* stats = nullptr;  // set once the request is known to be a volume's
+  // FUSE over io_uring: the queue whose ring entry this slot is (-1: a /dev/fuse slot), the
+  // entry's header buffer, and the backing I/O the slot has in flight on that ring.
+  int ring = -1;
+  RingHeader* ringHeader = nullptr;
+  RingIo* ringIo = nullptr;
 };
 
 struct Reader {
@@ -98,6 +110,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value VolumeStatsOf(const Napi::CallbackInfo& info);
   Napi::Value GetArena(const Napi::CallbackInfo& info);
   Napi::Value GetLayout(const Napi::CallbackInfo& info);
+  Napi::Value StartRing(const Napi::CallbackInfo& info);
 
   // Slots
   uint32_t AllocateSlot(int reader);  // UINT32_MAX when stopping
@@ -126,6 +139,17 @@ class Session : public Napi::ObjectWrap<Session> {
   std::shared_ptr<Volume> FindVolume(uint64_t nodeid);
   Napi::Promise Deferred(Napi::Env env, std::function<int()> work);
   void Teardown();
+  void BeginRequest(uint32_t slot, uint32_t bytes, uint32_t reader);
+
+  // FUSE over io_uring (session-ring.cc)
+  void RingLoop(RingQueue& queue);
+  void OnRingRequest(RingQueue& queue, uint32_t slot);
+  bool StartRingRead(RingQueue& queue, uint32_t slot, const std::shared_ptr<Volume>& volume);
+  bool StartRingWrite(RingQueue& queue, uint32_t slot, const std::shared_ptr<Volume>& volume);
+  void OnRingBacking(RingQueue& queue, uint32_t slot, uint32_t transfer, int result);
+  void RunSync(uint32_t slot);
+  void ReplyRing(uint32_t slot, int error, const void* payload, size_t payloadBytes);
+  void StopRings();
 
   uint32_t maxWrite_;
   uint32_t slotBytes_;
@@ -171,6 +195,17 @@ class Session : public Napi::ObjectWrap<Session> {
   std::unordered_map<uint64_t, std::shared_ptr<Volume>> volumes_;
   std::unordered_map<uint64_t, std::unique_ptr<VolumeStats>> volumeStats_;  // under volumesMutex_
   Counters counters_;
+
+  // FUSE over io_uring: one queue per possible CPU, `ringDepth_` entries each, on the slots
+  // from `ringSlotBase_` on (never in a free list: an entry is re-armed by its commit).
+  uint32_t ringDepth_ = 0;
+  uint32_t ringQueueCount_ = 0;
+  uint32_t ringSlotBase_ = 0;
+  RingHeader* ringHeaders_ = nullptr;
+  std::vector<std::unique_ptr<RingQueue, RingQueueDeleter>> rings_;
+  // Volume requests a ring cannot run without waiting (several extents, a fault, a failure to
+  // report, fsync, fallocate) run here, synchronously, as a /dev/fuse reader would.
+  std::unique_ptr<WorkerPool> syncPool_;
 };
 
 }  // namespace lvmfs

@@ -120,7 +120,7 @@ void Complete(Transfer& transfer, int res) {
 int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
                  uint64_t offset) {
   if (int fault = InjectedFault(copy.fd, write, offset, length)) return fault;
-  int fd = copy.direct && Aligned(copy, offset, length, buffer) ? copy.fd : copy.bufferedFd;
+  int fd = FdFor(copy, offset, length, buffer);
   uint64_t done = 0;
   while (done < length) {
     ssize_t n = write ? pwrite(fd, buffer + done, length - done, offset + done)
@@ -138,6 +138,10 @@ int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t l
     done += static_cast<uint64_t>(n);
   }
   return 0;
+}
+
+int FdFor(const CopyTarget& copy, uint64_t offset, uint64_t length, const void* buffer) {
+  return copy.direct && Aligned(copy, offset, length, buffer) ? copy.fd : copy.bufferedFd;
 }
 
 void RunInOrder(std::vector<Transfer>& batch) {

@@ -29,6 +29,9 @@ struct Transfer {
 int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
                  uint64_t offset);
 
+// The fd a transfer of `copy` uses: its O_DIRECT one when the transfer is aligned for it.
+int FdFor(const CopyTarget& copy, uint64_t offset, uint64_t length, const void* buffer);
+
 // Runs every transfer of the batch and sets its result.
 using BatchRunner = void (*)(std::vector<Transfer>& batch);
 void RunInOrder(std::vector<Transfer>& batch);

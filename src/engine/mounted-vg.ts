@@ -15,7 +15,8 @@ import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
 import {
-  FUSE_ROOT_ID, FuseSession, type Logger, type ReadErrorEvent, type VolumePolicy, type WriteErrorEvent,
+  FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type TransportState,
+  type VolumePolicy, type WriteErrorEvent,
 } from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
@@ -55,6 +56,8 @@ export interface MountedVgOptions {
   readonly shared?: SharedVgHooks
   /** A loop device per linear LV, its I/O off the daemon (block-devices.ts); not in shared VGs. */
   readonly blockDevices?: boolean
+  /** The FUSE transport asked for (default /dev/fuse; 'uring' falls back to it when refused). */
+  readonly transport?: FuseTransport
 }
 
 export interface SharedVgHooks {
@@ -101,6 +104,11 @@ export class MountedVg implements VolumeHost {
   private readonly gates: GateKeeper
   private readonly served = new Map<number, Served>()
   private session: FuseSession | undefined
+
+  /** The transport serving the mount (undefined before it is mounted). */
+  get transport(): TransportState | undefined {
+    return this.session?.transport
+  }
   /** Loop devices of linear LVs (mount --block-devices), undefined when off. */
   readonly blockDevices: BlockDevices | undefined
   private forcedOff = false
@@ -200,6 +208,7 @@ export class MountedVg implements VolumeHost {
     this.session = await FuseSession.mount(new VolumeFileSystem(this), {
       mountpoint: this.options.mountpoint, fsname: `lvmfs:${this.vg.name}`, subtype: 'lvmfs',
       threads: this.options.threads ?? 32, log: this.options.log, policy,
+      ...(this.options.transport === undefined ? {} : { transport: this.options.transport }),
       ...(this.options.policyTimeoutMs === undefined ? {} : { policyTimeoutMs: this.options.policyTimeoutMs }) })
     this.pvStates = this.vg.descriptor.pvs.map((_pv, index) => this.vg.pvState(index))
     this.mapAll()

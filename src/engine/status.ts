@@ -38,6 +38,8 @@ export interface VgStatusReport {
    * that qualifies has none (block-devices.ts). */
   readonly blockDevices?: readonly BlockDeviceReport[]
   readonly blockDeviceProblems?: ReadonlyArray<{ lv: string; problem: string }>
+  /** The FUSE transport serving the mount, and why not io_uring when it was asked for. */
+  readonly transport?: { requested: string; active: string; queues: number; reason?: string }
   /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
   readonly instance?: string
   readonly shared?: SharedMountReport

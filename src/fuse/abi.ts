@@ -36,6 +36,7 @@ export const InitFlag = {
 } as const
 export const InitFlag2 = {
   DIRECT_IO_ALLOW_MMAP: 1 << (36 - 32),
+  OVER_IO_URING: 1 << (41 - 32),
 } as const
 
 export const OpenFlag = {

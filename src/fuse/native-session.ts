@@ -64,6 +64,8 @@ export interface NativeStats {
   readonly staleAnswers: number
   /** Slots TypeScript holds now (requests, gated writes, write-error policy). */
   readonly jsHeldSlots: number
+  /** FUSE-over-io_uring queues serving requests (0: /dev/fuse only). */
+  readonly ringQueues: number
 }
 
 /** The requests of one operation answered for a volume (native/session.h `OpStats`). */
@@ -107,6 +109,9 @@ export interface NativeSession {
   notifyInvalEntry(parent: number, name: string): Promise<number>
   unmount(lazy: boolean): Promise<number>
   close(): void
+  /** Registers the ring entries of every queue (after the INIT reply that granted
+   * FUSE_OVER_IO_URING); returns the queue count, or throws with the kernel's errno. */
+  startRing(): number
   stats(): NativeStats
   /** Since the volume was first mapped in this session (kept across remaps and unmaps). */
   volumeStats(nodeid: number): NativeVolumeStats | undefined
@@ -118,6 +123,8 @@ export interface NativeSessionOptions {
   /** Slots each reader owns; JS-held requests beyond them draw on `sharedSlots`. */
   readonly slotsPerThread: number
   readonly sharedSlots: number
+  /** FUSE over io_uring: entries per queue, one queue per possible CPU (0: none). */
+  readonly ringDepth?: number
   readonly onBatch: () => void
 }
 

@@ -62,6 +62,12 @@ export interface MountOptions {
   readonly fsname?: string
   readonly subtype?: string
   readonly threads?: number
+  /**
+   * 'uring': FUSE over io_uring (one queue per CPU, backing I/O of volume requests on the same
+   * ring) once INIT grants it, else /dev/fuse as with 'dev' (the default). `transport` tells
+   * which one serves.
+   */
+  readonly transport?: FuseTransport
   readonly slotsPerThread?: number
   /** Slots shared by all readers for requests TypeScript holds (default 64). */
   readonly sharedSlots?: number
@@ -75,6 +81,16 @@ export interface MountOptions {
   readonly policy?: VolumePolicy
 }
 
+export type FuseTransport = 'dev' | 'uring'
+
+/** Which transport serves the mount, and why not io_uring when it was asked for. */
+export interface TransportState {
+  readonly requested: FuseTransport
+  readonly active: FuseTransport
+  readonly queues: number
+  readonly reason?: string
+}
+
 type HeldKind = 'request' | 'gate' | 'write-error'
 
 /** A slot TypeScript holds, with the owner generation it was handed. */
@@ -86,6 +102,11 @@ interface Held {
 }
 
 const MAX_PAGES = 256
+/** Entries per io_uring queue: the requests one CPU's queue has in flight at once. */
+const RING_DEPTH = 32
+/** /dev/fuse readers beside the rings: INIT, FORGET and INTERRUPT, and anything sent before
+ * every queue is registered. */
+const READERS_BESIDE_RINGS = 4
 const EINTR = errnoNumber('EINTR')
 const EIO = errnoNumber('EIO')
 
@@ -107,6 +128,7 @@ export class FuseSession {
   private resolveReady!: () => void
   private resolveClosed!: (errno: number) => void
   private isClosed = false
+  private transportState: TransportState
 
   private constructor(private readonly fs: FileSystem, private readonly options: MountOptions) {
     this.mountpoint = options.mountpoint
@@ -116,10 +138,13 @@ export class FuseSession {
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     // One blocking pread/pwrite per reader: the thread count is the backing queue depth (32 measured
     // best for 4 KiB random I/O at qd32 here; 16 gave 20% less).
-    const threads = options.threads ?? 32
+    const uring = options.transport === 'uring'
+    const threads = uring ? Math.min(options.threads ?? READERS_BESIDE_RINGS, READERS_BESIDE_RINGS)
+      : options.threads ?? 32
+    this.transportState = { requested: options.transport ?? 'dev', active: 'dev', queues: 0 }
     this.native = createNativeSession({ maxWrite: options.maxWriteBytes ?? MAX_PAGES * 4096,
       threads, slotsPerThread: options.slotsPerThread ?? 1, sharedSlots: options.sharedSlots ?? 64,
-      onBatch: () => this.onBatch() })
+      ringDepth: uring ? RING_DEPTH : 0, onBatch: () => this.onBatch() })
     this.layout = this.native.layout
     this.arena = new Uint8Array(this.native.arena)
     this.view = new DataView(this.native.arena)
@@ -182,6 +207,10 @@ export class FuseSession {
 
   async invalidateEntry(parent: number, name: string): Promise<void> {
     await this.native.notifyInvalEntry(parent, name)
+  }
+
+  get transport(): TransportState {
+    return this.transportState
   }
 
   stats(): NativeStats {
@@ -452,15 +481,38 @@ export class FuseSession {
     const wanted = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.ASYNC_DIO |
       InitFlag.PARALLEL_DIROPS | InitFlag.ABORT_ERROR | InitFlag.MAX_PAGES |
       InitFlag.EXPLICIT_INVAL_DATA | InitFlag.INIT_EXT
+    const uring = this.transportState.requested === 'uring'
+    const uringOffered = (init.flags2 & InitFlag2.OVER_IO_URING) !== 0
+    const wanted2 = InitFlag2.DIRECT_IO_ALLOW_MMAP | (uring ? InitFlag2.OVER_IO_URING : 0)
     const length = encodeInit(this.payload(slot), {
       major: FUSE_KERNEL_VERSION, minor: Math.min(init.minor, FUSE_KERNEL_MINOR_VERSION),
       maxReadahead: init.maxReadahead, flags: (wanted & init.flags) >>> 0,
-      flags2: (InitFlag2.DIRECT_IO_ALLOW_MMAP & init.flags2) >>> 0,
+      flags2: (wanted2 & init.flags2) >>> 0,
       maxBackground: 128, congestionThreshold: 96, maxWrite: this.layout.maxWrite, timeGranNs: 1,
       maxPages: Math.ceil(this.layout.maxWrite / 4096),
     })
     this.native.reply(slot, generation, 0, length)
+    if (uring) this.startRing(uringOffered)
     this.resolveReady()
+  }
+
+  /** After the INIT reply: the kernel has processed it, so the queues can register. */
+  private startRing(offered: boolean): void {
+    const requested = this.transportState.requested
+    if (!offered) {
+      this.transportState = { requested, active: 'dev', queues: 0,
+        reason: 'the kernel did not offer FUSE_OVER_IO_URING (fuse.enable_uring is off)' }
+      this.log.warn({ mountpoint: this.mountpoint }, `io_uring transport: ${this.transportState.reason}; serving through /dev/fuse`)
+      return
+    }
+    try {
+      const queues = this.native.startRing()
+      this.transportState = { requested, active: 'uring', queues }
+    } catch (error) {
+      this.transportState = { requested, active: 'dev', queues: 0,
+        reason: `the kernel refused the ring entries: ${(error as Error).message}` }
+      this.log.warn({ err: error, mountpoint: this.mountpoint }, 'io_uring transport refused; serving through /dev/fuse')
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 import type { Command } from 'commander'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
 import {
   receiveStartOptions, runDaemon, spawnDaemon, parseServedLvs, parseMetricsAddress, type DaemonStartOptions,
   type SharedMountOptions,
 } from '../../engine/index.js'
+import type { FuseTransport } from '../../fuse/index.js'
 import { PV_STATUS, scanDevices, type VaryOnResult } from '../../lvm/index.js'
 import { forwardedCommandHandlers } from '../forward.js'
 import { addDeviceOptions, addVaryOnOptions, deviceList, print, requireName, requireVgExists, table, varyOnFlagsOf,
@@ -22,6 +24,29 @@ interface Options extends DeviceOptions, VaryOnCliOptions {
   lockTtl?: string
   metrics?: string
   blockDevices?: boolean
+  transport: string
+}
+
+const URING_PARAMETER = '/sys/module/fuse/parameters/enable_uring'
+
+/** `--transport`: 'uring' only where the kernel has it on (turning it on is the admin's call). */
+function transportOf(options: Options): FuseTransport {
+  if (options.transport === 'dev') return 'dev'
+  if (options.transport !== 'uring') {
+    throw new LvmfsError('ENGINE_USAGE', `invalid --transport "${options.transport}"`, { detail: 'dev or uring.' })
+  }
+  let enabled: string
+  try {
+    enabled = readFileSync(URING_PARAMETER, 'utf8').trim()
+  } catch {
+    throw new LvmfsError('ENGINE_USAGE', '--transport uring: this kernel has no FUSE over io_uring', {
+      detail: `${URING_PARAMETER} does not exist (it needs Linux 6.14 or later with CONFIG_FUSE_IO_URING).` })
+  }
+  if (enabled !== 'Y') {
+    throw new LvmfsError('ENGINE_USAGE', `--transport uring: FUSE over io_uring is off (${URING_PARAMETER} is ${enabled})`, {
+      detail: `An administrator turns it on with: echo Y > ${URING_PARAMETER}` })
+  }
+  return 'uring'
 }
 
 /** `--lvs` (shared VG): the DLM options, checked here so usage errors exit 3 before spawning. */
@@ -67,6 +92,7 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'an existing directory'), ' after vary-on')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
     .option('--threads <n>', 'native FUSE reader threads (the backing queue depth)', '32')
+    .option('--transport <dev|uring>', 'FUSE transport: /dev/fuse, or FUSE over io_uring (fuse.enable_uring must be on)', 'dev')
     .option('--policy-timeout <seconds>', 'a write held for MWC, resync or error handling that long fails with EIO', '30')
     .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
     .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
@@ -80,6 +106,7 @@ export function register(program: Command): void {
       requireName('volume group', vgName)
       const mountpoint = resolve(mountpointArg)
       const threads = parseIntegerOption(options.threads, '--threads', 1, 64)
+      const transport = transportOf(options)
       const policyTimeoutSeconds = parseIntegerOption(options.policyTimeout, '--policy-timeout', 1, 3600)
       if (options.metrics !== undefined) parseMetricsAddress(options.metrics)
       if (options.lvs !== undefined && options.blockDevices === true) {
@@ -96,7 +123,8 @@ export function register(program: Command): void {
         // The background auto-resync walks every LV: not on a shared VG (shared-mount.ts).
         flags: shared ? { ...flags, autoResync: false } : flags, ...(shared ? { sharedLocks: shared } : {}),
         ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
-        ...(options.blockDevices === true ? { blockDevices: true } : {}) }
+        ...(options.blockDevices === true ? { blockDevices: true } : {}),
+        ...(transport === 'uring' ? { transport } : {}) }
       if (options.foreground !== true) {
         const message = await spawnDaemon(vgName, [process.argv[1]!, DAEMON_ENTRY], start)
         if (message.error) throw LvmfsError.fromJSON(message.error)

@@ -23,6 +23,7 @@ function render(status: VgStatusReport): string {
     '\n').join('')
   const io = status.io
   return `volume group ${status.vg} (${status.state}, seq ${status.seq}) at ${status.mountpoint}, pid ${status.pid}\n` +
+    renderTransport(status) +
     `\n${pvs}\n${lvs}\nMWC open regions: ${status.mwc.openGates}, activity-log records ${status.mwc.recordsWritten}, ` +
     `evictions ${status.mwc.evictions}\n` +
     (resyncs ? `running:\n${resyncs}` : 'running: none\n') +
@@ -31,6 +32,13 @@ function render(status: VgStatusReport): string {
     `${io['staleMarked'] ?? 0} partitions marked stale\n` +
     (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '') +
     renderBlockDevices(status)
+}
+
+function renderTransport(status: VgStatusReport): string {
+  const transport = status.transport
+  if (transport === undefined || transport.requested === 'dev') return ''
+  return transport.active === 'uring' ? `transport: FUSE over io_uring, ${transport.queues} queues\n`
+    : `transport: /dev/fuse (io_uring asked for: ${transport.reason ?? 'refused'})\n`
 }
 
 /** mount --block-devices: each device, who holds it, and what its I/O bypasses. */
