@@ -277,11 +277,12 @@ void Session::OnRingRequest(RingQueue& queue, uint32_t slotId) {
   memcpy(&in, ring.inOut, sizeof(in));
   uint32_t payload = ring.entry.payloadBytes;
   uint8_t* frame = slot.base + kRequestOffset;
-  bool sane = in.len >= sizeof(in) + payload && in.len - sizeof(in) - payload <= sizeof(ring.opIn) &&
-              payload <= slotBytes_ - kPayloadOffset - sizeof(ring.opIn);
+  bool sane = in.len >= sizeof(in) + payload && in.len - sizeof(in) - payload <= sizeof(ring.opIn);
   uint32_t opBytes = sane ? in.len - static_cast<uint32_t>(sizeof(in)) - payload : 0;
   uint8_t* delivered = slot.base + kPayloadOffset;
   uint8_t* wanted = frame + sizeof(in) + opBytes;
+  // Only an op header longer than a WRITE's moves the payload up; it must still fit the slot.
+  sane = sane && wanted + payload <= slot.base + slotBytes_;
   if (sane && payload > 0 && wanted != delivered) memmove(wanted, delivered, payload);
   memcpy(frame, &in, sizeof(in));
   memcpy(frame + sizeof(in), ring.opIn, opBytes);
@@ -454,6 +455,16 @@ void Session::ReplyRing(uint32_t slotId, int error, const void* payload, size_t 
   RingHeader& ring = *slot.ringHeader;
   uint8_t* area = slot.base + kPayloadOffset;
   size_t bytes = error == 0 ? payloadBytes : 0;
+  uint32_t opcode = FrameHeader(slot)->opcode;
+  bool sized = opcode == FUSE_READ || opcode == FUSE_READDIR || opcode == FUSE_READDIRPLUS;
+  if (sized && bytes > FrameBody<fuse_read_in>(slot)->size) {
+    // /dev/fuse would refuse the writev (EINVAL); a ring's commit ends the request with no word
+    // to the server, so the refusal is made, logged and counted here.
+    counters_.replyErrors++;
+    Push(Entry{kEntryReplyFailed, slotId, FrameHeader(slot)->unique, opcode, 0, -EINVAL, 0});
+    error = -EIO;
+    bytes = 0;
+  }
   if (bytes > 0 && payload != area) memmove(area, payload, bytes);
   fuse_out_header out = {};
   out.unique = FrameHeader(slot)->unique;

@@ -38,7 +38,8 @@ export function mountsAt(path: string): MountEntry[] {
 }
 
 /**
- * True when `path` is a mount whose FUSE daemon is gone. statfs always reaches the daemon,
+ * True when `path` is a mount whose FUSE daemon is gone (the connection answers ENOTCONN, or
+ * ECONNABORTED while an io_uring transport's queues are torn down). statfs always reaches the daemon,
  * whereas stat may be answered from cached attributes.
  */
 export function isDeadFuseMount(path: string): boolean {
@@ -46,7 +47,9 @@ export function isDeadFuseMount(path: string): boolean {
     statfsSync(path)
     return false
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOTCONN'
+    // ECONNABORTED: a request queued on a FUSE-over-io_uring queue when the rings went away.
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'ENOTCONN' || code === 'ECONNABORTED'
   }
 }
 

@@ -14,6 +14,7 @@ import { setFdFault } from '../../src/fuse/native-session.js'
 import { FuseSession } from '../../src/fuse/session.js'
 import { blockedInFuse } from '../helpers/in-process-mount.js'
 import { fuseAvailable, makeMountpoint } from '../helpers/mount-child.js'
+import { testTransport } from '../helpers/transport.js'
 
 const SLOW_WRITES = 4
 const REGION = 1 << 20
@@ -35,7 +36,7 @@ t.test('two concurrent drains both wait for a write admitted before them', { ski
   writeFileSync(backing, Buffer.alloc(4 * REGION))
   const mountpoint = makeMountpoint(t)
   const fs = new PassthroughFileSystem({ backingPath: backing, name: 'vol' })
-  const session = await FuseSession.mount(fs, { mountpoint, threads: 4 })
+  const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 4 })
   t.teardown(async () => {
     setFdFault(fs.fd, 0)
     await session.unmount({ lazy: true })

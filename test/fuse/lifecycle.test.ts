@@ -29,7 +29,8 @@ t.test('kill -9 leaves ENOTCONN; cleanup detaches; remount works', { skip }, asy
   writeFileSync(join(mountpoint, 'lv0'), 'before the crash', { flag: 'r+' })
   first.child.kill('SIGKILL')
   await waitExit(first.child, 10_000)
-  t.equal(statError(join(mountpoint, 'lv0')), 'ENOTCONN', 'the dead mount answers ENOTCONN')
+  // Over io_uring a request the dying rings held is ended ECONNABORTED; later ones get ENOTCONN.
+  t.match(statError(join(mountpoint, 'lv0')), /^(ENOTCONN|ECONNABORTED)$/, 'the dead mount answers ENOTCONN')
   t.equal(mountsAt(mountpoint).length, 1, 'the dead mount stays in the table')
 
   const cli = join(repoRoot, 'bin/lvmfs.js')

@@ -7,6 +7,7 @@ import { MemoryFileSystem } from '../../src/fuse/examples/memory-fs.js'
 import { PassthroughFileSystem } from '../../src/fuse/examples/passthrough-fs.js'
 import { FuseSession } from '../../src/fuse/session.js'
 import type { FileSystem } from '../../src/fuse/filesystem.js'
+import { testTransport } from './transport.js'
 
 const [kind, mountpoint, argument] = process.argv.slice(2)
 if (!kind || !mountpoint || !argument) throw new Error('usage: example-mount KIND MOUNTPOINT ARG')
@@ -33,7 +34,7 @@ if (kind === 'memory' || kind === 'misbehaving') {
 }
 const print = (o: object, m: string): void => console.error(m, o)
 const log = { warn: print, error: print }
-const session = await FuseSession.mount(fs, { mountpoint, threads: 4, log, requestTimeoutMs: 1500 })
+const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 4, log, requestTimeoutMs: 1500 })
 passthrough?.attach(session)
 process.on('SIGTERM', () => { void session.unmount({ lazy: true }) })
 // The daemon touching its own mount must get an error, not wait for itself.

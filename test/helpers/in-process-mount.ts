@@ -11,6 +11,7 @@ import { PassthroughFileSystem } from '../../src/fuse/examples/passthrough-fs.js
 import { setFdFault } from '../../src/fuse/native-session.js'
 import { FuseSession, type MountOptions, type VolumePolicy } from '../../src/fuse/session.js'
 import { makeMountpoint } from './mount-child.js'
+import { testTransport } from './transport.js'
 
 export interface LogLine {
   readonly level: 'warn' | 'error'
@@ -52,7 +53,7 @@ export async function mountGatedVolume(t: Test, options: { sizeBytes: number; ga
   const fs = new PassthroughFileSystem({ backingPath: backing, name: 'vol' })
   const log = recordingLog()
   const holder: { volume?: GatedVolume } = {}
-  const session = await FuseSession.mount(fs, { mountpoint, threads: 4, log,
+  const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 4, log,
     policy: options.policy(() => holder.volume!), ...options.mount })
   const volume = { session, fs, file: join(mountpoint, 'vol'), backing, dir, log }
   holder.volume = volume

@@ -92,7 +92,8 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'an existing directory'), ' after vary-on')
     .option('--foreground', 'run the daemon in this process, logging to stderr')
     .option('--threads <n>', 'native FUSE reader threads (the backing queue depth)', '32')
-    .option('--transport <dev|uring>', 'FUSE transport: /dev/fuse, or FUSE over io_uring (fuse.enable_uring must be on)', 'dev')
+    .option('--transport <dev|uring>', 'FUSE transport: /dev/fuse, or FUSE over io_uring (fuse.enable_uring must ' +
+      'be on; default $LVMFS_TRANSPORT, then dev)', process.env['LVMFS_TRANSPORT'] ?? 'dev')
     .option('--policy-timeout <seconds>', 'a write held for MWC, resync or error handling that long fails with EIO', '30')
     .option('--no-direct', 'use the page cache for backing I/O instead of O_DIRECT')
     .option('--lvs <list>', 'shared VG: serve only these LVs ("a,b:ro"; ":ro" = read-only), under DLM locks')
