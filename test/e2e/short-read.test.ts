@@ -11,7 +11,8 @@ import { sha256, skip } from '../helpers/e2e.js'
 import { createAndMount, makeVg } from '../helpers/vg-mount.js'
 
 t.test('a short backing read fails over to the other copy and is counted', { skip }, async (t: Test) => {
-  const fixture = makeVg(t, { pvCount: 3, pvBytes: 64 << 20 })  // a third PV keeps the quorum when the first goes missing
+  // A third PV keeps the quorum when the first goes missing.
+  const fixture = makeVg(t, { pvCount: 3, pvBytes: 64 << 20 })
   createAndMount(t, fixture, [{ name: 'mir', size: '16M', copies: 2 }])
   const file = join(fixture.mountpoint, 'mir')
   const data = randomBytes(16 << 20)

@@ -56,7 +56,8 @@ t.test('a late answer after the watchdog does not answer the request that reused
   // One reader and one slot: the second request necessarily reuses the first one's slot.
   const fs = new SlowFileSystem({ slow: 1800, fast: 800 })
   const log = recordingLog()
-  const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 1, slotsPerThread: 1, sharedSlots: 0,
+  const session = await FuseSession.mount(fs, { mountpoint,
+    transport: testTransport(), threads: 1, slotsPerThread: 1, sharedSlots: 0,
     requestTimeoutMs: 1000, log })
   t.teardown(() => session.unmount({ lazy: true }))
   const slow = await statSize(join(mountpoint, 'slow'))
@@ -68,7 +69,8 @@ t.test('a late answer after the watchdog does not answer the request that reused
 
 t.test('a request from any thread of the daemon is refused with EDEADLK', { skip }, async (t) => {
   const mountpoint = makeMountpoint(t)
-  const session = await FuseSession.mount(new SlowFileSystem({ a: 0 }), { mountpoint, transport: testTransport(), threads: 2 })
+  const session = await FuseSession.mount(new SlowFileSystem({ a: 0 }), { mountpoint,
+    transport: testTransport(), threads: 2 })
   t.teardown(() => session.unmount({ lazy: true }))
   const worker = new Worker(`
     const { parentPort, workerData } = require('node:worker_threads')
@@ -86,7 +88,8 @@ t.test('a request from any thread of the daemon is refused with EDEADLK', { skip
 t.test('a reply the kernel refuses is logged and counted', { skip }, async (t) => {
   const mountpoint = makeMountpoint(t)
   const log = recordingLog()
-  const session = await FuseSession.mount(new SlowFileSystem({}), { mountpoint, transport: testTransport(), threads: 2, log })
+  const session = await FuseSession.mount(new SlowFileSystem({}), { mountpoint,
+    transport: testTransport(), threads: 2, log })
   t.teardown(() => session.unmount({ lazy: true }))
   const read = await capture('dd', [`if=${join(mountpoint, 'overlong')}`, 'of=/dev/null', 'bs=4096', 'count=1',
     'status=none'])

@@ -40,7 +40,8 @@ t.test(`unmount or abort under load, ${ROUNDS} times: threads joined, no late wr
   for (let round = 0; round < ROUNDS; round++) {
     const mode = modes[round % modes.length]!
     const fs = new PassthroughFileSystem({ backingPath: backing, name: 'vol' })
-    const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 4, requestTimeoutMs: 5_000, policy: {
+    const session = await FuseSession.mount(fs, { mountpoint,
+      transport: testTransport(), threads: 4, requestTimeoutMs: 5_000, policy: {
       // Gated writes in flight at teardown: a gate opens after a short wait, then the write resumes.
       onGate: async (nodeid, region) => {
         await new Promise((resolve) => setTimeout(resolve, round % 7))

@@ -34,7 +34,8 @@ if (kind === 'memory' || kind === 'misbehaving') {
 }
 const print = (o: object, m: string): void => console.error(m, o)
 const log = { warn: print, error: print }
-const session = await FuseSession.mount(fs, { mountpoint, transport: testTransport(), threads: 4, log, requestTimeoutMs: 1500 })
+const session = await FuseSession.mount(fs, { mountpoint,
+  transport: testTransport(), threads: 4, log, requestTimeoutMs: 1500 })
 passthrough?.attach(session)
 process.on('SIGTERM', () => { void session.unmount({ lazy: true }) })
 // The daemon touching its own mount must get an error, not wait for itself.
