@@ -195,12 +195,16 @@ void Session::RingLoop(RingQueue& queue) {
   }
   ArmWake(queue);
   io_uring_submit(&queue.ring);
-  // A refused REGISTER (uring off for the connection, a bad buffer) completes at once.
+  // A refused REGISTER (uring off for the connection, a bad buffer) completes at once. So may
+  // a request, once every queue has entries: it is served below, not dropped.
   io_uring_cqe* cqe;
   unsigned head, seen = 0;
+  std::vector<uint32_t> early;
   io_uring_for_each_cqe(&queue.ring, head, cqe) {
     seen++;
-    if ((cqe->user_data & 0xf) == kTagFuse && cqe->res < 0 && error == 0) error = cqe->res;
+    if ((cqe->user_data & 0xf) != kTagFuse) continue;
+    if (cqe->res < 0 && error == 0) error = cqe->res;
+    if (cqe->res == 0) early.push_back(static_cast<uint32_t>(cqe->user_data >> 16));
   }
   io_uring_cq_advance(&queue.ring, seen);
   report(error);
@@ -210,6 +214,7 @@ void Session::RingLoop(RingQueue& queue) {
     queue.wakeFd = -1;
     return;
   }
+  for (uint32_t slotId : early) OnRingRequest(queue, slotId);
   std::vector<uint32_t> commits;
   for (;;) {
     {
