@@ -14,27 +14,14 @@
  *
  *   npm run bench:blockdev -- [--json] [--runtime S] [--size-mb N] [--dir DIR]
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { cleanupMountpoint, mountsAt } from '../src/fuse/mounts.js'
 import { fillFile, runWorkload, type Workload } from './bench/fio.js'
-import { repoRoot } from './bench/servers.js'
+import { lvmfsRunner, parseRunArgs } from './bench/run-args.js'
 
-const { values } = parseArgs({ options: {
-  json: { type: 'boolean', default: false },
-  runtime: { type: 'string', default: '10' },
-  'size-mb': { type: 'string', default: '1024' },
-  dir: { type: 'string', default: '/var/tmp' },
-} })
-const runtimeSeconds = Number(values.runtime)
-const sizeMb = Number(values['size-mb'])
-if (!Number.isInteger(runtimeSeconds) || runtimeSeconds < 1 || !Number.isInteger(sizeMb) || sizeMb < 64) {
-  process.stderr.write('usage: npm run bench:blockdev -- [--json] [--runtime S >= 1] [--size-mb N >= 64] [--dir DIR]\n')
-  process.exit(2)
-}
-const sizeBytes = sizeMb * 2 ** 20
+const { json, runtimeSeconds, sizeMb, sizeBytes, dir } = parseRunArgs('bench:blockdev')
 
 const WORKLOADS: ReadonlyArray<Workload & { goal: number }> = [
   { name: 'rand-read-4k-qd32', unit: 'IOPS', rw: 'randread', bs: '4k', iodepth: 32, goal: 0.9 },
@@ -43,18 +30,13 @@ const WORKLOADS: ReadonlyArray<Workload & { goal: number }> = [
   { name: 'seq-write-1M-qd8', unit: 'MB/s', rw: 'write', bs: '1M', iodepth: 8, goal: 0.95 },
 ]
 
-const work = mkdtempSync(join(values.dir, 'lvmfs-bench-blockdev-'))
+const work = mkdtempSync(join(dir, 'lvmfs-bench-blockdev-'))
 const env = { ...process.env, LVMFS_RUN_DIR: join(work, 'run'), LVMFS_LOG_DIR: join(work, 'log'),
   LVMFS_DEV_DIR: join(work, 'dev'), LVMFS_BACKUP_DIR: join(work, 'backup') }
 const mnt = join(work, 'mnt')
 const vg = `bdbench${process.pid}`
 
-function lvmfs(args: string[]): string {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args],
-    { cwd: repoRoot, env, encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`lvmfs ${args.join(' ')}: ${result.stderr || `status ${result.status}`}`)
-  return result.stdout
-}
+const lvmfs = lvmfsRunner(env)
 
 interface Row { workload: string; unit: string; raw: number; fuseFile: number; blockDevice: number;
   ratio: number; fuseRatio: number; goal: number; met: boolean }
@@ -83,7 +65,7 @@ try {
       fuseFile: Math.round(fuseValue), blockDevice: Math.round(deviceValue), ratio: Number(ratio.toFixed(2)),
       fuseRatio: Number((fuseValue / rawValue).toFixed(2)), goal: workload.goal, met: ratio >= workload.goal }
     rows.push(row)
-    if (!values.json) {
+    if (!json) {
       process.stderr.write(`${row.workload}: raw ${row.raw}, LV file ${row.fuseFile} (${row.fuseRatio}), ` +
         `block device ${row.blockDevice} (${row.ratio}) ${row.unit}\n`)
     }
@@ -98,7 +80,7 @@ try {
   if (mountsAt(mnt).length > 0) cleanupMountpoint(mnt, { force: true })
   rmSync(work, { recursive: true, force: true })
 }
-if (values.json) {
+if (json) {
   process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n')
 } else {
   process.stdout.write('\n| workload | raw file | LV file (FUSE) | ratio | block device | ratio | goal |\n' +

@@ -10,27 +10,14 @@
  *
  *   npm run bench:transport -- [--json] [--runtime S] [--size-mb N] [--dir DIR]
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { cleanupMountpoint, mountsAt } from '../src/fuse/mounts.js'
 import { fillFile, runWorkload, type Workload } from './bench/fio.js'
-import { repoRoot } from './bench/servers.js'
+import { lvmfsRunner, parseRunArgs } from './bench/run-args.js'
 
-const { values } = parseArgs({ options: {
-  json: { type: 'boolean', default: false },
-  runtime: { type: 'string', default: '10' },
-  'size-mb': { type: 'string', default: '1024' },
-  dir: { type: 'string', default: '/var/tmp' },
-} })
-const runtimeSeconds = Number(values.runtime)
-const sizeMb = Number(values['size-mb'])
-if (!Number.isInteger(runtimeSeconds) || runtimeSeconds < 1 || !Number.isInteger(sizeMb) || sizeMb < 64) {
-  process.stderr.write('usage: npm run bench:transport -- [--json] [--runtime S >= 1] [--size-mb N >= 64] [--dir DIR]\n')
-  process.exit(2)
-}
-const sizeBytes = sizeMb * 2 ** 20
+const { json, runtimeSeconds, sizeMb, sizeBytes, dir } = parseRunArgs('bench:transport')
 const PARAMETER = '/sys/module/fuse/parameters/enable_uring'
 
 const WORKLOADS: readonly Workload[] = [
@@ -42,17 +29,12 @@ const WORKLOADS: readonly Workload[] = [
 const TRANSPORTS = ['dev', 'uring'] as const
 const LVS = [{ name: 'lin', copies: 1 }, { name: 'mir', copies: 2 }] as const
 
-const work = mkdtempSync(join(values.dir, 'lvmfs-bench-transport-'))
+const work = mkdtempSync(join(dir, 'lvmfs-bench-transport-'))
 const env = { ...process.env, LVMFS_RUN_DIR: join(work, 'run'), LVMFS_LOG_DIR: join(work, 'log'),
   LVMFS_BACKUP_DIR: join(work, 'backup') }
 const vgOf = (transport: string): string => `tr${transport}${process.pid}`
 
-function lvmfs(args: string[]): string {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args],
-    { cwd: repoRoot, env, encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`lvmfs ${args.join(' ')}: ${result.stderr || `status ${result.status}`}`)
-  return result.stdout
-}
+const lvmfs = lvmfsRunner(env)
 
 function zeroFile(path: string, mb: number): void {
   execFileSync('dd', ['if=/dev/zero', `of=${path}`, 'bs=1M', `count=${mb}`, 'conv=fsync', 'status=none'])
@@ -91,7 +73,7 @@ try {
         dev: Math.round(dev!), uring: Math.round(uring!), uringPerDev: Number((uring! / dev!).toFixed(2)),
         uringPerRaw: Number((uring! / rawValue).toFixed(2)) }
       rows.push(row)
-      if (!values.json) {
+      if (!json) {
         process.stderr.write(`${row.workload} ${row.lv}: raw ${row.raw}, /dev/fuse ${row.dev}, io_uring ${row.uring} ` +
           `(${row.uringPerDev}x) ${row.unit}\n`)
       }
@@ -111,7 +93,7 @@ try {
   writeFileSync(PARAMETER, saved)
   rmSync(work, { recursive: true, force: true })
 }
-if (values.json) {
+if (json) {
   process.stdout.write(JSON.stringify({ rows }, null, 1) + '\n')
 } else {
   process.stdout.write('\n| workload | LV | raw file | /dev/fuse | io_uring | io_uring / dev | io_uring / raw |\n' +
