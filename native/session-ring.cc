@@ -43,25 +43,9 @@ struct RingIo {
   bool failed = false;
   uint64_t length = 0;
   uint32_t readExtent = 0, readCopy = 0;
-  int readError = 0;
+  int error = 0;  // the last failed transfer's
   uint32_t expected[kMaxRingTransfers] = {};
 };
-
-namespace {
-
-SlotMeta* MetaOf(const Slot& slot) { return reinterpret_cast<SlotMeta*>(slot.meta); }
-fuse_in_header* FrameHeader(const Slot& slot) {
-  return reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
-}
-template <typename T>
-T* FrameBody(const Slot& slot) {
-  return reinterpret_cast<T*>(slot.base + kRequestOffset + sizeof(fuse_in_header));
-}
-
-// A copy the data path writes: fresh, or stale but written through while a resync copies it.
-bool Written(const CopyTarget& copy) { return copy.fd >= 0 && (!copy.stale || copy.writeOnly); }
-
-}  // namespace
 
 #ifdef LVMFS_HAVE_URING
 
@@ -222,7 +206,7 @@ void Session::RingLoop(RingQueue& queue) {
       commits.swap(queue.mailbox);
     }
     for (uint32_t slotId : commits) {
-      PrepFuseCommand(queue, deviceFd_, slotId, kRingCommitAndFetch, FrameHeader(slots_[slotId])->unique, nullptr);
+      PrepFuseCommand(queue, deviceFd_, slotId, kRingCommitAndFetch, HeaderOf(slots_[slotId])->unique, nullptr);
     }
     commits.clear();
     bool leaving = stopping_ || queue.stop;
@@ -313,7 +297,7 @@ void Session::RunSync(uint32_t slotId) {
 
 bool Session::StartRingRead(RingQueue& queue, uint32_t slotId, const std::shared_ptr<Volume>& volume) {
   Slot& slot = slots_[slotId];
-  auto* in = FrameBody<fuse_read_in>(slot);
+  auto* in = BodyOf<fuse_read_in>(slot);
   std::shared_ptr<VolumeMap> map = volume->Current();
   uint64_t offset = in->offset;
   uint64_t length = std::min<uint64_t>(in->size, maxWrite_);
@@ -326,7 +310,7 @@ bool Session::StartRingRead(RingQueue& queue, uint32_t slotId, const std::shared
   const CopyTarget* copy = nullptr;
   int copyIndex = -1;
   for (int attempt = 0; attempt < extent.count && copy == nullptr; attempt++) {
-    int index = map->readPolicy == kReadRoundRobin ? static_cast<int>((start + attempt) % extent.count) : attempt;
+    int index = ReadAttemptCopy(*map, extent, start, attempt);
     const CopyTarget& candidate = extent.copies[index];
     if (candidate.stale || candidate.fd < 0) continue;
     copy = &candidate;
@@ -353,7 +337,7 @@ bool Session::StartRingRead(RingQueue& queue, uint32_t slotId, const std::shared
 
 bool Session::StartRingWrite(RingQueue& queue, uint32_t slotId, const std::shared_ptr<Volume>& volume) {
   Slot& slot = slots_[slotId];
-  auto* in = FrameBody<fuse_write_in>(slot);
+  auto* in = BodyOf<fuse_write_in>(slot);
   // Counted in flight before the gates are looked at, as TryVolumeOp does, until the last copy
   // completes.
   int generation = volume->generation.load(std::memory_order_seq_cst);
@@ -425,10 +409,10 @@ void Session::OnRingBacking(RingQueue&, uint32_t slotId, uint32_t transfer, int 
   RingIo& io = *slot.ringIo;
   if (result < 0 || static_cast<uint32_t>(result) != io.expected[transfer]) {
     io.failed = true;
-    io.readError = result < 0 ? result : -EIO;
+    io.error = result < 0 ? result : -EIO;
   }
   if (--io.pending > 0) return;
-  uint32_t opcode = FrameHeader(slot)->opcode;
+  uint32_t opcode = HeaderOf(slot)->opcode;
   if (opcode == FUSE_WRITE) io.volume->inflight[io.generation].fetch_sub(1, std::memory_order_seq_cst);
   bool failed = io.failed;
   uint64_t length = io.length;
@@ -440,7 +424,7 @@ void Session::OnRingBacking(RingQueue&, uint32_t slotId, uint32_t transfer, int 
     // retry may be served by another.
     if (opcode == FUSE_READ) {
       counters_.copyErrors++;
-      Push(Entry{kEntryReadError, UINT32_MAX, FrameHeader(slot)->nodeid, io.readExtent, io.readCopy, io.readError, 0});
+      Push(Entry{kEntryReadError, UINT32_MAX, HeaderOf(slot)->nodeid, io.readExtent, io.readCopy, io.error, 0});
     }
     return RunSync(slotId);
   }
@@ -460,19 +444,19 @@ void Session::ReplyRing(uint32_t slotId, int error, const void* payload, size_t 
   RingHeader& ring = *slot.ringHeader;
   uint8_t* area = slot.base + kPayloadOffset;
   size_t bytes = error == 0 ? payloadBytes : 0;
-  uint32_t opcode = FrameHeader(slot)->opcode;
+  uint32_t opcode = HeaderOf(slot)->opcode;
   bool sized = opcode == FUSE_READ || opcode == FUSE_READDIR || opcode == FUSE_READDIRPLUS;
-  if (sized && bytes > FrameBody<fuse_read_in>(slot)->size) {
+  if (sized && bytes > BodyOf<fuse_read_in>(slot)->size) {
     // /dev/fuse would refuse the writev (EINVAL); a ring's commit ends the request with no word
     // to the server, so the refusal is made, logged and counted here.
     counters_.replyErrors++;
-    Push(Entry{kEntryReplyFailed, slotId, FrameHeader(slot)->unique, opcode, 0, -EINVAL, 0});
+    Push(Entry{kEntryReplyFailed, slotId, HeaderOf(slot)->unique, opcode, 0, -EINVAL, 0});
     error = -EIO;
     bytes = 0;
   }
   if (bytes > 0 && payload != area) memmove(area, payload, bytes);
   fuse_out_header out = {};
-  out.unique = FrameHeader(slot)->unique;
+  out.unique = HeaderOf(slot)->unique;
   out.error = error;
   out.len = static_cast<uint32_t>(sizeof(out) + bytes);
   memcpy(ring.inOut, &out, sizeof(out));

@@ -42,14 +42,6 @@ uint64_t StateWord(uint32_t generation, SlotState state) {
   return (static_cast<uint64_t>(generation) << 32) | state;
 }
 
-SlotMeta* MetaOf(const Slot& slot) { return reinterpret_cast<SlotMeta*>(slot.meta); }
-fuse_in_header* HeaderOf(const Slot& slot) {
-  return reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
-}
-template <typename T>
-T* BodyOf(const Slot& slot) {
-  return reinterpret_cast<T*>(slot.base + kRequestOffset + kFuseInHeaderBytes);
-}
 FailureSink SinkOf(const Slot& slot) {
   FailureSink sink{reinterpret_cast<FailureRecord*>(slot.base), kMaxFailureRecords};
   sink.count = MetaOf(slot)->failureCount;

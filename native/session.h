@@ -9,6 +9,7 @@
 // handed and is refused when the slot has moved on, so a late answer never reaches another
 // request.
 #pragma once
+#include <linux/fuse.h>
 #include <napi.h>
 #include <stdint.h>
 
@@ -69,6 +70,16 @@ struct Slot {
   RingHeader* ringHeader = nullptr;
   RingIo* ringIo = nullptr;
 };
+
+// A slot's request as read(2) lays it out (a ring delivery is laid out the same), and its metadata.
+inline SlotMeta* MetaOf(const Slot& slot) { return reinterpret_cast<SlotMeta*>(slot.meta); }
+inline fuse_in_header* HeaderOf(const Slot& slot) {
+  return reinterpret_cast<fuse_in_header*>(slot.base + kRequestOffset);
+}
+template <typename T>
+T* BodyOf(const Slot& slot) {
+  return reinterpret_cast<T*>(slot.base + kRequestOffset + sizeof(fuse_in_header));
+}
 
 struct Reader {
   int fd = -1;

@@ -13,9 +13,6 @@ namespace lvmfs {
 
 namespace {
 
-// A copy the data path writes: fresh, or stale but written through while a resync copies it.
-bool Written(const CopyTarget& copy) { return copy.fd >= 0 && (!copy.stale || copy.writeOnly); }
-
 struct Segment {
   uint64_t extent;
   uint64_t within;  // byte offset inside the extent
@@ -47,9 +44,7 @@ int ReadVolume(const VolumeMap& map, uint64_t offset, uint64_t length, uint8_t* 
     const Extent& extent = map.extents[extentIndex];
     int result = -EIO;
     for (int attempt = 0; attempt < extent.count; attempt++) {
-      int index = map.readPolicy == kReadRoundRobin
-                      ? static_cast<int>((roundRobinStart + attempt) % extent.count)
-                      : attempt;
+      int index = ReadAttemptCopy(map, extent, roundRobinStart, attempt);
       const CopyTarget& copy = extent.copies[index];
       if (copy.stale || copy.fd < 0) continue;
       result = TransferFull(copy, false, buffer + done, segment, copy.offsetBytes + within);

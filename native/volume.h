@@ -86,6 +86,14 @@ struct Volume {
   }
 };
 
+// A copy the data path writes: fresh, or stale but written through while a resync copies it.
+inline bool Written(const CopyTarget& copy) { return copy.fd >= 0 && (!copy.stale || copy.writeOnly); }
+
+// The copy a read tries at `attempt` (0, 1, ...) under the map's read policy.
+inline int ReadAttemptCopy(const VolumeMap& map, const Extent& extent, uint32_t roundRobinStart, int attempt) {
+  return map.readPolicy == kReadRoundRobin ? static_cast<int>((roundRobinStart + attempt) % extent.count) : attempt;
+}
+
 // The first gate region of the range that is closed, or -1 when writes may run natively.
 int64_t FirstClosedRegion(const VolumeMap& map, uint64_t offsetBytes, uint64_t lengthBytes);
 void SetGate(VolumeMap& map, uint64_t region, bool open);
