@@ -13,9 +13,10 @@ const layers = {
   fuse: [...base],
   lvm: [...base, 'format', 'io', 'dlm'],
   mirror: [...base, 'format', 'io', 'lvm'],
-  replication: [...base, 'format', 'io', 'lvm', 'mirror'],
-  engine: [...base, 'format', 'io', 'lvm', 'mirror', 'replication', 'dlm', 'fuse'],
-  cli: [...base, 'format', 'io', 'lvm', 'mirror', 'replication', 'dlm', 'fuse', 'engine'],
+  thin: [...base, 'format'],
+  replication: [...base, 'format', 'io', 'lvm', 'mirror', 'thin'],
+  engine: [...base, 'format', 'io', 'lvm', 'mirror', 'thin', 'replication', 'dlm', 'fuse'],
+  cli: [...base, 'format', 'io', 'lvm', 'mirror', 'thin', 'replication', 'dlm', 'fuse', 'engine'],
 }
 const all = Object.keys(layers)
 

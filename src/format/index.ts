@@ -12,3 +12,5 @@ export { DEFAULT_AL_EXTENTS, MWC_BLOCK_BYTES, MWC_MAX_CURSORS, PINNED_OVERSHOOT_
 export type { DirtyChunks, MwcEntry, MwcRecord, ResyncCursor } from './mwc-log.js'
 export { FLAG_COMPLETE, FLAG_CONSISTENT, FLAG_SPLIT, FLAG_WRITTEN_APART, countCopied, decodeSuperblock, encodeSuperblock, isCopied, newestSuperblock, setCopied, superblockMaxLps, superblockSlotBytes } from './replica-superblock.js'
 export type { Generation, ReplicaSuperblock } from './replica-superblock.js'
+export { THIN_BLOCK_BYTES, THIN_DEVICES_PER_BLOCK, THIN_FANOUT, THIN_FORMAT_VERSION, THIN_SUPERBLOCK_SLOTS, decodeThinDevices, decodeThinNode, decodeThinSuperblock, emptyThinNode, encodeThinDevices, encodeThinNode, encodeThinSuperblock, thinCorrupt, thinLevelsFor } from './thin-metadata.js'
+export type { ThinDevice, ThinNode, ThinNodeKind, ThinSuperblock } from './thin-metadata.js'

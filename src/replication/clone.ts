@@ -7,7 +7,7 @@
 import { isLvmfsError } from '../errors/index.js'
 import type { LvDescriptor } from '../lvm/index.js'
 import type { ChildLocated, Located, ReplicationContext } from './context.js'
-import { KeyedMutex } from './keyed-mutex.js'
+import { KeyedMutex } from '../util/index.js'
 import { lsm } from './lsm-error.js'
 import { replicaOf, withReplica } from './model.js'
 

@@ -5,7 +5,7 @@
 import type { Generation } from '../format/index.js'
 import type { Located, ReplicationContext } from './context.js'
 import { freshGeneration } from './generations.js'
-import { KeyedMutex } from './keyed-mutex.js'
+import { KeyedMutex } from '../util/index.js'
 import { keyOf, sourceOf, withSource, type ChildRef, type SourceExt } from './model.js'
 
 export class SourceExts {

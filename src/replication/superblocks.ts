@@ -6,7 +6,7 @@
 import type { ReplicaSuperblock } from '../format/index.js'
 import { assert } from '../util/index.js'
 import type { Located, ReplicationContext } from './context.js'
-import { KeyedMutex } from './keyed-mutex.js'
+import { KeyedMutex } from '../util/index.js'
 import { lsm } from './lsm-error.js'
 import { keyOf } from './model.js'
 import { readSuperblock, writeSuperblock } from './superblock-io.js'

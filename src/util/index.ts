@@ -1,1 +1,2 @@
 export { AssertionError, assert } from './assert.js'
+export { KeyedMutex } from './keyed-mutex.js'
