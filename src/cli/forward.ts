@@ -14,7 +14,7 @@ import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
 /** Verbs that act on one VG named by their first argument (VG or VG/LV). */
 export const FORWARDED_VERBS = new Set(['lvcreate', 'lvextend', 'lvreduce', 'lvremove', 'lvrename', 'lvchange', 'vgextend',
   'vgreduce', 'varyonvg', 'lvs', 'vgs', 'pvs', 'resync', 'syncvg', 'scrub', 'replicate', 'split', 'list', 'chlwm',
-  'primrec', 'job', 'lvdisplay', 'vgdisplay', 'lvconvert', 'pvmove'])
+  'primrec', 'job', 'lvdisplay', 'vgdisplay', 'lvconvert', 'pvmove', 'thin-check'])
 
 // The day-two metadata verbs: the daemon runs them on its online VG, or refuses the ones LVM2
 // refuses on an active VG (vgcfgrestore, vgremove, vgrename) with a clear error.

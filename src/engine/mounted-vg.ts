@@ -20,7 +20,7 @@ import {
 } from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
-  OnlineVgRegistry, varyOnVg, FileDescriptorBackup, resolveBackupDir, type LvDescriptor, type MwcPolicy,
+  OnlineVgRegistry, varyOnVg, FileDescriptorBackup, isThinLv, isThinPool, resolveBackupDir, thinOf, type LvDescriptor, type MwcPolicy,
   type VaryOnFlags, type VaryOnResult, type VolumeGroup, type VvgIn,
 } from '../lvm/index.js'
 import { MirrorEngine, setDirectCopyFds } from '../mirror/index.js'
@@ -29,7 +29,8 @@ import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
-import { nodeidOf, VolumeFileSystem, type VolumeHost } from './volume-fs.js'
+import { thinPoolsOf, type ThinPools } from './thin-pools.js'
+import { nodeidOf, VolumeFileSystem, type VolumeHost, type VolumeIoHandler } from './volume-fs.js'
 
 const syncFd = promisify(fdatasyncCb)
 /** Open gates of a volume whose writes replication tracks (its catch-ups were built and
@@ -116,12 +117,15 @@ export class MountedVg implements VolumeHost {
   private refreshing: Promise<void> = Promise.resolve()
 
   readonly replication: ReplicationEngine
+  /** Thin pools of this VG; their thin LVs are served in TypeScript (volumeIo). */
+  readonly thin: ThinPools
   /** The VGs this daemon has online: its own, so a forwarded varyonvg is a second vary-on. */
   readonly registry: OnlineVgRegistry
 
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
+    this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool commit failed'))
     this.backing = new BackingFds(options.directBacking ?? true)
     if (options.blockDevices === true && options.shared === undefined && vg.addCommitGuard !== undefined) {
       const devices = new BlockDevices({ vg, log: options.log, pvPath: (pvIndex) => vg.device(pvIndex)?.path })
@@ -273,12 +277,35 @@ export class MountedVg implements VolumeHost {
   lvs(): readonly LvDescriptor[] {
     if (this.vg.state !== 'online' && !this.forcedOff) return []
     const shared = this.options.shared
-    // A deactivated LV (lvchange --activate n) is not served: no file, no map.
-    return this.vg.descriptor.lvs.filter((lv) => lv.inactive !== true && (shared === undefined || shared.serves(lv)))
+    // A deactivated LV (lvchange --activate n) is not served: no file, no map. A thin pool is
+    // not served either: its bytes are its thin LVs' metadata and data.
+    return this.vg.descriptor.lvs.filter((lv) => lv.inactive !== true && !isThinPool(lv) &&
+      (shared === undefined || shared.serves(lv)))
   }
 
   lvSizeBytes(lv: LvDescriptor): number {
+    const thin = thinOf(lv)
+    if (thin !== undefined) return thin.virtualBytes
     return this.replication.volumeSizeBytes(this.vg.name, lv.name)
+  }
+
+  volumeIo(lv: LvDescriptor): VolumeIoHandler | undefined {
+    if (this.forcedOff || !isThinLv(lv)) return undefined
+    const pools = this.thin
+    return {
+      read: async (target, offsetBytes) => {
+        const { pool, thinId } = await pools.poolOfThin(lv)
+        await pool.read(thinId, target, offsetBytes)
+      },
+      write: async (data, offsetBytes) => {
+        const { pool, thinId } = await pools.poolOfThin(lv)
+        await pool.write(thinId, data, offsetBytes)
+      },
+      discard: async (offsetBytes, lengthBytes) => {
+        const { pool, thinId } = await pools.poolOfThin(lv)
+        await pool.discard(thinId, offsetBytes, lengthBytes)
+      },
+    }
   }
 
   totalBytes(): number {
@@ -325,7 +352,9 @@ export class MountedVg implements VolumeHost {
     }
   }
 
-  async fsync(_lv: LvDescriptor, _dataOnly: boolean): Promise<void> {
+  async fsync(lv: LvDescriptor, _dataOnly: boolean): Promise<void> {
+    // A thin LV's fsync is its pool's commit: data, then the mappings that point at it.
+    if (isThinLv(lv)) return (await this.thin.poolOfThin(lv)).pool.commit()
     await this.syncAll()
   }
 
@@ -390,6 +419,13 @@ export class MountedVg implements VolumeHost {
   }
 
   private mapLv(lv: LvDescriptor): void {
+    if (isThinPool(lv)) return
+    if (isThinLv(lv)) {
+      // Served by volumeIo, not by a native map.
+      this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv), gateBytes: 0, mwc: lv.mwc,
+        readOnly: lv.readOnly === true, plain: false })
+      return
+    }
     const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
     // lvchange --permission r: native code answers writes to files already open with EROFS.
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
@@ -630,6 +666,7 @@ export class MountedVg implements VolumeHost {
     }
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
+    await this.thin.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'thin pool stop failed'))
     await this.blockDevices?.releaseAll('the unmount')
     this.gates.forgetAll()
     await this.replication.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'replication stop failed'))

@@ -24,7 +24,20 @@ export interface VolumeHost {
   opened(lv: LvDescriptor, writable: boolean): void
   released(lv: LvDescriptor, writable: boolean): Promise<void>
   fsync(lv: LvDescriptor, dataOnly: boolean): Promise<void>
+  /** Volumes TypeScript serves (thin LVs); undefined when native code serves the LV. */
+  volumeIo(lv: LvDescriptor): VolumeIoHandler | undefined
 }
+
+/** READ, WRITE and hole-punching FALLOCATE of a volume TypeScript serves. */
+export interface VolumeIoHandler {
+  read(target: Uint8Array, offsetBytes: number): Promise<void>
+  write(data: Uint8Array, offsetBytes: number): Promise<void>
+  discard(offsetBytes: number, lengthBytes: number): Promise<void>
+}
+
+const FALLOC_FL_KEEP_SIZE = 0x01
+const FALLOC_FL_PUNCH_HOLE = 0x02
+const FALLOC_FL_ZERO_RANGE = 0x10
 
 export function nodeidOf(lv: LvDescriptor): number {
   return lv.lvId + 2
@@ -96,12 +109,37 @@ export class VolumeFileSystem implements FileSystem {
     if (lv) await this.host.released(lv, writable)
   }
 
-  read(): number {
-    throw fuseError('EIO', 'logical volume is not being served (volume group forced off?)')
+  #io(nodeid: number): { io: VolumeIoHandler, sizeBytes: number } {
+    const lv = this.lvOf(nodeid)
+    const io = this.host.volumeIo(lv)
+    if (io === undefined) throw fuseError('EIO', 'logical volume is not being served (volume group forced off?)')
+    return { io, sizeBytes: this.host.lvSizeBytes(lv) }
   }
 
-  write(): number {
-    throw fuseError('EIO', 'logical volume is not being served (volume group forced off?)')
+  async read(_ctx: RequestContext, nodeid: number, _fh: bigint, offset: number, target: Uint8Array): Promise<number> {
+    const { io, sizeBytes } = this.#io(nodeid)
+    const length = Math.max(0, Math.min(target.length, sizeBytes - offset))
+    if (length > 0) await io.read(target.subarray(0, length), offset)
+    return length
+  }
+
+  async write(_ctx: RequestContext, nodeid: number, _fh: bigint, offset: number, data: Uint8Array): Promise<number> {
+    const { io, sizeBytes } = this.#io(nodeid)
+    const lv = this.lvOf(nodeid)
+    if (lv.readOnly === true) throw fuseError('EROFS', `logical volume "${lv.name}" is read-only`)
+    if (offset >= sizeBytes && data.length > 0) throw fuseError('ENOSPC', 'write beyond the end of the logical volume')
+    const length = Math.min(data.length, sizeBytes - offset)
+    await io.write(data.subarray(0, length), offset)
+    return length
+  }
+
+  async fallocate(_ctx: RequestContext, nodeid: number, _fh: bigint, offset: number, length: number,
+    mode: number): Promise<void> {
+    const { io, sizeBytes } = this.#io(nodeid)
+    if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0) throw fuseError('EOPNOTSUPP')
+    // Plain allocation: a thin LV's blocks are allocated by its writes.
+    if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) === 0 || offset >= sizeBytes) return
+    await io.discard(offset, Math.min(length, sizeBytes - offset))
   }
 
   async fsync(_ctx: RequestContext, nodeid: number, _fh: bigint, dataOnly: boolean): Promise<void> {

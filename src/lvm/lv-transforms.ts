@@ -9,6 +9,7 @@ import {
   PINNED_OVERSHOOT_LTGS, alExtentsCapacity,
 } from '../format/index.js'
 import { allocateLps } from './allocator.js'
+import { isThinPool, refuseThin, thinDependents } from './thin-ext.js'
 import type { JsonValue, LvDescriptor, VgDescriptor } from './model.js'
 import type { LvChangeOptions, LvCreateOptions } from './volume-group.js'
 
@@ -37,7 +38,7 @@ function replaced(d: VgDescriptor, old: LvDescriptor, next: LvDescriptor): LvTra
 
 export function createLv(d: VgDescriptor, options: LvCreateOptions, pvs: PvContext): LvTransform {
   const copies = options.copies ?? 1
-  validateCreate(options, copies)
+  validateCreate(options, copies, options.ext?.['thin'] !== undefined)
   if (d.lvs.some((lv) => lv.name === options.name)) throw alreadyExists('logical volume', options.name, d.name)
   const allowed = options.pvIndexes === undefined ? pvs.activePvIndexes
     : options.pvIndexes.filter((i) => pvs.activePvIndexes.includes(i))
@@ -54,6 +55,7 @@ export function createLv(d: VgDescriptor, options: LvCreateOptions, pvs: PvConte
 
 export function extendLv(d: VgDescriptor, name: string, addLps: number, pvs: PvContext): LvTransform {
   const lv = requireLv(d, name)
+  refuseThin(lv, 'lvextend')
   if (!Number.isSafeInteger(addLps) || addLps < 1) throw usageError(`invalid extension of "${name}": ${addLps} LPs`)
   const more = allocateLps(d, { lpCount: addLps, copies: lv.copies, strict: lv.strict,
     allowedPvs: [...pvs.activePvIndexes], existing: lv.lps })
@@ -62,6 +64,10 @@ export function extendLv(d: VgDescriptor, name: string, addLps: number, pvs: PvC
 
 export function reduceLv(d: VgDescriptor, name: string, removeLps: number): LvTransform {
   const lv = requireLv(d, name)
+  refuseThin(lv, 'lvreduce')
+  if (isThinPool(lv)) {
+    throw usageError(`"${name}" is a thin pool: it cannot be reduced`, 'Its data blocks may sit anywhere in it; lvmfs never shrinks a pool.')
+  }
   if (!Number.isSafeInteger(removeLps) || removeLps < 1 || removeLps >= lv.lps.length) {
     throw usageError(`invalid reduction of "${name}": ${removeLps} of ${lv.lps.length} LPs`,
       'An LV keeps at least one LP; use lvremove to delete it.')
@@ -92,6 +98,12 @@ export function swapLps(d: VgDescriptor, name: string, pairs: ReadonlyArray<read
 
 export function removeLv(d: VgDescriptor, name: string): VgDescriptor {
   const lv = requireLv(d, name)
+  const dependents = thinDependents(d, lv)
+  if (dependents.length > 0) {
+    throw new LvmfsError('THIN_HAS_SNAPSHOTS', `logical volume "${name}" has thin LVs depending on it`, {
+      detail: `${dependents.map((x) => x.name).join(', ')} ${dependents.length === 1 ? 'uses' : 'use'} it.`,
+      hint: 'Remove them first.', context: { lv: name, dependents: dependents.map((x) => x.name) } })
+  }
   return { ...d, lvs: d.lvs.filter((x) => x !== lv) }
 }
 
@@ -185,11 +197,13 @@ function validateLogOptions(lv: LvDescriptor, ppSizeBytes: number, pvs: PvContex
   }
 }
 
-function validateCreate(options: LvCreateOptions, copies: number): void {
+function validateCreate(options: LvCreateOptions, copies: number, thin: boolean): void {
   if (typeof options.name !== 'string' || !NAME_PATTERN.test(options.name)) {
     throw usageError(`invalid LV name "${String(options.name)}"`, NAME_RULE)
   }
-  if (!Number.isSafeInteger(options.lpCount) || options.lpCount < 1 || options.lpCount > 2 ** 31) {
+  // A thin LV owns no PPs: its blocks live in its pool (thin-ext.ts).
+  if (thin && options.lpCount !== 0) throw usageError('a thin LV owns no LPs')
+  if (!thin && (!Number.isSafeInteger(options.lpCount) || options.lpCount < 1 || options.lpCount > 2 ** 31)) {
     throw usageError(`invalid LV size: ${options.lpCount} LPs`, 'An LV has at least one LP.')
   }
   if (copies === 0 || !Number.isSafeInteger(copies) || copies < 0) throw usageError(`invalid copies: ${copies}`)

@@ -18,6 +18,7 @@ import * as pvremove from './pvremove.js'
 import * as vgremove from './vgremove.js'
 import * as vgrename from './vgrename.js'
 import * as lvconvert from './lvconvert.js'
+import * as thinCheck from './thin-check.js'
 import * as pvmove from './pvmove.js'
 import * as pvs from './pvs.js'
 import * as vgs from './vgs.js'
@@ -65,6 +66,7 @@ const modules: Array<{ register(program: Command): void }> = [
   vgremove,
   vgrename,
   lvconvert,
+  thinCheck,
   pvmove,
   pvs,
   vgs,

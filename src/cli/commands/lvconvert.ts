@@ -1,5 +1,8 @@
 import type { Command } from 'commander'
-import { usageError } from '../../errors/index.js'
+import { notFound, usageError } from '../../errors/index.js'
+import { mergeThinSnapshot } from '../../engine/index.js'
+import { refuseThin } from '../../lvm/index.js'
+import { onlineVg } from '../io-context.js'
 import { addLvCopies, dropLvCopies } from '../../mirror/index.js'
 import { STRICTNESS, type Strictness } from '../../format/index.js'
 import { addDeviceOptions, print, withVg, type DeviceOptions } from '../lvm-cli.js'
@@ -17,6 +20,7 @@ interface Options extends MirrorCliOptions, DeviceOptions {
   readonly pv?: string[]
   /** commander's `--no-sync` sets it false. */
   readonly sync?: boolean
+  readonly merge?: boolean
 }
 
 /**
@@ -34,9 +38,20 @@ export function register(program: Command): void {
     .option('--copies <n>', 'copies per partition, 1 to 3')
     .option('--strict <y|n|s>', 'copy placement rule for new partitions (the current ones must follow it)')
     .option('--pv <pv...>', 'adding: put new copies on these PVs; dropping: drop the copies on these PVs first')
-    .option('--no-sync', 'adding: leave the new copies stale (resync later)')))
+    .option('--no-sync', 'adding: leave the new copies stale (resync later)')
+    .option('--merge', 'roll the origin of this thin snapshot back to it; the snapshot goes')))
     .action(async (path: string, options: Options) => {
       const { vgName, lvName } = parseVgLv(path)
+      if (options.merge === true) {
+        const origin = await withMirror(vgName, options, (engine) => {
+          const lv = engine.vg.lvByName(lvName)
+          if (lv === undefined) throw notFound('logical volume', lvName, vgName)
+          return mergeThinSnapshot(engine, lv, (lvId) => onlineVg(vgName)?.isLvOpen?.(lvId) ?? false)
+        })
+        print(options, { vg: vgName, merged: lvName, origin: origin.name },
+          `snapshot "${lvName}" merged into "${origin.name}"\n`)
+        return
+      }
       if (options.copies === undefined && options.strict === undefined) {
         throw usageError('nothing to convert', 'Give --copies N and/or --strict y|n|s.')
       }
@@ -52,6 +67,7 @@ export function register(program: Command): void {
       const bar = progressBar({ ...options, vgName })
       const result = await withMirror(vgName, options, async (engine) => {
         const lv = engine.mirror.lv(lvName)
+        refuseThin(lv, 'lvconvert --copies')
         const pvs = options.pv?.map((text) => resolvePv(engine.vg.descriptor.pvs, text))
         if (strict !== undefined) await engine.vg.lvChange(lvName, { strict })
         if (copies === lv.copies) throw usageError(`"${vgName}/${lvName}" already has ${copies} copies`)
