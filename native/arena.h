@@ -22,7 +22,12 @@ enum EntryKind : uint32_t {
   kEntryReadError = 4,   // notification only: a copy failed a read, another served it (or none)
   kEntryClosed = 5,      // all readers stopped (unmounted or aborted)
   kEntryReplyFailed = 6, // notification only: writev of a reply failed with `error`
+  kEntryThinMiss = 7,    // slot owned by JS: publish thin block `extent` (copy: kThinMiss*), then resume()
 };
+
+// `copy` bits of a kEntryThinMiss entry.
+constexpr uint32_t kThinMissWrite = 1;      // a write needs the block writable
+constexpr uint32_t kThinMissWholeBlock = 2; // and covers all of it: nothing to copy or zero
 
 struct Entry {
   uint32_t kind;

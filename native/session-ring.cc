@@ -299,6 +299,7 @@ bool Session::StartRingRead(RingQueue& queue, uint32_t slotId, const std::shared
   Slot& slot = slots_[slotId];
   auto* in = BodyOf<fuse_read_in>(slot);
   std::shared_ptr<VolumeMap> map = volume->Current();
+  if (!map || map->thin) return false;  // thin LVs run on the sync pool (session-thin.cc)
   uint64_t offset = in->offset;
   uint64_t length = std::min<uint64_t>(in->size, maxWrite_);
   length = offset >= map->sizeBytes ? 0 : std::min(length, map->sizeBytes - offset);
@@ -349,7 +350,7 @@ bool Session::StartRingWrite(RingQueue& queue, uint32_t slotId, const std::share
   std::shared_ptr<VolumeMap> map = volume->Current();
   uint64_t offset = in->offset;
   uint64_t length = in->size;
-  if (map->readOnly || map->writeSchedule != kWriteParallel || length == 0 || offset >= map->sizeBytes) {
+  if (!map || map->thin || map->readOnly || map->writeSchedule != kWriteParallel || length == 0 || offset >= map->sizeBytes) {
     return blocking();
   }
   length = std::min(length, map->sizeBytes - offset);

@@ -100,6 +100,9 @@ void Session::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod("stats", &Session::Stats),
        InstanceMethod("volumeStats", &Session::VolumeStatsOf),
        InstanceMethod("startRing", &Session::StartRing),
+       InstanceMethod("thinSet", &Session::ThinSet),
+       InstanceMethod("thinClearWritable", &Session::ThinClearWritable),
+       InstanceMethod("thinReset", &Session::ThinReset),
        InstanceAccessor("arena", &Session::GetArena, nullptr),
        InstanceAccessor("layout", &Session::GetLayout, nullptr)});
   exports.Set("Session", constructor);
@@ -289,11 +292,11 @@ void Session::FreeSlot(uint32_t slotId) {
   slotFreed_.notify_all();
 }
 
-void Session::HandToJs(uint32_t slotId, EntryKind kind, uint32_t extent) {
+void Session::HandToJs(uint32_t slotId, EntryKind kind, uint32_t extent, uint32_t copy) {
   Slot& slot = slots_[slotId];
   slot.state.store(StateWord(slot.generation, kSlotJs));
   uint64_t nodeid = MetaOf(slot)->requestBytes < kFuseInHeaderBytes ? 0 : HeaderOf(slot)->nodeid;
-  Push(Entry{kind, slotId, nodeid, extent, 0, 0, slot.generation});
+  Push(Entry{kind, slotId, nodeid, extent, copy, 0, slot.generation});
 }
 
 // A write or fallocate stopped before closed gate `region`: the gate policy runs in TypeScript,
@@ -403,6 +406,10 @@ bool Session::TryVolumeOp(uint32_t slotId) {
   std::shared_ptr<Volume> volume = FindVolume(header->nodeid);
   if (!volume) return false;
   slot.stats = volume->stats;
+  {
+    std::shared_ptr<VolumeMap> current = volume->Current();
+    if (current && current->thin) return TryThinOp(slotId, volume, opcode);
+  }
   if (opcode == FUSE_READ) {
     ExecuteRead(slotId, volume, volume->Current());
     return true;
@@ -704,6 +711,14 @@ Napi::Value Session::MapVolume(const Napi::CallbackInfo& info) {
     volume = slot;
   }
   std::lock_guard<std::mutex> lock(volume->mutex);
+  if (map->thin) {
+    // The table survives a remap of the same shape: its entries name pool blocks, not copies.
+    uint64_t blocks = (map->thin->virtualBytes + map->thin->chunkBytes - 1) / map->thin->chunkBytes;
+    if (!volume->thinTable || volume->thinTable->blocks() != blocks) volume->thinTable = std::make_shared<ThinTable>(blocks);
+    map->thin->table = volume->thinTable;
+  } else {
+    volume->thinTable = nullptr;
+  }
   if (map->dirty) {
     // One set of bits for as long as the chunk size holds and it covers the volume; a new set
     // (the volume grew, the chunk changed) leaves the old one to be taken and dropped later.

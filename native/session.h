@@ -122,12 +122,15 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value GetArena(const Napi::CallbackInfo& info);
   Napi::Value GetLayout(const Napi::CallbackInfo& info);
   Napi::Value StartRing(const Napi::CallbackInfo& info);
+  Napi::Value ThinSet(const Napi::CallbackInfo& info);
+  Napi::Value ThinClearWritable(const Napi::CallbackInfo& info);
+  Napi::Value ThinReset(const Napi::CallbackInfo& info);
 
   // Slots
   uint32_t AllocateSlot(int reader);  // UINT32_MAX when stopping
   void FreeSlot(uint32_t slot);
   // Gives the slot to TypeScript together with the entry that tells it why.
-  void HandToJs(uint32_t slot, EntryKind kind, uint32_t extent = 0);
+  void HandToJs(uint32_t slot, EntryKind kind, uint32_t extent = 0, uint32_t copy = 0);
   void HandToGate(uint32_t slot, uint64_t region);
   bool TakeFromJs(uint32_t slot, uint32_t generation);
   Napi::Value Refused(const Napi::CallbackInfo& info);
@@ -137,6 +140,13 @@ class Session : public Napi::ObjectWrap<Session> {
   void Handle(uint32_t slot);
   bool IsDaemonThread(uint32_t tid) const;
   bool TryVolumeOp(uint32_t slot);
+  // Thin LVs (session-thin.cc): READ and WRITE of blocks the table knows run here; the rest,
+  // and any failure, goes to TypeScript.
+  bool TryThinOp(uint32_t slot, const std::shared_ptr<Volume>& volume, uint32_t opcode);
+  void ExecuteThinRead(uint32_t slot, const std::shared_ptr<Volume>& volume, const VolumeMap& map);
+  void ExecuteThinWrite(uint32_t slot, const VolumeMap& map);
+  void HandToThinMiss(uint32_t slot, uint64_t block, uint32_t flags);
+  std::shared_ptr<ThinTable> ThinTableOf(const Napi::CallbackInfo& info);
   void ExecuteWrite(uint32_t slot, const std::shared_ptr<VolumeMap>& map);
   void ExecuteRead(uint32_t slot, const std::shared_ptr<Volume>& volume,
                    const std::shared_ptr<VolumeMap>& map);

@@ -43,6 +43,20 @@ std::shared_ptr<VolumeMap> ParseVolumeMap(const Napi::Object& spec, std::string*
     uint64_t chunk = static_cast<uint64_t>(dirtyChunk.As<Napi::Number>().Int64Value());
     if (chunk > 0) map->dirty = std::make_shared<DirtyChunks>(chunk, map->sizeBytes);
   }
+  Napi::Value thin = spec.Get("thin");
+  if (thin.IsObject()) {
+    Napi::Object t = thin.As<Napi::Object>();
+    auto info = std::make_shared<ThinSpec>();
+    info->virtualBytes = static_cast<uint64_t>(t.Get("virtualBytes").As<Napi::Number>().Int64Value());
+    info->chunkBytes = static_cast<uint64_t>(t.Get("chunkBytes").As<Napi::Number>().Int64Value());
+    info->dataStartBytes = static_cast<uint64_t>(t.Get("dataStartBytes").As<Napi::Number>().Int64Value());
+    info->nativeWrites = t.Get("nativeWrites").ToBoolean();
+    if (info->chunkBytes == 0 || info->virtualBytes == 0 || info->virtualBytes / info->chunkBytes >= (uint64_t(1) << 32)) {
+      *error = "inconsistent thin map";
+      return nullptr;
+    }
+    map->thin = info;
+  }
   FinishMap(*map);
   return map;
 }

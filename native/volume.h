@@ -9,6 +9,8 @@
 #include <mutex>
 #include <vector>
 
+#include "thin-table.h"
+
 namespace lvmfs {
 
 struct VolumeStats;  // session.h
@@ -60,6 +62,7 @@ struct VolumeMap {
   std::unique_ptr<std::atomic<uint64_t>[]> gateWords;
   size_t gateWordCount = 0;
   std::shared_ptr<DirtyChunks> dirty;  // null: the volume keeps no write-intent bits
+  std::shared_ptr<ThinSpec> thin;      // null: not a thin LV (thin-table.h)
   ~VolumeMap();
 };
 
@@ -79,6 +82,8 @@ struct Volume {
   // Every bit set any map of this volume used, newest last; a replaced map's set is kept until
   // its bits were taken and no request holds that map (under `mutex`).
   std::vector<std::shared_ptr<DirtyChunks>> dirtySets;
+  // A thin LV's block table outlives its maps (a pool remap keeps every entry).
+  std::shared_ptr<ThinTable> thinTable;
   Volume() { inflight[0] = 0; inflight[1] = 0; }
   std::shared_ptr<VolumeMap> Current() {
     std::lock_guard<std::mutex> lock(mutex);

@@ -20,11 +20,14 @@ import {
 } from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
-  OnlineVgRegistry, varyOnVg, FileDescriptorBackup, isThinLv, isThinPool, resolveBackupDir, thinOf, type LvDescriptor, type MwcPolicy,
+  OnlineVgRegistry, varyOnVg, FileDescriptorBackup, isThinLv, isThinPool, resolveBackupDir, thinOf, thinPoolOf,
+  type LvDescriptor, type MwcPolicy,
   type VaryOnFlags, type VaryOnResult, type VolumeGroup, type VvgIn,
 } from '../lvm/index.js'
 import { MirrorEngine, setDirectCopyFds } from '../mirror/index.js'
+import { THIN_ENTRY_UNMAPPED, thinEntry } from '../native/index.js'
 import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
+import { dataStartBytes, type ThinPoolObserver } from '../thin/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
@@ -104,6 +107,8 @@ export class MountedVg implements VolumeHost {
   private readonly backing: BackingFds
   private readonly gates: GateKeeper
   private readonly served = new Map<number, Served>()
+  /** Thin LVs with a native map, by nodeid: the pool LV and thin device their table follows. */
+  private readonly thinServed = new Map<number, { poolLvId: number, thinId: number }>()
   private session: FuseSession | undefined
 
   /** The transport serving the mount (undefined before it is mounted). */
@@ -126,6 +131,7 @@ export class MountedVg implements VolumeHost {
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
     this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool commit failed'))
+    this.thin.setObserverFactory((poolLv) => this.thinObserver(poolLv))
     this.backing = new BackingFds(options.directBacking ?? true)
     if (options.blockDevices === true && options.shared === undefined && vg.addCommitGuard !== undefined) {
       const devices = new BlockDevices({ vg, log: options.log, pvPath: (pvIndex) => vg.device(pvIndex)?.path })
@@ -205,6 +211,7 @@ export class MountedVg implements VolumeHost {
   private async mount(): Promise<void> {
     const policy: VolumePolicy = {
       onGate: (nodeid, region) => this.gates.openGate(nodeid, region),
+      onThinMiss: (nodeid, block, write, wholeBlock) => this.onThinMiss(nodeid, block, write, wholeBlock),
       onWriteError: (event) => this.onWriteError(event),
       onReadError: (event) => { void this.onReadError(event) },
       describe: (nodeid) => this.served.get(nodeid)?.name,
@@ -420,18 +427,63 @@ export class MountedVg implements VolumeHost {
 
   private mapLv(lv: LvDescriptor): void {
     if (isThinPool(lv)) return
-    if (isThinLv(lv)) {
-      // Served by volumeIo, not by a native map.
-      this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv), gateBytes: 0, mwc: lv.mwc,
-        readOnly: lv.readOnly === true, plain: false })
-      return
-    }
+    if (isThinLv(lv)) return this.mapThinLv(lv)
     const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
     // lvchange --permission r: native code answers writes to files already open with EROFS.
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
     this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc,
       readOnly: map.readOnly, plain: isPlainMap(map) })
+  }
+
+  /**
+   * A thin LV's native map is its pool's extents plus a block table native code fills through
+   * thin misses (onThinMiss); writes run natively only on an unmirrored, all-fresh pool (a
+   * mirrored pool's writes need its activity log and bitmap, which TypeScript keeps).
+   */
+  private mapThinLv(lv: LvDescriptor): void {
+    const thin = thinOf(lv)!
+    const poolLv = this.vg.lvById(thin.poolLvId)
+    const format = poolLv === undefined ? undefined : thinPoolOf(poolLv)
+    if (poolLv === undefined || format === undefined) return
+    const poolMap = this.replication.volumeMapOf(this.vg.name, poolLv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    const nativeWrites = poolLv.copies === 1 && poolMap.extents.every((e) => e.copies.length === 1 && !e.copies[0]!.stale)
+    const map = { ...poolMap, gateBytes: 0, readOnly: lv.readOnly === true || poolMap.readOnly,
+      dirtyChunkBytes: 0, thin: { virtualBytes: thin.virtualBytes, chunkBytes: format.chunkBytes,
+        dataStartBytes: dataStartBytes(format), nativeWrites } }
+    this.session?.mapVolume(nodeidOf(lv), map)
+    this.thinServed.set(nodeidOf(lv), { poolLvId: thin.poolLvId, thinId: thin.thinId })
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: thin.virtualBytes, gateBytes: 0, mwc: lv.mwc,
+      readOnly: map.readOnly, plain: false })
+  }
+
+  private async onThinMiss(nodeid: number, block: number, write: boolean, wholeBlock: boolean): Promise<void> {
+    const { pool, thinId } = await this.thin.poolOfThin(this.lvByNode(nodeid))
+    await (write ? pool.provision(thinId, block, wholeBlock) : pool.publish(thinId, block))
+  }
+
+  /** The native tables a pool's mapping changes go to. */
+  private thinObserver(poolLv: LvDescriptor): ThinPoolObserver {
+    const nodeidsOf = (thinIds: readonly number[]): number[] => [...this.thinServed]
+      .filter(([, t]) => t.poolLvId === poolLv.lvId && thinIds.includes(t.thinId)).map(([nodeid]) => nodeid)
+    const all = (): number[] => [...this.thinServed].filter(([, t]) => t.poolLvId === poolLv.lvId).map(([nodeid]) => nodeid)
+    return {
+      remapped: (thinId, block, mapping, writable) => {
+        for (const nodeid of nodeidsOf([thinId])) {
+          this.session?.thinSet(nodeid, block, mapping === undefined ? THIN_ENTRY_UNMAPPED : thinEntry(mapping.dataBlock, writable))
+        }
+      },
+      quiesce: async (thinIds, mode) => {
+        for (const nodeid of nodeidsOf(thinIds)) {
+          if (mode === 'share') this.session?.thinClearWritable(nodeid)
+          else this.session?.thinReset(nodeid)
+          await this.session?.drainWrites(nodeid)
+        }
+      },
+      drain: async () => {
+        for (const nodeid of all()) await this.session?.drainWrites(nodeid)
+      },
+    }
   }
 
   /** Attaches, grows, renames or releases the block devices of the served LVs after a remap. */
@@ -483,6 +535,7 @@ export class MountedVg implements VolumeHost {
       const now = this.served.get(nodeid)
       if (!now) {
         session.unmapVolume(nodeid)
+        this.thinServed.delete(nodeid)
         this.gates.forgetVolume(nodeid)
         invalidations.push(session.invalidateEntry(FUSE_ROOT_ID, before.name))
       } else if (now.name !== before.name) {

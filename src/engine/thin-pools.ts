@@ -8,7 +8,7 @@
 import { LvmfsError } from '../errors/index.js'
 import { thinOf, thinPoolOf, type LvDescriptor } from '../lvm/index.js'
 import type { MirrorEngine, MirroredLv } from '../mirror/index.js'
-import { ThinPool, type PoolDevice, type ThinPoolStatus } from '../thin/index.js'
+import { ThinPool, type PoolDevice, type ThinPoolObserver, type ThinPoolStatus } from '../thin/index.js'
 
 export const DEFAULT_COMMIT_INTERVAL_MS = 1000
 
@@ -46,6 +46,7 @@ export const LOW_WATER_PERCENT = 80
 export class ThinPools {
   readonly #open = new Map<number, Promise<OpenPool>>()
   #timer: NodeJS.Timeout | undefined
+  #observerFor: ((poolLv: LvDescriptor) => ThinPoolObserver) | undefined
 
   constructor(readonly engine: MirrorEngine, private readonly onError: (error: unknown, pool: string) => void = () => undefined) {}
 
@@ -55,6 +56,19 @@ export class ThinPools {
       throw new LvmfsError('ENGINE_NOT_FOUND', `thin pool LV ${lvId} is not in volume group "${this.engine.vg.name}"`)
     }
     return lv
+  }
+
+  /** Who must hear of every mapping change of each pool (the mount's native tables). */
+  setObserverFactory(factory: (poolLv: LvDescriptor) => ThinPoolObserver): void {
+    this.#observerFor = factory
+    for (const [lvId, open] of this.#open) {
+      void open.then(({ pool }) => { pool.observer = factory(this.#poolLv(lvId)) }, () => undefined)
+    }
+  }
+
+  #observe(poolLv: LvDescriptor, pool: ThinPool): ThinPool {
+    if (this.#observerFor !== undefined) pool.observer = this.#observerFor(poolLv)
+    return pool
   }
 
   /** The pool of a pool LV, opened (its last commit) on first use. */
@@ -69,7 +83,7 @@ export class ThinPools {
       open = (async () => {
         const device = new LvPoolDevice(this.engine.open(lv.name))
         try {
-          return { pool: await ThinPool.open(device), device }
+          return { pool: this.#observe(lv, await ThinPool.open(device)), device }
         } catch (error) {
           await device.handle.close().catch(() => undefined)
           throw error
@@ -84,7 +98,7 @@ export class ThinPools {
 
   /** Registers a pool just formatted on `poolLv` through `handle`. */
   adopt(poolLv: LvDescriptor, pool: ThinPool, handle: MirroredLv): void {
-    this.#open.set(poolLv.lvId, Promise.resolve({ pool, device: new LvPoolDevice(handle) }))
+    this.#open.set(poolLv.lvId, Promise.resolve({ pool: this.#observe(poolLv, pool), device: new LvPoolDevice(handle) }))
     this.#arm()
   }
 

@@ -1,5 +1,5 @@
 /** Typed view of the native FUSE session (native/session.cc) and of volume I/O (native/volume-io.cc). */
-import { nativeAddon } from '../native/index.js'
+import { nativeAddon, type ThinVolumeSpec } from '../native/index.js'
 
 /** Field offsets come from native/arena.h through the session's `layout`: never literals here. */
 export interface ArenaLayout {
@@ -23,7 +23,10 @@ export interface ArenaLayout {
     readonly noCopy: number; readonly extentLost: number }
 }
 
-export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5, REPLY_FAILED: 6 } as const
+export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5, REPLY_FAILED: 6, THIN_MISS: 7 } as const
+/** `copy` bits of a THIN_MISS entry (native/arena.h). */
+export const THIN_MISS_WRITE = 1
+export const THIN_MISS_WHOLE_BLOCK = 2
 
 export interface NativeVolumeSpec {
   readonly sizeBytes: number
@@ -39,6 +42,7 @@ export interface NativeVolumeSpec {
   readonly stale: Uint8Array
   /** Write-intent chunk size; 0 or absent: keep no bits (see DirtyChunks in native/volume.h). */
   readonly dirtyChunkBytes?: number
+  readonly thin?: ThinVolumeSpec
 }
 
 /** Chunks of a volume written while some copy missed the write, taken (cleared) at once. */
@@ -104,6 +108,10 @@ export interface NativeSession {
   unmapVolume(nodeid: number): void
   takeDirtyChunks(nodeid: number): DirtyChunkList | undefined
   setGate(nodeid: number, region: number, open: boolean): void
+  /** Thin table of a mapped thin LV (false when `nodeid` has none). */
+  thinSet(nodeid: number, block: number, entry: number): boolean
+  thinClearWritable(nodeid: number): boolean
+  thinReset(nodeid: number): boolean
   drainWrites(nodeid: number): Promise<number>
   notifyInvalInode(nodeid: number, offset: number, length: number): Promise<number>
   notifyInvalEntry(parent: number, name: string): Promise<number>

@@ -12,7 +12,7 @@ import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
+import { createNativeSession, EntryKind, THIN_MISS_WHOLE_BLOCK, THIN_MISS_WRITE, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
   type NativeVolumeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
@@ -50,6 +50,12 @@ export interface ReadErrorEvent {
 export interface VolumePolicy {
   /** Called for a write into a closed gate region; must open it (setGate) before resolving. */
   onGate?(nodeid: number, region: number): Promise<void>
+  /**
+   * Called for a READ or WRITE of a thin LV block its native table does not know (or, for a
+   * write, may not write in place); must publish the block's entry (thinSet) before resolving.
+   * `wholeBlock`: the write covers the whole block, so nothing needs copying or zeroing.
+   */
+  onThinMiss?(nodeid: number, block: number, write: boolean, wholeBlock: boolean): Promise<void>
   /** Decides a request that failed on some copy: resolve 0 to acknowledge, or a positive errno. */
   onWriteError?(event: WriteErrorEvent): Promise<number>
   onReadError?(event: ReadErrorEvent): void
@@ -197,6 +203,21 @@ export class FuseSession {
   }
 
   /** Resolves once every write admitted before this call has finished. */
+  /** Publishes one entry of a thin LV's native table (see THIN_ENTRY_* and thinEntry). */
+  thinSet(nodeid: number, block: number, entry: number): void {
+    this.native.thinSet(nodeid, block, entry)
+  }
+
+  /** Every writable entry of the thin LV becomes shared: its next write into each is a miss. */
+  thinClearWritable(nodeid: number): void {
+    this.native.thinClearWritable(nodeid)
+  }
+
+  /** Forgets every entry of the thin LV (its mapping was replaced). */
+  thinReset(nodeid: number): void {
+    this.native.thinReset(nodeid)
+  }
+
   async drainWrites(nodeid: number): Promise<void> {
     await this.native.drainWrites(nodeid)
   }
@@ -290,6 +311,7 @@ export class FuseSession {
     switch (kind) {
       case EntryKind.REQUEST: return this.onRequest(slot, generation)
       case EntryKind.GATE: return void this.onGate(slot, generation, nodeid, extent)
+      case EntryKind.THIN_MISS: return void this.onThinMiss(slot, generation, nodeid, extent, v.getUint32(at + f.copy, true))
       case EntryKind.WRITE_ERROR: return void this.onWriteError(slot, generation, nodeid)
       case EntryKind.READ_ERROR:
         this.policy.onReadError?.({ nodeid, extent, copy: v.getUint32(at + f.copy, true),
@@ -320,6 +342,18 @@ export class FuseSession {
       if (this.settle(slot, generation)) this.native.resume(slot, generation)
     } catch (error) {
       this.log.error({ err: error, nodeid, region }, 'write gate policy failed')
+      if (this.settle(slot, generation)) this.native.reply(slot, generation, -errnoOf(error), 0)
+    }
+  }
+
+  private async onThinMiss(slot: number, generation: number, nodeid: number, block: number, flags: number): Promise<void> {
+    this.hold(slot, generation, 'gate', nodeid)
+    try {
+      if (!this.policy.onThinMiss) throw new LvmfsError('ENGINE_USAGE', 'no thin miss policy')
+      await this.policy.onThinMiss(nodeid, block, (flags & THIN_MISS_WRITE) !== 0, (flags & THIN_MISS_WHOLE_BLOCK) !== 0)
+      if (this.settle(slot, generation)) this.native.resume(slot, generation)
+    } catch (error) {
+      this.log.error({ err: error, nodeid, block }, 'thin miss policy failed')
       if (this.settle(slot, generation)) this.native.reply(slot, generation, -errnoOf(error), 0)
     }
   }

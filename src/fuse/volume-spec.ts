@@ -32,5 +32,6 @@ export function toNativeSpec(map: VolumeMap): NativeVolumeSpec {
   })
   return { sizeBytes: map.sizeBytes, extentBytes: map.extentBytes, gateBytes: map.gateBytes,
     readPolicy: READ_POLICY[map.readPolicy], writeSchedule: WRITE_SCHEDULE[map.writeSchedule],
-    readOnly: map.readOnly, copyCounts, fds, offsets, stale, dirtyChunkBytes: map.dirtyChunkBytes ?? 0 }
+    readOnly: map.readOnly, copyCounts, fds, offsets, stale, dirtyChunkBytes: map.dirtyChunkBytes ?? 0,
+    ...(map.thin === undefined ? {} : { thin: map.thin }) }
 }

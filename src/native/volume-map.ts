@@ -52,6 +52,27 @@ export interface VolumeMap {
    * request completes; TypeScript takes the marks to keep the bitmap of what a resync must copy.
    */
   readonly dirtyChunkBytes?: number
+  /**
+   * A thin LV: the extents and copies above are its pool LV's, and native code translates the
+   * LV's blocks through a table TypeScript fills (thinSet) on thin misses (native/thin-table.h).
+   */
+  readonly thin?: ThinVolumeSpec
+}
+
+export interface ThinVolumeSpec {
+  readonly virtualBytes: number
+  readonly chunkBytes: number
+  /** Pool LV byte offset of data block 0. */
+  readonly dataStartBytes: number
+  /** Writes to writable blocks run natively (an unmirrored pool); otherwise TypeScript serves them. */
+  readonly nativeWrites: boolean
+}
+
+/** Native thin table entries (native/thin-table.h). */
+export const THIN_ENTRY_UNKNOWN = 0
+export const THIN_ENTRY_UNMAPPED = 1
+export function thinEntry(dataBlock: number, writable: boolean): number {
+  return (dataBlock + 1) * 4 + (writable ? 3 : 2)
 }
 
 export const MAX_COPIES = 3

@@ -1,5 +1,5 @@
 export { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, ThinPool, dataBlocksOf, dataStartBytes } from './thin-pool.js'
-export type { ThinPoolFormat, ThinPoolStatus } from './thin-pool.js'
+export type { ThinPoolFormat, ThinPoolObserver, ThinPoolStatus } from './thin-pool.js'
 export type { PoolDevice } from './pool-device.js'
 export type { Mapping } from './mapping-tree.js'
 export { thinCheck } from './thin-check.js'

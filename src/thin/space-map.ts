@@ -39,6 +39,11 @@ export class SpaceMap {
     return this.#refs[block]!
   }
 
+  /** Blocks freed in this transaction, held until it commits. */
+  get freedHere(): number {
+    return this.#freedHere.size
+  }
+
   allocatedHere(block: number): boolean {
     return this.#allocatedHere.has(block)
   }

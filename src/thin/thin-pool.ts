@@ -35,6 +35,25 @@ interface DeviceState {
   mappedBlocks: number
 }
 
+/**
+ * Who else reads the pool's mappings: the native data path's per-LV block tables. Every hook
+ * runs under the pool's lock, so no other change interleaves.
+ */
+export interface ThinPoolObserver {
+  /** A device's block was (re)mapped or unmapped; `writable`: it may now be written in place. */
+  remapped(thinId: number, block: number, mapping: Mapping | undefined, writable: boolean): void
+  /**
+   * Before a snapshot shares a device's blocks ('share': stop writing them in place) or its
+   * mapping is replaced or dropped ('forget': forget every entry); resolves once the I/O
+   * already admitted under the old entries is done.
+   */
+  quiesce(thinIds: readonly number[], mode: 'share' | 'forget'): Promise<void>
+  /** Before blocks freed in this transaction become reusable: admitted I/O drains. */
+  drain(): Promise<void>
+}
+
+const NO_OBSERVER: ThinPoolObserver = { remapped: () => undefined, quiesce: async () => undefined, drain: async () => undefined }
+
 export interface ThinPoolFormat {
   readonly chunkBytes: number
   readonly metadataBytes: number
@@ -120,6 +139,7 @@ export class ThinPool {
   #slot: number
   #deviceTableBlocks: number[]
   #changed = false
+  observer: ThinPoolObserver = NO_OBSERVER
   readonly #store: NodeStore
   readonly #meta: SpaceMap
   readonly #data: SpaceMap
@@ -264,6 +284,7 @@ export class ThinPool {
   snapshot(originId: number): Promise<number> {
     return this.#locked(async () => {
       const origin = this.#deviceOf(originId)
+      await this.observer.quiesce([originId], 'share')
       const thinId = this.#superblock.nextThinId
       const poolTime = this.#superblock.poolTime + 1
       if (origin.root !== 0) this.#meta.inc(origin.root)
@@ -279,6 +300,7 @@ export class ThinPool {
   deleteThin(thinId: number): Promise<void> {
     return this.#locked(async () => {
       const device = this.#deviceOf(thinId)
+      await this.observer.quiesce([thinId], 'forget')
       if (device.root !== 0) await this.#store.release(device.root, nodeKindAt(device.levels - 1), device.levels - 1)
       this.#devices.delete(thinId)
       this.#changed = true
@@ -291,6 +313,7 @@ export class ThinPool {
     return this.#locked(async () => {
       const snapshot = this.#deviceOf(snapshotId)
       const origin = this.#deviceOf(originId)
+      await this.observer.quiesce([snapshotId, originId], 'forget')
       if (origin.root !== 0) await this.#store.release(origin.root, nodeKindAt(origin.levels - 1), origin.levels - 1)
       this.#devices.set(originId, { ...snapshot, thinId: originId })
       this.#devices.delete(snapshotId)
@@ -324,20 +347,35 @@ export class ThinPool {
 
   async #writePiece(device: DeviceState, block: number, within: number, data: Uint8Array): Promise<void> {
     const mapping = await lookupMapping(this.#store, device.root, device.levels, block)
-    if (mapping !== undefined && mapping.time >= device.snapshottedTime) {
+    if (mapping !== undefined && this.#exclusive(device, mapping)) {
       await this.device.write(data, this.#dataOffset(mapping.dataBlock) + within)
       return
     }
+    await this.#remapForWrite(device, block, mapping, { data, within })
+  }
+
+  #exclusive(device: DeviceState, mapping: Mapping): boolean {
+    return mapping.time >= device.snapshottedTime
+  }
+
+  /**
+   * Maps `block` to a new data block this device alone uses, holding the old content (or
+   * zeros) overlaid with `write`; with no write, the caller promised to overwrite it whole.
+   */
+  async #remapForWrite(device: DeviceState, block: number, mapping: Mapping | undefined,
+    write: { data: Uint8Array, within: number } | 'whole' | 'keep'): Promise<void> {
     this.#needMetadata(device.levels)
     const fresh = this.#data.allocate()
     try {
-      let content = data
-      if (data.length < this.chunkBytes) {
-        content = new Uint8Array(this.chunkBytes)
-        if (mapping !== undefined) await this.device.read(content, this.#dataOffset(mapping.dataBlock))
-        content.set(data, within)
+      if (write !== 'whole') {
+        let content = write === 'keep' ? undefined : write.data
+        if (content === undefined || content.length < this.chunkBytes) {
+          content = new Uint8Array(this.chunkBytes)
+          if (mapping !== undefined) await this.device.read(content, this.#dataOffset(mapping.dataBlock))
+          if (write !== 'keep') content.set(write.data, write.within)
+        }
+        await this.device.write(content, this.#dataOffset(fresh))
       }
-      await this.device.write(content, this.#dataOffset(fresh))
     } catch (error) {
       this.#data.dec(fresh)
       throw error
@@ -350,6 +388,34 @@ export class ThinPool {
     device.root = result.root
     device.mappedBlocks += (mapping === undefined ? 0 : 1) - (result.previous === undefined ? 0 : 1)
     this.#changed = true
+    this.observer.remapped(device.thinId, block, mapping, mapping !== undefined && this.#exclusive(device, mapping))
+  }
+
+  /**
+   * A thin miss of the native path: makes `block` writable in place (a new block for a shared
+   * or unmapped one, holding its content unless `wholeBlock`) and publishes it to the observer.
+   */
+  provision(thinId: number, block: number, wholeBlock: boolean): Promise<void> {
+    return this.#locked(async () => {
+      const device = this.#deviceOf(thinId)
+      this.#checkRange(device, block * this.chunkBytes, this.chunkBytes)
+      const mapping = await lookupMapping(this.#store, device.root, device.levels, block)
+      if (mapping !== undefined && this.#exclusive(device, mapping)) {
+        this.observer.remapped(thinId, block, mapping, true)
+        return
+      }
+      await this.#remapForWrite(device, block, mapping, wholeBlock ? 'whole' : 'keep')
+    })
+  }
+
+  /** A read miss of the native path: publishes the block's current mapping. */
+  publish(thinId: number, block: number): Promise<void> {
+    return this.#locked(async () => {
+      const device = this.#deviceOf(thinId)
+      this.#checkRange(device, block * this.chunkBytes, this.chunkBytes)
+      const mapping = await lookupMapping(this.#store, device.root, device.levels, block)
+      this.observer.remapped(thinId, block, mapping, mapping !== undefined && this.#exclusive(device, mapping))
+    })
   }
 
   /** Unmaps the whole blocks of the range (freeing what nothing else maps) and zeroes its edges. */
@@ -417,6 +483,7 @@ export class ThinPool {
     const slot = (this.#slot + 1) % THIN_SUPERBLOCK_SLOTS
     await this.device.write(encodeThinSuperblock(superblock, slot), slot * THIN_BLOCK_BYTES)
     await this.device.flush()
+    if (this.#data.freedHere > 0) await this.observer.drain()
     for (const block of this.#deviceTableBlocks) this.#meta.dec(block)
     this.#deviceTableBlocks = tableBlocks
     this.#superblock = superblock
