@@ -122,6 +122,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   control
     .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
       replicas: await mounted.replication.statuses(mounted.vg.name),
+      thinPools: await mounted.thin.reports(),
       ...(mounted.transport === undefined ? {} : { transport: mounted.transport }),
       ...(mounted.blockDevices === undefined ? {} : { blockDevices: mounted.blockDevices.report(),
         blockDeviceProblems: mounted.blockDevices.problems() }),

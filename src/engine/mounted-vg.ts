@@ -130,7 +130,8 @@ export class MountedVg implements VolumeHost {
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
-    this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool commit failed'))
+    this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool operation failed'),
+      (event, pool, detail) => options.log.warn({ ...detail, pool }, `thin pool ${event}`))
     this.thin.setObserverFactory((poolLv) => this.thinObserver(poolLv))
     this.backing = new BackingFds(options.directBacking ?? true)
     if (options.blockDevices === true && options.shared === undefined && vg.addCommitGuard !== undefined) {
@@ -458,8 +459,12 @@ export class MountedVg implements VolumeHost {
   }
 
   private async onThinMiss(nodeid: number, block: number, write: boolean, wholeBlock: boolean): Promise<void> {
-    const { pool, thinId } = await this.thin.poolOfThin(this.lvByNode(nodeid))
-    await (write ? pool.provision(thinId, block, wholeBlock) : pool.publish(thinId, block))
+    const lv = this.lvByNode(nodeid)
+    const { pool, thinId } = await this.thin.poolOfThin(lv)
+    if (!write) return pool.publish(thinId, block)
+    await pool.provision(thinId, block, wholeBlock)
+    const poolLv = this.vg.lvById(thinOf(lv)!.poolLvId)
+    if (poolLv !== undefined) void this.thin.autoextend(poolLv)
   }
 
   /** The native tables a pool's mapping changes go to. */

@@ -1,4 +1,5 @@
 /** The status report of a mounted VG (lvmfs status): PVs, LVs, MWC, resyncs, I/O counters. */
+import type { ThinPoolReport } from './thin-pools.js'
 import type { ReplicaStatus } from '../replication/index.js'
 import type { BlockDeviceReport } from './block-devices.js'
 import type { MountedVg } from './mounted-vg.js'
@@ -38,6 +39,8 @@ export interface VgStatusReport {
    * that qualifies has none (block-devices.ts). */
   readonly blockDevices?: readonly BlockDeviceReport[]
   readonly blockDeviceProblems?: ReadonlyArray<{ lv: string; problem: string }>
+  /** Thin pools: data and metadata use, commit state, and a warning past the low-water mark. */
+  readonly thinPools?: readonly ThinPoolReport[]
   /** The FUSE transport serving the mount, and why not io_uring when it was asked for. */
   readonly transport?: { requested: string; active: string; queues: number; reason?: string }
   /** Shared-VG mounts only: the socket/pid name (VG@pid) and the DLM locks held. */
@@ -104,7 +107,7 @@ export function statusOf(mounted: MountedVg, resyncs: readonly ResyncActivity[],
   const lvs = vg.descriptor.lvs.map((lv) => {
     const stalePartitions = stalePartitionsOf(vg, lv)
     const counts = mounted.openCounts.get(lv.lvId)
-    return { name: lv.name, sizeBytes: lv.lps.length * vg.ppSizeBytes, copies: lv.copies, mwc: lv.mwc,
+    return { name: lv.name, sizeBytes: mounted.lvSizeBytes(lv), copies: lv.copies, mwc: lv.mwc,
       schedule: lv.schedule, stalePartitions, staleCopies: staleRuns(vg, lv.lps),
       dirty: vg.status.dirtyLvs.includes(lv.lvId), openReaders: counts?.readers ?? 0,
       openWriters: counts?.writers ?? 0, alExtents: mirror.mwc.alExtentsOf(lv),

@@ -13,7 +13,7 @@ import { ThinPool, type PoolDevice, type ThinPoolObserver, type ThinPoolStatus }
 export const DEFAULT_COMMIT_INTERVAL_MS = 1000
 
 class LvPoolDevice implements PoolDevice {
-  constructor(readonly handle: MirroredLv) {}
+  constructor(public handle: MirroredLv) {}
   get sizeBytes(): number {
     return this.handle.sizeBytes
   }
@@ -46,9 +46,12 @@ export const LOW_WATER_PERCENT = 80
 export class ThinPools {
   readonly #open = new Map<number, Promise<OpenPool>>()
   #timer: NodeJS.Timeout | undefined
+  readonly #extending = new Set<number>()
   #observerFor: ((poolLv: LvDescriptor) => ThinPoolObserver) | undefined
 
-  constructor(readonly engine: MirrorEngine, private readonly onError: (error: unknown, pool: string) => void = () => undefined) {}
+  constructor(readonly engine: MirrorEngine,
+    private readonly onError: (error: unknown, pool: string) => void = () => undefined,
+    private readonly onEvent: (event: string, pool: string, detail: object) => void = () => undefined) {}
 
   #poolLv(lvId: number): LvDescriptor {
     const lv = this.engine.vg.descriptor.lvs.find((candidate) => candidate.lvId === lvId)
@@ -83,7 +86,10 @@ export class ThinPools {
       open = (async () => {
         const device = new LvPoolDevice(this.engine.open(lv.name))
         try {
-          return { pool: this.#observe(lv, await ThinPool.open(device)), device }
+          const pool = this.#observe(lv, await ThinPool.open(device))
+          // An lvextend that crashed before the pool took its new blocks: take them now.
+          await pool.grow()
+          return { pool, device }
         } catch (error) {
           await device.handle.close().catch(() => undefined)
           throw error
@@ -109,11 +115,41 @@ export class ThinPools {
     return this.#opened(thin.poolLvId).then((open) => ({ pool: open.pool, thinId: thin.thinId }))
   }
 
-  /** After lvextend of a pool LV: reopen its handle at the new size and grow the data area. */
+  /** After lvextend of a pool LV: a handle of the new size replaces the old one, and the data area grows. */
   async grown(poolLv: LvDescriptor): Promise<number> {
-    await this.close(poolLv.lvId)
-    const reopened = await this.#opened(poolLv.lvId)
-    return reopened.pool.grow(reopened.device.sizeBytes)
+    const { pool, device } = await this.#opened(poolLv.lvId)
+    let old: MirroredLv | undefined
+    const blocks = await pool.grow(() => {
+      old = device.handle
+      device.handle = this.engine.open(poolLv.name)
+      return device.sizeBytes
+    })
+    await old?.close()
+    return blocks
+  }
+
+  /**
+   * Autoextend (`--autoextend-threshold`): once data use reaches the threshold, the pool LV
+   * grows by `--autoextend-percent` of its size from the VG's free PPs. A VG without free PPs
+   * leaves the pool as it is, with a warning; writes then fail with ENOSPC when it is full.
+   */
+  async autoextend(poolLv: LvDescriptor): Promise<void> {
+    const ext = thinPoolOf(poolLv)
+    if (ext === undefined || ext.autoextendThreshold === 0 || this.#extending.has(poolLv.lvId)) return
+    const status = (await this.pool(poolLv)).status()
+    if (status.dataUsedBlocks * 100 < status.dataBlocks * ext.autoextendThreshold) return
+    this.#extending.add(poolLv.lvId)
+    try {
+      const vg = this.engine.vg
+      const lps = Math.max(1, Math.ceil((poolLv.lps.length * Math.max(1, ext.autoextendPercent)) / 100))
+      await vg.lvExtend(poolLv.name, lps)
+      await this.grown(vg.lvById(poolLv.lvId)!)
+      this.onEvent('autoextended', poolLv.name, { addedLps: lps })
+    } catch (error) {
+      this.onError(error, poolLv.name)
+    } finally {
+      this.#extending.delete(poolLv.lvId)
+    }
   }
 
   async commitAll(): Promise<void> {
@@ -171,10 +207,11 @@ export class ThinPools {
 const byEngine = new WeakMap<MirrorEngine, ThinPools>()
 
 /** The one ThinPools of an engine (the daemon's own, or a CLI process's). */
-export function thinPoolsOf(engine: MirrorEngine, onError?: (error: unknown, pool: string) => void): ThinPools {
+export function thinPoolsOf(engine: MirrorEngine, onError?: (error: unknown, pool: string) => void,
+  onEvent?: (event: string, pool: string, detail: object) => void): ThinPools {
   let pools = byEngine.get(engine)
   if (pools === undefined) {
-    pools = new ThinPools(engine, onError)
+    pools = new ThinPools(engine, onError, onEvent)
     byEngine.set(engine, pools)
   }
   return pools

@@ -432,10 +432,13 @@ export class ThinPool {
     })
   }
 
-  /** Grows the data area to what the (extended) pool device holds. */
-  grow(deviceBytes: number): Promise<number> {
+  /**
+   * Grows the data area to what the (extended) pool device holds. `resize` runs under the
+   * pool's lock (no I/O in flight through the pool) and answers the device's new size.
+   */
+  grow(resize: () => number | Promise<number> = () => this.device.sizeBytes): Promise<number> {
     return this.#locked(async () => {
-      const dataBlocks = dataBlocksOf(deviceBytes, this.format)
+      const dataBlocks = dataBlocksOf(await resize(), this.format)
       if (dataBlocks <= this.#superblock.dataBlocks) return this.#superblock.dataBlocks
       this.#data.grow(dataBlocks)
       this.#superblock = { ...this.#superblock, dataBlocks }

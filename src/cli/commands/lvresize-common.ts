@@ -1,7 +1,10 @@
 import type { Command } from 'commander'
 import { LvmfsError } from '../../errors/index.js'
 import { assertNoChildDependency } from '../../replication/index.js'
+import { thinPoolsOf } from '../../engine/index.js'
+import { isThinPool } from '../../lvm/index.js'
 import { vgsAtHand } from '../io-context.js'
+import { withMirror } from '../mirror-cli.js'
 import { addDeviceOptions, parseSizeChange, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 
 /** lvextend and lvreduce: `--size [+|-]SIZE`, absolute or relative, rounded to whole PPs. */
@@ -36,6 +39,8 @@ export function registerResize(program: Command, verb: 'lvextend' | 'lvreduce'):
         if (!grow) assertNoChildDependency(vgsAtHand(vg), vgName, lvName)
         return grow ? vg.lvExtend(lvName, delta) : vg.lvReduce(lvName, delta)
       })
+      // A thin pool's new partitions become data blocks of its pool.
+      if (isThinPool(lv)) await withMirror(vgName, options, (engine) => thinPoolsOf(engine).grown(engine.vg.lvById(lv.lvId)!))
       print(options, { vg: vgName, lv: lvName, lps: lv.lps.length },
         `logical volume "${lvName}" now has ${lv.lps.length} LPs\n`)
     })

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { thinOf } from '../../lvm/index.js'
 import { addDeviceOptions, humanBytes, type DeviceOptions } from '../lvm-cli.js'
 import { LV_DEFAULT, LV_FIELDS, LV_SORT, lvRows, type LvRow } from '../report/fields-lv.js'
 import { addReportOptions, report, type ReportCliOptions } from '../report/options.js'
@@ -34,7 +35,7 @@ export function register(program: Command): void {
 /** The JSON lvs printed before reports had fields; kept for scripts that read it. */
 function legacyJson(r: LvRow) {
   const replica = r.replica
-  return { vg: r.vg, lv: r.lv.name, lvId: r.lv.lvId, sizeBytes: r.lv.lps.length * r.ppSizeBytes,
+  return { vg: r.vg, lv: r.lv.name, lvId: r.lv.lvId, sizeBytes: thinOf(r.lv)?.virtualBytes ?? r.lv.lps.length * r.ppSizeBytes,
     lps: r.lv.lps.length, copies: r.lv.copies, strict: r.lv.strict, schedule: r.lv.schedule, mwc: r.lv.mwc,
     stalePps: r.stalePps, dirty: r.dirty, ext: r.lv.ext, origin: replica?.origin ?? '', replica: replica?.kind ?? '',
     sync: replica?.sync ?? '', mark: replica?.lwm === undefined ? '' : String(replica.lwm),

@@ -31,7 +31,20 @@ function render(status: VgStatusReport): string {
     `(${humanBytes(io['writeBytes'] ?? 0)}), ${io['fsyncOps'] ?? 0} fsyncs, ${io['copyErrors'] ?? 0} copy errors, ` +
     `${io['staleMarked'] ?? 0} partitions marked stale\n` +
     (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '') +
+    renderThinPools(status) +
     renderBlockDevices(status)
+}
+
+/** Thin pools: use of data and metadata, and the low-water warning. */
+function renderThinPools(status: VgStatusReport): string {
+  const pools = status.thinPools ?? []
+  if (pools.length === 0) return ''
+  const rows = pools.map((pool) => [pool.lv, humanBytes(pool.chunkBytes),
+    `${humanBytes(pool.dataUsedBlocks * pool.chunkBytes)} / ${humanBytes(pool.dataBlocks * pool.chunkBytes)} (${pool.dataPercent}%)`,
+    `${pool.metadataPercent}%`, String(pool.devices.length), String(pool.transaction), pool.uncommitted ? 'yes' : 'no'])
+  const warnings = pools.filter((pool) => pool.warning !== undefined).map((pool) => `  warning: ${pool.warning}\n`)
+  return `\nthin pools:\n${table(['Pool', 'Block', 'Data used', 'Meta used', 'Thin LVs', 'Transaction', 'Uncommitted'], rows)}` +
+    warnings.join('')
 }
 
 function renderTransport(status: VgStatusReport): string {

@@ -3,7 +3,7 @@
  * from the devices, or the daemon's online VG when the command runs there) and, for replicas,
  * the replication engine's status (mark and lag exist only in the daemon serving the VG).
  */
-import type { LvDescriptor, VgDescriptor, VgStatus } from '../../lvm/index.js'
+import { isThinLv, isThinPool, thinOf, type LvDescriptor, type VgDescriptor, type VgStatus } from '../../lvm/index.js'
 import { replicaOf, type ReplicaStatus } from '../../replication/index.js'
 import { formatSize, type FieldTable } from './format.js'
 
@@ -20,6 +20,8 @@ export interface LvRow {
   readonly dirty: boolean
   /** Served by the daemon this command runs in. */
   readonly active: boolean
+  /** lvId -> name of every LV of the VG (a thin LV names its pool and origin by lvId). */
+  readonly lvNames: ReadonlyMap<number, string>
   readonly replica?: { readonly kind: string; readonly origin: string; readonly sync: string;
     readonly lwm?: number; readonly lag?: ReplicaStatus['lag'] }
 }
@@ -31,6 +33,7 @@ export function isStale(status: VgStatus | undefined, pvIndex: number, pp: numbe
 export function lvRows(vgName: string, d: VgDescriptor, status: VgStatus | undefined, active: boolean,
   live: ReadonlyMap<string, ReplicaStatus>): LvRow[] {
   const gone = d.pvs.map((pv, i) => pv.removed || status?.missing[i] === true)
+  const lvNames = new Map(d.lvs.map((lv) => [lv.lvId, lv.name]))
   return d.lvs.map((lv) => {
     let stalePps = 0
     let syncedLps = 0
@@ -41,7 +44,7 @@ export function lvRows(vgName: string, d: VgDescriptor, status: VgStatus | undef
     }
     const replica = replicaOf(lv)
     const status0 = live.get(`${vgName}/${lv.name}`)
-    return { vg: vgName, vgId: d.vgId, lv, ppSizeBytes: d.ppSizeBytes, stalePps, syncedLps, active,
+    return { vg: vgName, vgId: d.vgId, lv, ppSizeBytes: d.ppSizeBytes, stalePps, syncedLps, active, lvNames,
       partial: lv.lps.some((copies) => copies.some((r) => gone[r.pvIndex] === true)),
       dirty: status?.dirtyLvs.includes(lv.lvId) ?? false,
       ...(replica === undefined ? {} : { replica: {
@@ -52,7 +55,18 @@ export function lvRows(vgName: string, d: VgDescriptor, status: VgStatus | undef
   })
 }
 
-const sizeOf = (r: LvRow): number => r.lv.lps.length * r.ppSizeBytes
+const sizeOf = (r: LvRow): number => thinOf(r.lv)?.virtualBytes ?? r.lv.lps.length * r.ppSizeBytes
+
+/** The pool a thin LV lives in, and the thin LV a snapshot was taken of (by name). */
+function thinPoolName(r: LvRow): string | undefined {
+  const thin = thinOf(r.lv)
+  return thin === undefined ? undefined : r.lvNames.get(thin.poolLvId)
+}
+
+function thinOriginName(r: LvRow): string | undefined {
+  const origin = thinOf(r.lv)?.originLvId
+  return origin === undefined ? undefined : r.lvNames.get(origin)
+}
 
 /**
  * LVM2's 10-character lv_attr, mapped where lvmfs has the concept: type (m mirrored), w, the
@@ -63,7 +77,11 @@ const sizeOf = (r: LvRow): number => r.lv.lps.length * r.ppSizeBytes
 export function lvAttr(r: LvRow): string {
   const mirrored = r.lv.copies > 1
   const alloc = r.lv.strict === 'y' ? 'n' : r.lv.strict === 'n' ? 'a' : 'l'
-  return `${mirrored ? 'm' : '-'}w${alloc}-${r.active ? 'a' : '-'}-${mirrored ? 'm' : '-'}-${r.partial ? 'p' : '-'}-`
+  // LVM2's volume types: t thin pool, V thin volume; target type t for both.
+  const thin = isThinLv(r.lv) ? 'V' : isThinPool(r.lv) ? 't' : undefined
+  const type = thin ?? (mirrored ? 'm' : '-')
+  const target = thin !== undefined ? 't' : mirrored ? 'm' : '-'
+  return `${type}w${alloc}-${r.active ? 'a' : '-'}-${target}-${r.partial ? 'p' : '-'}-`
 }
 
 export const LV_FIELDS: FieldTable<LvRow> = [
@@ -87,7 +105,8 @@ export const LV_FIELDS: FieldTable<LvRow> = [
   { name: 'al_extents', heading: 'AL', kind: 'number', get: (r) => (r.lv.mwc === 'active' ? r.lv.alExtents ?? 1237
     : undefined) },
   { name: 'dirty', heading: 'Dirty', kind: 'string', get: (r) => (r.dirty ? 'y' : 'n') },
-  { name: 'origin', heading: 'Origin', kind: 'string', get: (r) => r.replica?.origin },
+  { name: 'origin', heading: 'Origin', kind: 'string', get: (r) => thinOriginName(r) ?? r.replica?.origin },
+  { name: 'pool_lv', aliases: ['pool'], heading: 'Pool', kind: 'string', get: thinPoolName },
   { name: 'replica_type', aliases: ['replica'], heading: 'Replica', kind: 'string', get: (r) => r.replica?.kind },
   { name: 'sync_state', heading: 'Sync', kind: 'string', get: (r) => r.replica?.sync },
   { name: 'lwm', aliases: ['mark'], heading: 'Mark', kind: 'number', get: (r) => r.replica?.lwm },
@@ -104,5 +123,5 @@ function lagText(lag: NonNullable<ReplicaStatus['lag']>, unitType: string, suffi
 }
 
 export const LV_DEFAULT = ['lv_name', 'vg_name', 'lv_attr', 'lv_id', 'lv_size', 'lp_count', 'copies', 'sync_percent',
-  'stale', 'strict', 'schedule', 'mwc', 'origin', 'replica_type', 'sync_state', 'lwm', 'lag']
+  'stale', 'strict', 'schedule', 'mwc', 'pool_lv', 'origin', 'replica_type', 'sync_state', 'lwm', 'lag']
 export const LV_SORT = ['vg_name', 'lv_name']
