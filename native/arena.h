@@ -25,9 +25,12 @@ enum EntryKind : uint32_t {
   kEntryThinMiss = 7,    // slot owned by JS: publish thin block `extent` (copy: kThinMiss*), then resume()
 };
 
-// `copy` bits of a kEntryThinMiss entry.
-constexpr uint32_t kThinMissWrite = 1;      // a write needs the block writable
-constexpr uint32_t kThinMissWholeBlock = 2; // and covers all of it: nothing to copy or zero
+// `copy` of a kEntryThinMiss entry: flag bits, and from bit 8 on the number of blocks from
+// `extent` to the end of the write (TypeScript provisions them all at once).
+constexpr uint32_t kThinMissWrite = 1;          // a write needs the blocks writable
+constexpr uint32_t kThinMissWholeBlock = 2;     // and covers all of the first: nothing to copy or zero
+constexpr uint32_t kThinMissLastPartial = 4;    // the last block of several is covered only in part
+constexpr uint32_t kThinMissCountShift = 8;
 
 struct Entry {
   uint32_t kind;

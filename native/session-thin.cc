@@ -48,6 +48,14 @@ struct Piece {
   uint64_t block, within, at, length;
 };
 
+// Consecutive pieces of one request whose pool bytes follow each other: one transfer.
+struct Run {
+  uint64_t poolAt = 0, at = 0, length = 0;
+  bool Extends(uint64_t pieceAt, const Piece& piece) const {
+    return length > 0 && poolAt + length == pieceAt && at + length == piece.at;
+  }
+};
+
 template <typename Fn>
 bool ForEachPiece(uint64_t offset, uint64_t length, uint64_t chunk, Fn fn) {
   for (uint64_t at = 0; at < length;) {
@@ -73,6 +81,15 @@ void Session::ExecuteThinRead(uint32_t slotId, const std::shared_ptr<Volume>& vo
   uint32_t start = volume->roundRobin.fetch_add(1, std::memory_order_relaxed);
   uint64_t missing = UINT64_MAX;
   bool failed = false;
+  // Pieces whose data blocks follow each other on the pool are read as one.
+  Run run;
+  auto flush = [&]() {
+    if (run.length == 0) return;
+    int error = ReadVolume(map, run.poolAt, run.length, buffer + run.at, start,
+                           [&](uint32_t, uint32_t, int) { failed = true; });
+    if (error != 0) failed = true;
+    run.length = 0;
+  };
   ForEachPiece(offset, length, thin.chunkBytes, [&](const Piece& piece) {
     uint64_t entry = thin.table->Get(piece.block);
     if (entry == kThinUnknown) {
@@ -80,15 +97,19 @@ void Session::ExecuteThinRead(uint32_t slotId, const std::shared_ptr<Volume>& vo
       return false;
     }
     if (entry == kThinUnmapped) {
+      flush();
       memset(buffer + piece.at, 0, piece.length);
-      return true;
+      return !failed;
     }
     uint64_t at = thin.dataStartBytes + ThinDataBlock(entry) * thin.chunkBytes + piece.within;
-    int error = ReadVolume(map, at, piece.length, buffer + piece.at, start,
-                           [&](uint32_t, uint32_t, int) { failed = true; });
-    if (error != 0) failed = true;
+    if (!run.Extends(at, piece)) {
+      flush();
+      run = Run{at, piece.at, 0};
+    }
+    run.length += piece.length;
     return !failed;
   });
+  if (missing == UINT64_MAX) flush();
   if (missing != UINT64_MAX) return HandToThinMiss(slotId, missing, 0);
   if (failed) {
     counters_.copyErrors++;
@@ -113,29 +134,45 @@ void Session::ExecuteThinWrite(uint32_t slotId, const VolumeMap& map) {
     counters_.jsRequests++;
     return HandToJs(slotId, kEntryRequest);
   }
-  // Every block must be writable in place before any byte is written.
+  // Every block must be writable in place before any byte is written. A miss names the first
+  // block that is not and how many follow it in the write, so one miss provisions them all.
   uint64_t missing = UINT64_MAX;
   uint32_t flags = kThinMissWrite;
+  uint64_t lastBlock = (offset + length - 1) / thin.chunkBytes;
   ForEachPiece(offset, length, thin.chunkBytes, [&](const Piece& piece) {
     if (ThinState(thin.table->Get(piece.block)) == kThinWritable) return true;
     missing = piece.block;
     if (piece.length == thin.chunkBytes) flags |= kThinMissWholeBlock;
+    if (lastBlock > piece.block && (offset + length) % thin.chunkBytes != 0) flags |= kThinMissLastPartial;
+    flags |= static_cast<uint32_t>(lastBlock - piece.block + 1) << kThinMissCountShift;
     return false;
   });
   if (missing != UINT64_MAX) return HandToThinMiss(slotId, missing, flags);
   const uint8_t* data = slot.base + kPayloadOffset;
-  FailureRecord records[kMaxCopies * 4];
+  FailureRecord records[kMaxFailureRecords];
   bool failed = false;
+  Run run;
+  auto flush = [&]() {
+    if (run.length == 0) return;
+    FailureSink sink{records, kMaxFailureRecords};
+    uint64_t done = WriteVolume(map, run.poolAt, run.length, data + run.at, 0, RunAtOnce, sink);
+    failed = sink.count > 0 || done < run.length;
+    run.length = 0;
+  };
   bool written = ForEachPiece(offset, length, thin.chunkBytes, [&](const Piece& piece) {
     uint64_t entry = thin.table->Get(piece.block);
     // Shared since the check (a snapshot): the miss path copies it first.
     if (ThinState(entry) != kThinWritable) return false;
-    FailureSink sink{records, sizeof(records) / sizeof(records[0])};
     uint64_t at = thin.dataStartBytes + ThinDataBlock(entry) * thin.chunkBytes + piece.within;
-    uint64_t done = WriteVolume(map, at, piece.length, data + piece.at, 0, RunAtOnce, sink);
-    failed = sink.count > 0 || done < piece.length;
+    if (!run.Extends(at, piece)) {
+      flush();
+      run = Run{at, piece.at, 0};
+    }
+    run.length += piece.length;
     return !failed;
   });
+  if (written) flush();
+  written = written && !failed;
   if (!written) {
     // A failed copy (TypeScript marks it stale) or a block shared meanwhile: TypeScript serves
     // the whole write, which rewrites what was written here.

@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError } from '../errors/index.js'
 import {
-  FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type TransportState,
+  FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type ThinMiss, type TransportState,
   type VolumePolicy, type WriteErrorEvent,
 } from '../fuse/index.js'
 import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
@@ -212,7 +212,7 @@ export class MountedVg implements VolumeHost {
   private async mount(): Promise<void> {
     const policy: VolumePolicy = {
       onGate: (nodeid, region) => this.gates.openGate(nodeid, region),
-      onThinMiss: (nodeid, block, write, wholeBlock) => this.onThinMiss(nodeid, block, write, wholeBlock),
+      onThinMiss: (nodeid, miss) => this.onThinMiss(nodeid, miss),
       onWriteError: (event) => this.onWriteError(event),
       onReadError: (event) => { void this.onReadError(event) },
       describe: (nodeid) => this.served.get(nodeid)?.name,
@@ -458,11 +458,13 @@ export class MountedVg implements VolumeHost {
       readOnly: map.readOnly, plain: false })
   }
 
-  private async onThinMiss(nodeid: number, block: number, write: boolean, wholeBlock: boolean): Promise<void> {
+  private async onThinMiss(nodeid: number, miss: ThinMiss): Promise<void> {
     const lv = this.lvByNode(nodeid)
     const { pool, thinId } = await this.thin.poolOfThin(lv)
-    if (!write) return pool.publish(thinId, block)
-    await pool.provision(thinId, block, wholeBlock)
+    if (!miss.write) return pool.publish(thinId, miss.block)
+    const last = miss.block + miss.blocks - 1
+    await pool.provision(thinId, miss.block, miss.blocks,
+      (block) => (block === miss.block ? miss.firstWhole : block === last ? miss.lastWhole : true))
     const poolLv = this.vg.lvById(thinOf(lv)!.poolLvId)
     if (poolLv !== undefined) void this.thin.autoextend(poolLv)
   }

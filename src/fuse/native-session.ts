@@ -27,6 +27,8 @@ export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, C
 /** `copy` bits of a THIN_MISS entry (native/arena.h). */
 export const THIN_MISS_WRITE = 1
 export const THIN_MISS_WHOLE_BLOCK = 2
+export const THIN_MISS_LAST_PARTIAL = 4
+export const THIN_MISS_COUNT_SHIFT = 8
 
 export interface NativeVolumeSpec {
   readonly sizeBytes: number

@@ -12,7 +12,7 @@ import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, THIN_MISS_WHOLE_BLOCK, THIN_MISS_WRITE, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
+import { createNativeSession, EntryKind, THIN_MISS_COUNT_SHIFT, THIN_MISS_LAST_PARTIAL, THIN_MISS_WHOLE_BLOCK, THIN_MISS_WRITE, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
   type NativeVolumeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
@@ -40,6 +40,15 @@ export interface WriteErrorEvent {
   readonly lostExtents: readonly number[]
 }
 
+export interface ThinMiss {
+  readonly block: number
+  readonly write: boolean
+  /** Blocks of the write from `block` on (1 for a read). */
+  readonly blocks: number
+  readonly firstWhole: boolean
+  readonly lastWhole: boolean
+}
+
 export interface ReadErrorEvent {
   readonly nodeid: number
   readonly extent: number
@@ -52,10 +61,11 @@ export interface VolumePolicy {
   onGate?(nodeid: number, region: number): Promise<void>
   /**
    * Called for a READ or WRITE of a thin LV block its native table does not know (or, for a
-   * write, may not write in place); must publish the block's entry (thinSet) before resolving.
-   * `wholeBlock`: the write covers the whole block, so nothing needs copying or zeroing.
+   * write, may not write in place); must publish the entries (thinSet) before resolving. A
+   * write names the blocks from `block` to its end: `blocks` of them, each to be written whole
+   * (nothing to copy or zero) as `whole(i)` says.
    */
-  onThinMiss?(nodeid: number, block: number, write: boolean, wholeBlock: boolean): Promise<void>
+  onThinMiss?(nodeid: number, miss: ThinMiss): Promise<void>
   /** Decides a request that failed on some copy: resolve 0 to acknowledge, or a positive errno. */
   onWriteError?(event: WriteErrorEvent): Promise<number>
   onReadError?(event: ReadErrorEvent): void
@@ -350,7 +360,10 @@ export class FuseSession {
     this.hold(slot, generation, 'gate', nodeid)
     try {
       if (!this.policy.onThinMiss) throw new LvmfsError('ENGINE_USAGE', 'no thin miss policy')
-      await this.policy.onThinMiss(nodeid, block, (flags & THIN_MISS_WRITE) !== 0, (flags & THIN_MISS_WHOLE_BLOCK) !== 0)
+      const blocks = Math.max(1, flags >>> THIN_MISS_COUNT_SHIFT)
+      const firstWhole = (flags & THIN_MISS_WHOLE_BLOCK) !== 0
+      await this.policy.onThinMiss(nodeid, { block, write: (flags & THIN_MISS_WRITE) !== 0, blocks, firstWhole,
+        lastWhole: blocks === 1 ? firstWhole : (flags & THIN_MISS_LAST_PARTIAL) === 0 })
       if (this.settle(slot, generation)) this.native.resume(slot, generation)
     } catch (error) {
       this.log.error({ err: error, nodeid, block }, 'thin miss policy failed')

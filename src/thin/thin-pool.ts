@@ -392,19 +392,50 @@ export class ThinPool {
   }
 
   /**
-   * A thin miss of the native path: makes `block` writable in place (a new block for a shared
-   * or unmapped one, holding its content unless `wholeBlock`) and publishes it to the observer.
+   * A write miss of the native path: makes `count` blocks from `first` writable in place (a
+   * new block for each shared or unmapped one, holding its content unless `whole(block)` says
+   * the write covers it all) and publishes them to the observer. Blocks are allocated and
+   * mapped under the lock; their content is copied between the two, so misses of different
+   * blocks copy at once. A block whose mapping changed meanwhile (another miss mapped it, a
+   * discard) gives its new block back: the write misses again and finds it as it is now.
    */
-  provision(thinId: number, block: number, wholeBlock: boolean): Promise<void> {
-    return this.#locked(async () => {
+  async provision(thinId: number, first: number, count: number, whole: (block: number) => boolean): Promise<void> {
+    const jobs = await this.#locked(async () => {
       const device = this.#deviceOf(thinId)
-      this.#checkRange(device, block * this.chunkBytes, this.chunkBytes)
-      const mapping = await lookupMapping(this.#store, device.root, device.levels, block)
-      if (mapping !== undefined && this.#exclusive(device, mapping)) {
-        this.observer.remapped(thinId, block, mapping, true)
-        return
+      this.#checkRange(device, first * this.chunkBytes, count * this.chunkBytes)
+      const out: Array<{ block: number, old: Mapping | undefined, fresh: number, whole: boolean }> = []
+      for (let block = first; block < first + count; block++) {
+        const mapping = await lookupMapping(this.#store, device.root, device.levels, block)
+        if (mapping !== undefined && this.#exclusive(device, mapping)) {
+          this.observer.remapped(thinId, block, mapping, true)
+          continue
+        }
+        this.#needMetadata(device.levels * (out.length + 1))
+        out.push({ block, old: mapping, fresh: this.#data.allocate(), whole: whole(block) })
       }
-      await this.#remapForWrite(device, block, mapping, wholeBlock ? 'whole' : 'keep')
+      return out
+    })
+    const copied = await Promise.allSettled(jobs.map(async (job) => {
+      if (job.whole) return
+      const content = new Uint8Array(this.chunkBytes)
+      if (job.old !== undefined) await this.device.read(content, this.#dataOffset(job.old.dataBlock))
+      await this.device.write(content, this.#dataOffset(job.fresh))
+    }))
+    await this.#locked(async () => {
+      const device = this.#devices.get(thinId)
+      let failure: unknown
+      for (const [i, job] of jobs.entries()) {
+        const outcome = copied[i]!
+        const now = device === undefined ? undefined : await lookupMapping(this.#store, device.root, device.levels, job.block)
+        const unchanged = now?.dataBlock === job.old?.dataBlock && now?.time === job.old?.time
+        if (outcome.status === 'rejected' || device === undefined || !unchanged || this.#meta.free < device.levels + METADATA_RESERVE) {
+          this.#data.dec(job.fresh)
+          if (outcome.status === 'rejected') failure ??= outcome.reason
+          continue
+        }
+        await this.#map(device, job.block, { dataBlock: job.fresh, time: this.#superblock.poolTime })
+      }
+      if (failure !== undefined) throw failure
     })
   }
 
