@@ -192,8 +192,10 @@ export async function spawnDaemon(vgName: string, entry: readonly string[],
   options: DaemonStartOptions): Promise<ReadyMessage> {
   mkdirSync(dirname(logPath(vgName)), { recursive: true })
   const logFd = openSync(logPath(vgName), 'a')
+  // The TypeScript side's own PV I/O (thin block copies, metadata, resync of mirrored LVs) runs
+  // on libuv's pool, 4 threads unless told: a burst of thin misses would queue behind 4 copies.
   const child = spawn(process.execPath, [...process.execArgv, ...entry], { detached: true,
-    stdio: ['ignore', logFd, logFd, 'ipc'] })
+    stdio: ['ignore', logFd, logFd, 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env['UV_THREADPOOL_SIZE'] ?? '16' } })
   const message = await new Promise<ReadyMessage>((resolve) => {
     child.once('message', (value) => resolve(value as ReadyMessage))
     child.once('exit', (code) => resolve({ error: { code: 'ENGINE_IO',

@@ -448,7 +448,8 @@ export class MountedVg implements VolumeHost {
     const format = poolLv === undefined ? undefined : thinPoolOf(poolLv)
     if (poolLv === undefined || format === undefined) return
     const poolMap = this.replication.volumeMapOf(this.vg.name, poolLv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
-    const nativeWrites = poolLv.copies === 1 && poolMap.extents.every((e) => e.copies.length === 1 && !e.copies[0]!.stale)
+    const nativeWrites = poolLv.copies === 1 &&
+      poolMap.extents.every((e) => e.copies.length === 1 && !e.copies[0]!.stale)
     const map = { ...poolMap, gateBytes: 0, readOnly: lv.readOnly === true || poolMap.readOnly,
       dirtyChunkBytes: 0, thin: { virtualBytes: thin.virtualBytes, chunkBytes: format.chunkBytes,
         dataStartBytes: dataStartBytes(format), nativeWrites } }
@@ -473,11 +474,13 @@ export class MountedVg implements VolumeHost {
   private thinObserver(poolLv: LvDescriptor): ThinPoolObserver {
     const nodeidsOf = (thinIds: readonly number[]): number[] => [...this.thinServed]
       .filter(([, t]) => t.poolLvId === poolLv.lvId && thinIds.includes(t.thinId)).map(([nodeid]) => nodeid)
-    const all = (): number[] => [...this.thinServed].filter(([, t]) => t.poolLvId === poolLv.lvId).map(([nodeid]) => nodeid)
+    const all = (): number[] => [...this.thinServed].filter(([, t]) => t.poolLvId === poolLv.lvId)
+      .map(([nodeid]) => nodeid)
     return {
       remapped: (thinId, block, mapping, writable) => {
         for (const nodeid of nodeidsOf([thinId])) {
-          this.session?.thinSet(nodeid, block, mapping === undefined ? THIN_ENTRY_UNMAPPED : thinEntry(mapping.dataBlock, writable))
+          const entry = mapping === undefined ? THIN_ENTRY_UNMAPPED : thinEntry(mapping.dataBlock, writable)
+          this.session?.thinSet(nodeid, block, entry)
         }
       },
       quiesce: async (thinIds, mode) => {

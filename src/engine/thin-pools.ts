@@ -104,7 +104,8 @@ export class ThinPools {
 
   /** Registers a pool just formatted on `poolLv` through `handle`. */
   adopt(poolLv: LvDescriptor, pool: ThinPool, handle: MirroredLv): void {
-    this.#open.set(poolLv.lvId, Promise.resolve({ pool: this.#observe(poolLv, pool), device: new LvPoolDevice(handle) }))
+    const open = { pool: this.#observe(poolLv, pool), device: new LvPoolDevice(handle) }
+    this.#open.set(poolLv.lvId, Promise.resolve(open))
     this.#arm()
   }
 
@@ -200,7 +201,9 @@ export class ThinPools {
   async stop(): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
-    for (const lvId of [...this.#open.keys()]) await this.close(lvId).catch((error: unknown) => this.onError(error, String(lvId)))
+    for (const lvId of [...this.#open.keys()]) {
+      await this.close(lvId).catch((error: unknown) => this.onError(error, String(lvId)))
+    }
   }
 }
 

@@ -51,7 +51,8 @@ export async function createThinPool(engine: MirrorEngine, request: CreatePoolRe
   return lv
 }
 
-export async function createThinLv(engine: MirrorEngine, name: string, poolName: string, virtualBytes: number): Promise<LvDescriptor> {
+export async function createThinLv(engine: MirrorEngine, name: string, poolName: string,
+  virtualBytes: number): Promise<LvDescriptor> {
   refuseShared(engine)
   const poolLv = lvNamed(engine, poolName)
   if (thinPoolOf(poolLv) === undefined) {
@@ -63,7 +64,8 @@ export async function createThinLv(engine: MirrorEngine, name: string, poolName:
   const pool = await thinPoolsOf(engine).pool(poolLv)
   const thinId = await pool.createThin(virtualBytes)
   const rounded = pool.virtualBytes(thinId)
-  return engine.vg.lvCreate({ name, lpCount: 0, ext: thinLvExt({ poolLvId: poolLv.lvId, thinId, virtualBytes: rounded }) })
+  return engine.vg.lvCreate({ name, lpCount: 0,
+    ext: thinLvExt({ poolLvId: poolLv.lvId, thinId, virtualBytes: rounded }) })
 }
 
 export async function snapshotThinLv(engine: MirrorEngine, name: string, originName: string): Promise<LvDescriptor> {
@@ -108,7 +110,8 @@ export async function removeThinPool(engine: MirrorEngine, lv: LvDescriptor): Pr
  * descriptor drops the snapshot first (a crash then leaves the merge undone and its device
  * unnamed), then the pool merges in one commit.
  */
-export async function mergeThinSnapshot(engine: MirrorEngine, snapshot: LvDescriptor, isOpen: (lvId: number) => boolean): Promise<LvDescriptor> {
+export async function mergeThinSnapshot(engine: MirrorEngine, snapshot: LvDescriptor,
+  isOpen: (lvId: number) => boolean): Promise<LvDescriptor> {
   const thin = thinOf(snapshot)
   if (thin?.originLvId === undefined) {
     throw new LvmfsError('ENGINE_USAGE', `"${snapshot.name}" is not a thin snapshot`, { hint: 'Name a snapshot made with lvcreate --snapshot.' })
@@ -134,7 +137,8 @@ export async function mergeThinSnapshot(engine: MirrorEngine, snapshot: LvDescri
 }
 
 /** thin-check of a pool: commits what is pending, then verifies the metadata on disk. */
-export async function checkThinPool(engine: MirrorEngine, poolName: string): Promise<ThinCheckReport & { orphans: number[] }> {
+export async function checkThinPool(engine: MirrorEngine,
+  poolName: string): Promise<ThinCheckReport & { orphans: number[] }> {
   const poolLv = lvNamed(engine, poolName)
   if (thinPoolOf(poolLv) === undefined) throw new LvmfsError('ENGINE_USAGE', `"${poolName}" is not a thin pool`)
   const pool = await thinPoolsOf(engine).pool(poolLv)
@@ -143,7 +147,8 @@ export async function checkThinPool(engine: MirrorEngine, poolName: string): Pro
   try {
     const report = await thinCheck({ sizeBytes: handle.sizeBytes, read: (t, o) => handle.read(t, o),
       write: async () => { throw new Error('thin-check does not write') }, flush: async () => undefined })
-    const named = new Set(engine.vg.descriptor.lvs.map((lv) => thinOf(lv)).filter((t) => t?.poolLvId === poolLv.lvId).map((t) => t!.thinId))
+    const named = new Set(engine.vg.descriptor.lvs.map((lv) => thinOf(lv))
+      .filter((t) => t?.poolLvId === poolLv.lvId).map((t) => t!.thinId))
     const orphans = pool.status().devices.map((d) => d.thinId).filter((id) => !named.has(id))
     return { ...report, orphans }
   } finally {

@@ -23,7 +23,8 @@ export interface ArenaLayout {
     readonly noCopy: number; readonly extentLost: number }
 }
 
-export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5, REPLY_FAILED: 6, THIN_MISS: 7 } as const
+export const EntryKind = { REQUEST: 1, GATE: 2, WRITE_ERROR: 3, READ_ERROR: 4, CLOSED: 5, REPLY_FAILED: 6,
+  THIN_MISS: 7 } as const
 /** `copy` bits of a THIN_MISS entry (native/arena.h). */
 export const THIN_MISS_WRITE = 1
 export const THIN_MISS_WHOLE_BLOCK = 2

@@ -12,7 +12,8 @@ import { decodeHeader, decodeRequest, type Request } from './codec.js'
 import { dispatch } from './dispatch.js'
 import type { FileSystem } from './filesystem.js'
 import { cleanupMountpoint } from './mounts.js'
-import { createNativeSession, EntryKind, THIN_MISS_COUNT_SHIFT, THIN_MISS_LAST_PARTIAL, THIN_MISS_WHOLE_BLOCK, THIN_MISS_WRITE, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
+import { createNativeSession, EntryKind, THIN_MISS_COUNT_SHIFT, THIN_MISS_LAST_PARTIAL, THIN_MISS_WHOLE_BLOCK,
+  THIN_MISS_WRITE, type ArenaLayout, type DirtyChunkList, type NativeSession, type NativeStats,
   type NativeVolumeStats } from './native-session.js'
 import { encodeInit } from './replies.js'
 import { toNativeSpec } from './volume-spec.js'
@@ -321,7 +322,8 @@ export class FuseSession {
     switch (kind) {
       case EntryKind.REQUEST: return this.onRequest(slot, generation)
       case EntryKind.GATE: return void this.onGate(slot, generation, nodeid, extent)
-      case EntryKind.THIN_MISS: return void this.onThinMiss(slot, generation, nodeid, extent, v.getUint32(at + f.copy, true))
+      case EntryKind.THIN_MISS:
+        return void this.onThinMiss(slot, generation, nodeid, extent, v.getUint32(at + f.copy, true))
       case EntryKind.WRITE_ERROR: return void this.onWriteError(slot, generation, nodeid)
       case EntryKind.READ_ERROR:
         this.policy.onReadError?.({ nodeid, extent, copy: v.getUint32(at + f.copy, true),
@@ -356,7 +358,8 @@ export class FuseSession {
     }
   }
 
-  private async onThinMiss(slot: number, generation: number, nodeid: number, block: number, flags: number): Promise<void> {
+  private async onThinMiss(slot: number, generation: number, nodeid: number, block: number,
+    flags: number): Promise<void> {
     this.hold(slot, generation, 'gate', nodeid)
     try {
       if (!this.policy.onThinMiss) throw new LvmfsError('ENGINE_USAGE', 'no thin miss policy')

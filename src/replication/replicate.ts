@@ -7,7 +7,7 @@ import { isLvmfsError } from '../errors/index.js'
 import {
   FLAG_COMPLETE, FLAG_CONSISTENT, superblockMaxLps, NAME_PATTERN, type Generation, type ReplicaSuperblock,
 } from '../format/index.js'
-import type { JsonValue, LvDescriptor } from '../lvm/index.js'
+import { isThinLv, isThinPool, type JsonValue, type LvDescriptor } from '../lvm/index.js'
 import type { MirrorEngine } from '../mirror/index.js'
 import type { Located, ReplicationContext } from './context.js'
 import type { CopyJobs } from './copy-jobs.js'
@@ -65,6 +65,11 @@ export class Replicator {
   }
 
   #checkSupport(source: Located, type: ReplicationType, pool: MirrorEngine): void {
+    if (isThinLv(source.lv) || isThinPool(source.lv)) {
+      throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is a thin ${isThinLv(source.lv) ? 'LV' : 'pool'}`, {
+        detail: 'Replication copies partitions; a thin LV has none, and a pool\'s are its thin LVs\' metadata and data.',
+        hint: 'Snapshot a thin LV with lvcreate VG NAME --snapshot THIN (docs/thin.md).' })
+    }
     const replica = replicaOf(source.lv)
     if (replica !== undefined) {
       throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is itself a ${replica.kind} replica`, {

@@ -18,7 +18,8 @@ function digit(key: number, level: number): number {
   return Math.floor(key / THIN_FANOUT ** level) % THIN_FANOUT
 }
 
-export async function lookupMapping(store: NodeStore, root: number, levels: number, key: number): Promise<Mapping | undefined> {
+export async function lookupMapping(store: NodeStore, root: number, levels: number,
+  key: number): Promise<Mapping | undefined> {
   let block = root
   for (let level = levels - 1; block !== 0; level--) {
     const node = await store.get(block, kindAt(level), level)
@@ -38,7 +39,8 @@ export async function setMapping(store: NodeStore, root: number, levels: number,
   let previous: Mapping | undefined
   const visit = async (block: number, level: number): Promise<number> => {
     if (block === 0 && mapping === undefined) return 0
-    const { block: own, node } = block === 0 ? store.create(kindAt(level), level) : await store.shadow(block, kindAt(level), level)
+    const { block: own, node } = block === 0 ? store.create(kindAt(level), level)
+      : await store.shadow(block, kindAt(level), level)
     const index = digit(key, level)
     if (level === 0) {
       if (node.hi[index] !== 0) {

@@ -52,7 +52,9 @@ export interface ThinPoolObserver {
   drain(): Promise<void>
 }
 
-const NO_OBSERVER: ThinPoolObserver = { remapped: () => undefined, quiesce: async () => undefined, drain: async () => undefined }
+const NO_OBSERVER: ThinPoolObserver = {
+  remapped: () => undefined, quiesce: async () => undefined, drain: async () => undefined,
+}
 
 export interface ThinPoolFormat {
   readonly chunkBytes: number
@@ -104,7 +106,9 @@ export async function newestThinSuperblock(device: PoolDevice): Promise<{ superb
   let best: { superblock: ThinSuperblock, slot: number } | undefined
   slots.forEach((candidate, slot) => {
     if (candidate instanceof LvmfsError) return
-    if (best === undefined || candidate.transaction > best.superblock.transaction) best = { superblock: candidate, slot }
+    if (best === undefined || candidate.transaction > best.superblock.transaction) {
+      best = { superblock: candidate, slot }
+    }
   })
   if (best === undefined) {
     const reasons = slots.map((s, i) => `slot ${i}: ${(s as LvmfsError).message}`).join('; ')
@@ -423,14 +427,18 @@ export class ThinPool {
     }))
     await this.#locked(async () => {
       const device = this.#devices.get(thinId)
-      let failure: unknown
+      let failure: Error | undefined
       for (const [i, job] of jobs.entries()) {
         const outcome = copied[i]!
-        const now = device === undefined ? undefined : await lookupMapping(this.#store, device.root, device.levels, job.block)
+        const now = device === undefined ? undefined
+          : await lookupMapping(this.#store, device.root, device.levels, job.block)
         const unchanged = now?.dataBlock === job.old?.dataBlock && now?.time === job.old?.time
-        if (outcome.status === 'rejected' || device === undefined || !unchanged || this.#meta.free < device.levels + METADATA_RESERVE) {
+        const roomy = device !== undefined && this.#meta.free >= device.levels + METADATA_RESERVE
+        if (outcome.status === 'rejected' || device === undefined || !unchanged || !roomy) {
           this.#data.dec(job.fresh)
-          if (outcome.status === 'rejected') failure ??= outcome.reason
+          if (outcome.status === 'rejected') {
+            failure ??= outcome.reason instanceof Error ? outcome.reason : new Error(String(outcome.reason))
+          }
           continue
         }
         await this.#map(device, job.block, { dataBlock: job.fresh, time: this.#superblock.poolTime })
@@ -487,7 +495,8 @@ export class ThinPool {
     }
   }
 
-  * #pieces(offsetBytes: number, lengthBytes: number): Generator<{ block: number, within: number, at: number, length: number }> {
+  * #pieces(offsetBytes: number,
+    lengthBytes: number): Generator<{ block: number, within: number, at: number, length: number }> {
     const chunk = this.chunkBytes
     for (let at = 0; at < lengthBytes;) {
       const position = offsetBytes + at
@@ -530,7 +539,9 @@ export class ThinPool {
   async #writeDeviceTable(transaction: number): Promise<number[]> {
     const devices = [...this.#devices.values()].sort((a, b) => a.thinId - b.thinId)
     const groups: ThinDevice[][] = []
-    for (let i = 0; i < devices.length; i += THIN_DEVICES_PER_BLOCK) groups.push(devices.slice(i, i + THIN_DEVICES_PER_BLOCK))
+    for (let i = 0; i < devices.length; i += THIN_DEVICES_PER_BLOCK) {
+      groups.push(devices.slice(i, i + THIN_DEVICES_PER_BLOCK))
+    }
     const blocks = groups.map(() => this.#meta.allocate())
     for (let i = 0; i < groups.length; i++) {
       await this.device.write(encodeThinDevices(groups[i]!, blocks[i]!, transaction, blocks[i + 1] ?? 0),
@@ -542,7 +553,8 @@ export class ThinPool {
   status(): ThinPoolStatus {
     return {
       transaction: this.#superblock.transaction, chunkBytes: this.chunkBytes, dataBlocks: this.#data.blocks,
-      dataUsedBlocks: this.#data.used, metadataBlocks: this.#meta.blocks, metadataUsedBlocks: this.#meta.used + THIN_SUPERBLOCK_SLOTS,
+      dataUsedBlocks: this.#data.used, metadataBlocks: this.#meta.blocks,
+      metadataUsedBlocks: this.#meta.used + THIN_SUPERBLOCK_SLOTS,
       poolTime: this.#superblock.poolTime, uncommitted: this.uncommitted,
       devices: [...this.#devices.values()].map((d) => ({ thinId: d.thinId, virtualBlocks: d.virtualBlocks,
         mappedBlocks: d.mappedBlocks })),

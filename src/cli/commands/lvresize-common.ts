@@ -40,7 +40,9 @@ export function registerResize(program: Command, verb: 'lvextend' | 'lvreduce'):
         return grow ? vg.lvExtend(lvName, delta) : vg.lvReduce(lvName, delta)
       })
       // A thin pool's new partitions become data blocks of its pool.
-      if (isThinPool(lv)) await withMirror(vgName, options, (engine) => thinPoolsOf(engine).grown(engine.vg.lvById(lv.lvId)!))
+      if (isThinPool(lv)) {
+        await withMirror(vgName, options, (engine) => thinPoolsOf(engine).grown(engine.vg.lvById(lv.lvId)!))
+      }
       print(options, { vg: vgName, lv: lvName, lps: lv.lps.length },
         `logical volume "${lvName}" now has ${lv.lps.length} LPs\n`)
     })

@@ -35,7 +35,8 @@ export function register(program: Command): void {
 /** The JSON lvs printed before reports had fields; kept for scripts that read it. */
 function legacyJson(r: LvRow) {
   const replica = r.replica
-  return { vg: r.vg, lv: r.lv.name, lvId: r.lv.lvId, sizeBytes: thinOf(r.lv)?.virtualBytes ?? r.lv.lps.length * r.ppSizeBytes,
+  return { vg: r.vg, lv: r.lv.name, lvId: r.lv.lvId,
+    sizeBytes: thinOf(r.lv)?.virtualBytes ?? r.lv.lps.length * r.ppSizeBytes,
     lps: r.lv.lps.length, copies: r.lv.copies, strict: r.lv.strict, schedule: r.lv.schedule, mwc: r.lv.mwc,
     stalePps: r.stalePps, dirty: r.dirty, ext: r.lv.ext, origin: replica?.origin ?? '', replica: replica?.kind ?? '',
     sync: replica?.sync ?? '', mark: replica?.lwm === undefined ? '' : String(replica.lwm),

@@ -5,7 +5,7 @@
 // thin-check finds nothing wrong.
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
-import { ThinPool, thinCheck } from '../../../src/thin/index.js'
+import { ThinPool, dataStartBytes, thinCheck, type ThinPoolObserver } from '../../../src/thin/index.js'
 import { isLvmfsError } from '../../../src/errors/index.js'
 import { MemoryPoolDevice } from '../../helpers/memory-pool-device.js'
 
@@ -23,6 +23,8 @@ type Op =
   | { kind: 'commit' }
   | { kind: 'crash', seed: number }
   | { kind: 'crash-in-commit', seed: number, power: number }
+  | { kind: 'native-write', device: number, block: number, within: number, length: number }
+  | { kind: 'native-read', device: number, block: number }
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 12, arbitrary: fc.record({ kind: fc.constant('write' as const), device: fc.nat(7), block: fc.nat(VIRTUAL_BLOCKS - 1),
@@ -35,7 +37,36 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ kind: 'commit' as const }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), seed: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash-in-commit' as const), seed: fc.nat(), power: fc.nat(12) }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('native-write' as const), device: fc.nat(7),
+    block: fc.nat(VIRTUAL_BLOCKS - 1), within: fc.oneof(fc.constant(0), fc.nat(CHUNK - 1)),
+    length: fc.oneof(fc.constant(CHUNK), fc.integer({ min: 1, max: CHUNK })) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('native-read' as const), device: fc.nat(7),
+    block: fc.nat(VIRTUAL_BLOCKS - 1) }) },
 )
+
+/**
+ * What the native data path's block tables would hold: the test plays native code, writing in
+ * place wherever the table says writable and reading wherever it knows the block, so a missed
+ * or late observer call shows as another LV's data or a lost write.
+ */
+class NativeTables {
+  readonly entries = new Map<string, { dataBlock: number | undefined, writable: boolean }>()
+  observer(): ThinPoolObserver {
+    return {
+      remapped: (thinId, block, mapping, writable) => {
+        this.entries.set(`${thinId}:${block}`, { dataBlock: mapping?.dataBlock, writable })
+      },
+      quiesce: async (thinIds, mode) => {
+        for (const [key, entry] of this.entries) {
+          if (!thinIds.includes(Number(key.split(':')[0]))) continue
+          if (mode === 'forget') this.entries.delete(key)
+          else entry.writable = false
+        }
+      },
+      drain: async () => undefined,
+    }
+  }
+}
 
 /** Per device and block: the contents a read may return (committed first, later writes after). */
 type Versions = Map<number, Uint8Array[][]>
@@ -76,6 +107,9 @@ t.test('thin pool matches its model through snapshots, discards, pool-full and c
     runs++
     const disk = new MemoryPoolDevice(METADATA_BYTES + DATA_BLOCKS * CHUNK)
     let pool = await ThinPool.format(disk, { chunkBytes: CHUNK, metadataBytes: METADATA_BYTES })
+    let tables = new NativeTables()
+    pool.observer = tables.observer()
+    const dataStart = dataStartBytes(pool.format)
     const model: Versions = new Map()
     const origins = new Map<number, number>()
     const first = await pool.createThin(VIRTUAL_BLOCKS * CHUNK)
@@ -89,12 +123,16 @@ t.test('thin pool matches its model through snapshots, discards, pool-full and c
       } else if (op.kind === 'crash') {
         disk.crash(seeded(op.seed))
         pool = await ThinPool.open(disk)
+        tables = new NativeTables()
+        pool.observer = tables.observer()
         if (!await verify(t, pool, model, `after crash ${op.seed}`)) return false
       } else if (op.kind === 'crash-in-commit') {
         disk.powerLeft = op.power
         await pool.commit().catch(() => undefined)
         disk.crash(seeded(op.seed))
         pool = await ThinPool.open(disk)
+        tables = new NativeTables()
+        pool.observer = tables.observer()
         if (!await verify(t, pool, model, `after a crash ${op.power} I/Os into a commit`)) return false
       } else if (model.size === 0) {
         continue
@@ -112,6 +150,40 @@ t.test('thin pool matches its model through snapshots, discards, pool-full and c
         const next = Uint8Array.from(versions.at(-1)!)
         next.set(data, op.within)
         versions.push(next)
+      } else if (op.kind === 'native-write') {
+        const thinId = pick(op.device)
+        const length = Math.min(op.length, CHUNK - op.within)
+        const data = new Uint8Array(length).fill(++stamp % 255 + 1)
+        const key = `${thinId}:${op.block}`
+        if (tables.entries.get(key)?.writable !== true) {
+          try {
+            await pool.provision(thinId, op.block, 1, () => length === CHUNK)
+          } catch (error) {
+            if (!isLvmfsError(error, 'THIN_POOL_FULL')) throw error
+            continue
+          }
+        }
+        const entry = tables.entries.get(key)
+        if (entry?.writable !== true || entry.dataBlock === undefined) {
+          t.fail(`provision of device ${thinId} block ${op.block} published no writable entry`)
+          return false
+        }
+        await disk.write(data, dataStart + entry.dataBlock * CHUNK + op.within)
+        const versions = model.get(thinId)![op.block]!
+        const next = Uint8Array.from(versions.at(-1)!)
+        next.set(data, op.within)
+        versions.push(next)
+      } else if (op.kind === 'native-read') {
+        const thinId = pick(op.device)
+        const key = `${thinId}:${op.block}`
+        if (!tables.entries.has(key)) await pool.publish(thinId, op.block)
+        const entry = tables.entries.get(key)!
+        const got = new Uint8Array(CHUNK)
+        if (entry.dataBlock !== undefined) await disk.read(got, dataStart + entry.dataBlock * CHUNK)
+        if (Buffer.compare(got, model.get(thinId)![op.block]!.at(-1)!) !== 0) {
+          t.fail(`a native read of device ${thinId} block ${op.block} through its table returned other data`)
+          return false
+        }
       } else if (op.kind === 'discard') {
         const thinId = pick(op.device)
         const blocks = Math.min(op.blocks, VIRTUAL_BLOCKS - op.block)
