@@ -13,7 +13,7 @@
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
-import { LvmfsError } from '../errors/index.js'
+import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import {
   FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type ThinMiss, type TransportState,
   type VolumePolicy, type WriteErrorEvent,
@@ -33,6 +33,7 @@ import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
 import { thinPoolsOf, type ThinPools } from './thin-pools.js'
+import { snapshotForReplication } from './thin-verbs.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost, type VolumeIoHandler } from './volume-fs.js'
 
 const syncFd = promisify(fdatasyncCb)
@@ -141,7 +142,7 @@ export class MountedVg implements VolumeHost {
     }
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
-    this.replication = new ReplicationEngine([engine], { gates: gateControlFrom({
+    this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication, gates: gateControlFrom({
       nodeidOf: (_vgName, lvName) => {
         const lv = this.vg.lvByName(lvName)
         return lv === undefined ? undefined : nodeidOf(lv)
@@ -464,9 +465,22 @@ export class MountedVg implements VolumeHost {
     const { pool, thinId } = await this.thin.poolOfThin(lv)
     if (!miss.write) return pool.publish(thinId, miss.block)
     const last = miss.block + miss.blocks - 1
-    await pool.provision(thinId, miss.block, miss.blocks,
-      (block) => (block === miss.block ? miss.firstWhole : block === last ? miss.lastWhole : true))
     const poolLv = this.vg.lvById(thinOf(lv)!.poolLvId)
+    const provision = (): Promise<void> => pool.provision(thinId, miss.block, miss.blocks,
+      (block) => (block === miss.block ? miss.firstWhole : block === last ? miss.lastWhole : true))
+    // A full pool holds the write for its queue time (--queue-when-full), for autoextend, an
+    // lvextend or discards to make room; then, or at once by default, ENOSPC.
+    const deadline = Date.now() + (poolLv === undefined ? 0 : thinPoolOf(poolLv)?.fullQueueSeconds ?? 0) * 1000
+    for (;;) {
+      try {
+        await provision()
+        break
+      } catch (error) {
+        if (!isLvmfsError(error, 'THIN_POOL_FULL') || Date.now() >= deadline) throw error
+        if (poolLv !== undefined) void this.thin.autoextend(this.vg.lvById(poolLv.lvId) ?? poolLv)
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+    }
     if (poolLv !== undefined) void this.thin.autoextend(poolLv)
   }
 

@@ -9,14 +9,18 @@ import {
   isThinLv, thinDependents, thinLvExt, thinOf, thinPoolExt, thinPoolOf, type LvCreateOptions, type LvDescriptor,
 } from '../lvm/index.js'
 import type { MirrorEngine } from '../mirror/index.js'
-import { ThinPool, thinCheck, type ThinCheckReport, type ThinPoolFormat } from '../thin/index.js'
+import { ThinPool, thinCheck, thinRepair, type ThinCheckReport, type ThinPoolFormat, type ThinRepairReport } from '../thin/index.js'
 import { thinPoolsOf } from './thin-pools.js'
 
 export interface CreatePoolRequest extends Omit<LvCreateOptions, 'ext'> {
   readonly format: ThinPoolFormat
   readonly autoextendThreshold: number
   readonly autoextendPercent: number
+  readonly fullQueueSeconds: number
 }
+
+/** The longest a write may wait for space: below the 30 s after which a held request fails. */
+export const MAX_FULL_QUEUE_SECONDS = 25
 
 function refuseShared(engine: MirrorEngine): void {
   if (engine.vg.descriptor.shared === true) {
@@ -35,9 +39,9 @@ function lvNamed(engine: MirrorEngine, name: string): LvDescriptor {
 
 export async function createThinPool(engine: MirrorEngine, request: CreatePoolRequest): Promise<LvDescriptor> {
   refuseShared(engine)
-  const { format, autoextendThreshold, autoextendPercent, ...lvOptions } = request
+  const { format, autoextendThreshold, autoextendPercent, fullQueueSeconds, ...lvOptions } = request
   const lv = await engine.vg.lvCreate({ ...lvOptions, ext: thinPoolExt({ chunkBytes: format.chunkBytes,
-    metadataBytes: format.metadataBytes, autoextendThreshold, autoextendPercent }) })
+    metadataBytes: format.metadataBytes, autoextendThreshold, autoextendPercent, fullQueueSeconds }) })
   const handle = engine.open(lv.name)
   try {
     const pool = await ThinPool.format({ sizeBytes: handle.sizeBytes, read: (t, o) => handle.read(t, o),
@@ -83,6 +87,11 @@ export async function snapshotThinLv(engine: MirrorEngine, name: string, originN
   const thinId = await pool.snapshot(thin.thinId)
   return engine.vg.lvCreate({ name, lpCount: 0,
     ext: thinLvExt({ poolLvId: thin.poolLvId, thinId, virtualBytes: thin.virtualBytes, originLvId: origin.lvId }) })
+}
+
+/** ReplicationOptions.thinClone: lsm_volume_replicate CLONE of a thin LV. */
+export function snapshotForReplication(engine: MirrorEngine, name: string, origin: LvDescriptor): Promise<LvDescriptor> {
+  return snapshotThinLv(engine, name, origin.name)
 }
 
 /** lvremove of a thin LV: the descriptor first, then its thin device. */
@@ -151,6 +160,19 @@ export async function checkThinPool(engine: MirrorEngine,
       .filter((t) => t?.poolLvId === poolLv.lvId).map((t) => t!.thinId))
     const orphans = pool.status().devices.map((d) => d.thinId).filter((id) => !named.has(id))
     return { ...report, orphans }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** thin-check --repair, on a VG this process varied on for it (never under a mount). */
+export async function repairThinPool(engine: MirrorEngine, poolName: string): Promise<ThinRepairReport> {
+  const poolLv = lvNamed(engine, poolName)
+  if (thinPoolOf(poolLv) === undefined) throw new LvmfsError('ENGINE_USAGE', `"${poolName}" is not a thin pool`)
+  const handle = engine.open(poolLv.name)
+  try {
+    return await thinRepair({ sizeBytes: handle.sizeBytes, read: (t, o) => handle.read(t, o),
+      write: (d, o) => handle.write(d, o), flush: () => handle.flush() })
   } finally {
     await handle.close()
   }

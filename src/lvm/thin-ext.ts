@@ -16,6 +16,8 @@ export interface ThinPoolExt {
   readonly autoextendThreshold: number
   /** Grow by this percentage of the pool's size each time. */
   readonly autoextendPercent: number
+  /** When full, hold a write this long for space (autoextend, lvextend, discards) before ENOSPC. */
+  readonly fullQueueSeconds: number
 }
 
 export interface ThinLvExt {
@@ -50,7 +52,9 @@ export function thinPoolOf(lv: LvDescriptor): ThinPoolExt | undefined {
   const o = record(lv, 'thinPool')
   if (o === undefined) return undefined
   return { chunkBytes: count(lv, 'thinPool', o, 'chunkBytes', 1), metadataBytes: count(lv, 'thinPool', o, 'metadataBytes', 1),
-    autoextendThreshold: count(lv, 'thinPool', o, 'autoextendThreshold'), autoextendPercent: count(lv, 'thinPool', o, 'autoextendPercent') }
+    autoextendThreshold: count(lv, 'thinPool', o, 'autoextendThreshold'),
+    autoextendPercent: count(lv, 'thinPool', o, 'autoextendPercent'),
+    fullQueueSeconds: o['fullQueueSeconds'] === undefined ? 0 : count(lv, 'thinPool', o, 'fullQueueSeconds') }
 }
 
 export function thinOf(lv: LvDescriptor): ThinLvExt | undefined {

@@ -40,6 +40,7 @@ export class Replicator {
       throw lsm('LSM_ERR_INVALID_ARGUMENT', `"${request.name}" already exists in "${poolName}"`, {
         context: { vg: poolName, lv: request.name } })
     }
+    if (isThinLv(source.lv) && type === 'clone') return await this.#thinClone(request, source, pool)
     this.#checkSupport(source, type, pool)
     await ctx.gates?.closeVolumeGates(request.vg, request.lv)
     const dataLps = source.lv.lps.length
@@ -64,11 +65,34 @@ export class Replicator {
     return { status: 'LSM_ERR_JOB_STARTED', jobId, volume }
   }
 
+  /**
+   * CLONE of a thin LV is a thin snapshot (docs/thin.md): O(1), in the origin's pool, sharing
+   * every block; the child dependency is the snapshot's (the origin cannot be removed first).
+   */
+  async #thinClone(request: ReplicateRequest, source: Located, pool: MirrorEngine): Promise<ReplicateResult> {
+    const hook = this.#ctx.options.thinClone
+    if (hook === undefined || pool !== source.engine) {
+      throw lsm('LSM_ERR_NO_SUPPORT', `a clone of thin LV "${source.lv.name}" lives in its own pool`, {
+        detail: hook === undefined ? 'This replication engine has no thin pools.'
+          : `Clone it into "${request.vg}", where its pool is.`, context: { vg: request.vg, lv: request.lv } })
+    }
+    try {
+      await hook(source.engine, request.name, source.lv)
+    } catch (error) {
+      if (isLvmfsError(error, 'THIN_METADATA_FULL') || isLvmfsError(error, 'THIN_POOL_FULL')) {
+        throw lsm('LSM_ERR_NOT_ENOUGH_SPACE', `the thin pool of "${source.lv.name}" cannot hold the clone's mapping`,
+          { cause: error, context: { vg: request.vg, lv: request.lv } })
+      }
+      throw error
+    }
+    return { status: 'LSM_ERR_OK', volume: { vg: request.vg, lv: request.name } }
+  }
+
   #checkSupport(source: Located, type: ReplicationType, pool: MirrorEngine): void {
     if (isThinLv(source.lv) || isThinPool(source.lv)) {
       throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is a thin ${isThinLv(source.lv) ? 'LV' : 'pool'}`, {
         detail: 'Replication copies partitions; a thin LV has none, and a pool\'s are its thin LVs\' metadata and data.',
-        hint: 'Snapshot a thin LV with lvcreate VG NAME --snapshot THIN (docs/thin.md).' })
+        hint: 'A clone of a thin LV is a thin snapshot: --type clone, or lvcreate VG NAME --snapshot THIN (docs/thin.md).' })
     }
     const replica = replicaOf(source.lv)
     if (replica !== undefined) {

@@ -1,4 +1,6 @@
 /** The types of ReplicationEngine's public API (see index.ts). */
+import type { LvDescriptor } from '../lvm/index.js'
+import type { MirrorEngine } from '../mirror/index.js'
 import type { GateControl } from './gate-control.js'
 import type { ReplicationType } from './model.js'
 
@@ -22,6 +24,11 @@ export interface ReplicationOptions {
   readonly defaultIntervalMs?: number
   /** Test and progress hook, awaited after every copied partition / applied change. */
   readonly onStep?: (event: StepEvent) => void | Promise<void>
+  /**
+   * CLONE of a thin LV: a thin snapshot named `name` of `origin` in its pool (the engine layer's
+   * snapshotThinLv). Absent: replicating a thin LV is LSM_ERR_NO_SUPPORT.
+   */
+  readonly thinClone?: (engine: MirrorEngine, name: string, origin: LvDescriptor) => Promise<LvDescriptor>
 }
 
 export interface ReplicateRequest {

@@ -132,8 +132,15 @@ t.test('a full pool answers ENOSPC, keeps its data, and resumes after lvextend; 
     t.equal(before - after, 128, 'punching 8 MiB frees 128 blocks of 64 KiB')
     t.ok(readAt(file, 0, 8 * MIB).every((byte) => byte === 0), 'the punched range reads zero')
     t.equal(readAt(file, 8 * MIB, 1)[0], 0x5a, 'the rest is kept')
+    const busy = fixture.cli(['thin-check', `${fixture.vg}/pool`, '--repair'])
+    t.match(busy.stderr, /ENGINE_BUSY.*mounted/, 'repair is refused on a mounted VG')
     fixture.ok(['umount', fixture.mountpoint])
     thinCheck(t, fixture, 'pool')
+    const repaired = fixture.ok(['thin-check', `${fixture.vg}/pool`, '--repair', '--devices', fixture.pvs.join(',')])
+    t.match(repaired, /1 thin devices, 144 mappings kept, 0 unreadable nodes/, 'a repair of a clean pool keeps everything')
+    thinCheck(t, fixture, 'pool')
+    mountVg(t, fixture)
+    t.equal(readAt(file, 8 * MIB, 1)[0], 0x5a, 'the data reads back after the repair')
   })
 
 t.test('removal keeps the child dependency; merge rolls the origin back to its snapshot', { skip }, async (t: Test) => {
@@ -152,6 +159,12 @@ t.test('removal keeps the child dependency; merge rolls the origin back to its s
   const removePool = fixture.cli(['lvremove', fixture.vg, 'pool'])
   t.match(removePool.stderr, /THIN_HAS_SNAPSHOTS/, 'nor a pool with thin LVs')
   t.notOk(spawnSync('ls', [join(fixture.mountpoint, 'pool')]).status === 0, 'the pool LV is not served as a file')
+  // lsm_volume_replicate CLONE of a thin LV is a thin snapshot.
+  fixture.ok(['replicate', `${fixture.vg}/thin`, 'clone', '--type', 'clone'])
+  t.equal(readAt(join(fixture.mountpoint, 'clone'), 0, 1)[0], 2, 'a clone of a thin LV holds its content')
+  const cloneOf = fixture.cli(['replicate', `${fixture.vg}/clone`, 'copy', '--type', 'copy'])
+  t.match(cloneOf.stderr, /LSM_ERR_NO_SUPPORT/, 'a full copy of a thin LV is not supported')
+  fixture.ok(['lvremove', fixture.vg, 'clone'])
   fixture.ok(['lvconvert', `${fixture.vg}/snap`, '--merge'])
   t.equal(readAt(file, 0, 1)[0], 1, 'the origin holds the snapshot\'s content again')
   t.notOk(spawnSync('ls', [join(fixture.mountpoint, 'snap')]).status === 0, 'the snapshot is gone')
@@ -159,4 +172,24 @@ t.test('removal keeps the child dependency; merge rolls the origin back to its s
   fixture.ok(['lvremove', fixture.vg, 'pool'])
   const lvs = fixture.ok(['lvs', fixture.vg, '--devices', fixture.pvs.join(',')])
   t.notMatch(lvs, /thin|pool/, 'both are gone')
+})
+
+t.test('--queue-when-full holds a write until lvextend makes room', { skip }, async (t: Test) => {
+  const fixture = makeVg(t, { pvCount: 1, pvBytes: 128 << 20 })
+  createVg(fixture)
+  lvcreate(fixture, ['pool', '--thinpool', '--size', '8M', '--metadata-size', '1M', '--queue-when-full', '20'])
+  lvcreate(fixture, ['thin', '--thin', 'pool', '--virtual-size', '64M'])
+  mountVg(t, fixture)
+  const file = join(fixture.mountpoint, 'thin')
+  writeSynced(file, 0, Buffer.alloc(7 * MIB, 0x21))
+  // The pool has 7 MiB of data blocks: this write needs one more and waits.
+  const writer = spawn('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=1', 'seek=32', 'conv=notrunc,fsync',
+    'oflag=direct', 'status=none'], { stdio: 'ignore' })
+  t.teardown(() => { writer.kill('SIGKILL') })
+  const exited = new Promise<number | null>((resolve) => writer.once('exit', resolve))
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(writer.exitCode, null, 'the write is held while the pool is full')
+  fixture.ok(['lvextend', fixture.vg, 'pool', '--size', '+8M'])
+  t.equal(await exited, 0, 'it completes once the pool grew')
+  t.equal(sha256(readAt(file, 0, 7 * MIB)), sha256(Buffer.alloc(7 * MIB, 0x21)), 'earlier data is intact')
 })

@@ -3,7 +3,7 @@ import type { MwcPolicy, Schedule, Strictness } from '../../lvm/index.js'
 import { parseIntegerOption, parseSizeBytes } from '../options.js'
 import { addDeviceOptions, humanBytes, print, requireName, withVg, type DeviceOptions } from '../lvm-cli.js'
 import { LvmfsError } from '../../errors/index.js'
-import { createThinLv, createThinPool, snapshotThinLv } from '../../engine/index.js'
+import { MAX_FULL_QUEUE_SECONDS, createThinLv, createThinPool, snapshotThinLv } from '../../engine/index.js'
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, type ThinPoolFormat } from '../../thin/index.js'
 import { withMirror } from '../mirror-cli.js'
 
@@ -14,6 +14,7 @@ interface Options extends DeviceOptions {
   metadataSize?: string
   autoextendThreshold?: string
   autoextendPercent?: string
+  queueWhenFull?: string
   thin?: string
   virtualSize?: string
   snapshot?: string
@@ -59,6 +60,8 @@ export function register(program: Command): void {
     .option('--metadata-size <size>', 'thin pool metadata area (default: 48 bytes per block, at least 4M)')
     .option('--autoextend-threshold <percent>', 'grow the thin pool when its data use reaches this (default 0: never)')
     .option('--autoextend-percent <percent>', 'grow the thin pool by this share of its size (default 20)')
+    .option('--queue-when-full <seconds>', 'a full thin pool holds writes this long for space before ENOSPC ' +
+      `(default 0: fail at once; at most ${MAX_FULL_QUEUE_SECONDS})`)
     .option('-T, --thin <pool>', 'create a thin LV of --virtual-size in this thin pool')
     .option('-V, --virtual-size <size>', 'size of a thin LV (may exceed the pool)')
     .option('-s, --snapshot <origin>', 'create a snapshot of this thin LV'))
@@ -79,7 +82,9 @@ export function register(program: Command): void {
           lpCount: engine.vg.lpCountForBytes(bytes),
           copies, strict, schedule, ...(mwc === undefined ? {} : { mwc }), ...log, format,
           autoextendThreshold: percentOption(options.autoextendThreshold, '--autoextend-threshold', 0),
-          autoextendPercent: percentOption(options.autoextendPercent, '--autoextend-percent', 20) }))
+          autoextendPercent: percentOption(options.autoextendPercent, '--autoextend-percent', 20),
+          fullQueueSeconds: options.queueWhenFull === undefined ? 0
+            : parseIntegerOption(options.queueWhenFull, '--queue-when-full', 0, MAX_FULL_QUEUE_SECONDS) }))
         print(options, { vg: vgName, lv: lvName, lvId: lv.lvId, lps: lv.lps.length, chunkBytes: format.chunkBytes,
           metadataBytes: format.metadataBytes },
           `thin pool "${lvName}" created in "${vgName}" (${lv.lps.length} LPs, ${humanBytes(format.chunkBytes)} blocks, ${humanBytes(format.metadataBytes)} metadata)\n`)

@@ -9,6 +9,7 @@
  * ReplicationEngine over the daemon's mirror engine (never varied off).
  */
 import { LvmfsError } from '../../errors/index.js'
+import { snapshotForReplication } from '../../engine/index.js'
 import type { MirrorEngine } from '../../mirror/index.js'
 import { ReplicationEngine, replicaOf, sourceOf } from '../../replication/index.js'
 import { scanDevices } from '../../lvm/index.js'
@@ -40,7 +41,7 @@ export async function withReplication<T>(vgNames: readonly string[], options: De
   const engines: MirrorEngine[] = []
   const unreachable = new Map<string, unknown>()
   const run = async (): Promise<T> => {
-    const repl = new ReplicationEngine(engines)
+    const repl = new ReplicationEngine(engines, { thinClone: snapshotForReplication })
     for (const [vgName, cause] of unreachable) repl.addUnreachable(vgName, cause)
     try {
       return await fn(repl)
