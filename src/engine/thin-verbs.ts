@@ -90,7 +90,9 @@ export async function snapshotThinLv(engine: MirrorEngine, name: string, originN
 }
 
 /** ReplicationOptions.thinClone: lsm_volume_replicate CLONE of a thin LV. */
-export function snapshotForReplication(engine: MirrorEngine, name: string, origin: LvDescriptor): Promise<LvDescriptor> {
+export function snapshotForReplication(
+  engine: MirrorEngine, name: string, origin: LvDescriptor,
+): Promise<LvDescriptor> {
   return snapshotThinLv(engine, name, origin.name)
 }
 

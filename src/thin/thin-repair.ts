@@ -125,16 +125,21 @@ export async function thinRepair(device: PoolDevice): Promise<ThinRepairReport> 
   const transaction = superblock.transaction + 1
   await store.writeDirty(transaction)
   const groups: ThinDevice[][] = []
-  for (let i = 0; i < devices.length; i += THIN_DEVICES_PER_BLOCK) groups.push(devices.slice(i, i + THIN_DEVICES_PER_BLOCK))
+  for (let i = 0; i < devices.length; i += THIN_DEVICES_PER_BLOCK) {
+    groups.push(devices.slice(i, i + THIN_DEVICES_PER_BLOCK))
+  }
   const tableBlocks = groups.map(() => meta.allocate())
   for (let i = 0; i < groups.length; i++) {
-    await device.write(encodeThinDevices(groups[i]!, tableBlocks[i]!, transaction, tableBlocks[i + 1] ?? 0),
-      tableBlocks[i]! * THIN_BLOCK_BYTES)
+    const block = tableBlocks[i]!
+    const encoded = encodeThinDevices(groups[i]!, block, transaction, tableBlocks[i + 1] ?? 0)
+    await device.write(encoded, block * THIN_BLOCK_BYTES)
   }
   await device.flush()
   const next = (slot + 1) % THIN_SUPERBLOCK_SLOTS
-  await device.write(encodeThinSuperblock({ ...superblock, transaction, poolTime, deviceTable: tableBlocks[0] ?? 0 }, next),
-    next * THIN_BLOCK_BYTES)
+  const committed = { ...superblock, transaction, poolTime, deviceTable: tableBlocks[0] ?? 0 }
+  await device.write(encodeThinSuperblock(committed, next), next * THIN_BLOCK_BYTES)
   await device.flush()
-  return { transaction, devices: devices.length, keptMappings, unreadableNodes: unreadable.size, droppedMappings, resetTimes }
+  return {
+    transaction, devices: devices.length, keptMappings, unreadableNodes: unreadable.size, droppedMappings, resetTimes,
+  }
 }
