@@ -17,6 +17,11 @@
           "defines": ["LVMFS_HAVE_URING"],
           "libraries": ["-l:liburing.a"]
         }],
+        ["<!(test -f /usr/include/libnbd.h && echo 1 || echo 0)==1", {
+          "defines": ["LVMFS_HAVE_NBD"],
+          "sources": ["native/nbd-client.cc"],
+          "libraries": ["-lnbd"]
+        }],
         ["<!(test -f /usr/include/xxhash.h && echo 1 || echo 0)==1", {
           "defines": ["LVMFS_HAVE_XXHASH"],
           "sources": ["native/block-hash.cc"]

@@ -7,6 +7,9 @@
 #ifdef LVMFS_HAVE_XXHASH
 #include "block-hash.h"
 #endif
+#ifdef LVMFS_HAVE_NBD
+#include "nbd-client.h"
+#endif
 #include "session.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -15,6 +18,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lvmfs::InitRangeCopy(env, exports);
 #ifdef LVMFS_HAVE_XXHASH
   lvmfs::InitBlockHash(env, exports);  // absent without libxxhash-dev: TypeScript falls back
+#endif
+#ifdef LVMFS_HAVE_NBD
+  lvmfs::InitNbdClient(env, exports);  // absent without libnbd-dev: nbd:// PVs are refused
 #endif
   lvmfs::Session::Init(env, exports);
   return exports;

@@ -5,8 +5,7 @@
  */
 import type { Command } from 'commander'
 import { statSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { resolveDeviceList } from '../io/index.js'
+import { absoluteDevicePath, isRemoteDevicePath, resolveDeviceList } from '../io/index.js'
 import { callControl, type ControlHandler, type MountedVg } from '../engine/index.js'
 import { daemonSocketFor } from './daemon-cli.js'
 import { insideDaemon, runInContext, type OutputStream } from './io-context.js'
@@ -73,22 +72,23 @@ export function absoluteDeviceArgs(argv: readonly string[]): string[] {
       out.push(`--devices=${absoluteList(arg.slice('--devices='.length))}`)
       sawDevices = true
     } else {
-      out.push(!arg.startsWith('-') && isDevicePath(arg) ? resolve(arg) : arg)
+      out.push(!arg.startsWith('-') && isDevicePath(arg) ? absoluteDevicePath(arg) : arg)
     }
   }
   if (!sawDevices) {
     try {
-      out.push('--devices', resolveDeviceList(undefined).map((path) => resolve(path)).join(','))
+      out.push('--devices', resolveDeviceList(undefined).map((path) => absoluteDevicePath(path)).join(','))
     } catch { /* nothing configured here: the daemon's own default applies */ }
   }
   return out
 }
 
 function absoluteList(list: string): string {
-  return list.split(',').map((path) => (path === '' ? path : resolve(path))).join(',')
+  return list.split(',').map((path) => (path === '' ? path : absoluteDevicePath(path))).join(',')
 }
 
 function isDevicePath(arg: string): boolean {
+  if (isRemoteDevicePath(arg)) return true
   try {
     const stat = statSync(arg)
     return stat.isFile() || stat.isBlockDevice()

@@ -6,6 +6,7 @@
  */
 import { closeSync, constants, openSync } from 'node:fs'
 import { FaultBit, setFdFault } from '../fuse/index.js'
+import { isRemoteDevicePath } from '../io/index.js'
 
 export type FaultMode = 'fail-writes' | 'fail-reads' | 'disappear' | 'fail-fsync' | 'clear'
 
@@ -28,7 +29,9 @@ export class BackingFds {
 
   constructor(private readonly direct: boolean) {}
 
+  /** The data fd of the PV at `path`; -1 for a remote PV, whose I/O stays in TypeScript. */
   fdFor(path: string): number {
+    if (isRemoteDevicePath(path)) return -1
     let fd = this.fds.get(path)
     if (fd !== undefined) return fd
     try {
@@ -49,6 +52,8 @@ export class BackingFds {
    */
   setFault(path: string, mode: FaultMode, ranges?: readonly ByteRange[]): void {
     const fd = this.fdFor(path)
+    // A remote PV's faults live in its FaultyDevice only, the one path its I/O takes.
+    if (fd < 0) return
     const mask = FAULT_MASK[mode]
     if (mask === 0 || ranges === undefined) {
       setFdFault(fd, mask)

@@ -10,7 +10,6 @@
  *    of status areas (MirrorEngine.onCopyError) or is failed with EIO when no copy holds it;
  *  - a forced-off VG serves no data: maps are removed and every READ/WRITE answers EIO.
  */
-import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { fdatasync as fdatasyncCb } from 'node:fs'
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
@@ -18,7 +17,8 @@ import {
   FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type ThinMiss, type TransportState,
   type VolumePolicy, type WriteErrorEvent,
 } from '../fuse/index.js'
-import { FaultyDevice, openFileDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
+import { hasRemoteCopy, RemoteLvs } from './remote-lvs.js'
+import { absoluteDevicePath, FaultyDevice, openDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
   OnlineVgRegistry, varyOnVg, FileDescriptorBackup, isThinLv, isThinPool, resolveBackupDir, thinOf, thinPoolOf,
   type LvDescriptor, type MwcPolicy,
@@ -110,6 +110,9 @@ export class MountedVg implements VolumeHost {
   private readonly served = new Map<number, Served>()
   /** Thin LVs with a native map, by nodeid: the pool LV and thin device their table follows. */
   private readonly thinServed = new Map<number, { poolLvId: number, thinId: number }>()
+  /** LVs with a copy on a remote PV, served in TypeScript (remote-lvs.ts), by nodeid. */
+  private readonly remoteServed = new Set<number>()
+  private readonly remote: RemoteLvs
   private session: FuseSession | undefined
 
   /** The transport serving the mount (undefined before it is mounted). */
@@ -131,6 +134,7 @@ export class MountedVg implements VolumeHost {
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
+    this.remote = new RemoteLvs(engine)
     this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool operation failed'),
       (event, pool, detail) => options.log.warn({ ...detail, pool }, `thin pool ${event}`))
     this.thin.setObserverFactory((poolLv) => this.thinObserver(poolLv))
@@ -167,8 +171,14 @@ export class MountedVg implements VolumeHost {
       refresh: () => this.refresh(),
     }) })
     this.gates = new GateKeeper({
-      setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
-      drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },
+      // An LV served in TypeScript has no native map, hence no gates: its writes take the mirror
+      // engine's region locks, which are what closing a gate waits for on the native path.
+      setGate: (nodeid, region, open) => {
+        if (!this.remoteServed.has(nodeid)) this.session?.setGate(nodeid, region, open)
+      },
+      drainWrites: async (nodeid) => {
+        if (!this.remoteServed.has(nodeid)) await this.session?.drainWrites(nodeid)
+      },
       pin: (nodeid, region) => this.beforeWriteRegion(nodeid, region),
       unpin: (nodeid, region) => {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
@@ -181,7 +191,7 @@ export class MountedVg implements VolumeHost {
   static async start(options: MountedVgOptions): Promise<MountedVg> {
     const faulty = new Map<string, FaultyDevice>()
     const opener = async (path: string, openOptions: OpenOptions): Promise<BlockDevice> => {
-      const device = new FaultyDevice(await openFileDevice(path, openOptions))
+      const device = new FaultyDevice(await openDevice(path, openOptions))
       if (openOptions.readOnly !== true) faulty.set(path, device)
       return device
     }
@@ -299,6 +309,7 @@ export class MountedVg implements VolumeHost {
   }
 
   volumeIo(lv: LvDescriptor): VolumeIoHandler | undefined {
+    if (!this.forcedOff && this.remoteServed.has(nodeidOf(lv))) return this.remote.ioOf(lv)
     if (this.forcedOff || !isThinLv(lv)) return undefined
     const pools = this.thin
     return {
@@ -364,6 +375,7 @@ export class MountedVg implements VolumeHost {
   async fsync(lv: LvDescriptor, _dataOnly: boolean): Promise<void> {
     // A thin LV's fsync is its pool's commit: data, then the mappings that point at it.
     if (isThinLv(lv)) return (await this.thin.poolOfThin(lv)).pool.commit()
+    if (this.remoteServed.has(nodeidOf(lv))) return await this.remote.flush(lv)
     await this.syncAll()
   }
 
@@ -430,12 +442,21 @@ export class MountedVg implements VolumeHost {
   private mapLv(lv: LvDescriptor): void {
     if (isThinPool(lv)) return
     if (isThinLv(lv)) return this.mapThinLv(lv)
+    if (hasRemoteCopy(this.vg, lv)) return this.serveInTypeScript(lv)
     const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
     // lvchange --permission r: native code answers writes to files already open with EROFS.
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
     this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc,
       readOnly: map.readOnly, plain: isPlainMap(map) })
+  }
+
+  /** Unmapped, the LV's requests reach volumeIo: the in-process mirror engine (remote-lvs.ts). */
+  private serveInTypeScript(lv: LvDescriptor): void {
+    this.session?.unmapVolume(nodeidOf(lv))
+    this.remoteServed.add(nodeidOf(lv))
+    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv), gateBytes: 0,
+      mwc: lv.mwc, readOnly: lv.readOnly === true, plain: false })
   }
 
   /**
@@ -551,9 +572,22 @@ export class MountedVg implements VolumeHost {
       const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
       if (!lostPv && lv !== undefined && lv.mwc !== served.mwc) await this.gates.closeVolume(nodeid)
     }
+    // An LV moving to the TypeScript path (a remote PV came back) leaves the native one: its
+    // open gates hold MWC pins, released by closing them once its native writes drained.
+    for (const lv of this.lvs()) {
+      if (!this.remoteServed.has(nodeidOf(lv)) && this.served.has(nodeidOf(lv)) && hasRemoteCopy(this.vg, lv)) {
+        await this.gates.closeVolume(nodeidOf(lv))
+      }
+    }
     const previous = new Map(this.served)
+    const previousRemote = new Set(this.remoteServed)
     this.served.clear()
+    this.remoteServed.clear()
     this.mapAll()
+    const stillRemote = new Set([...previousRemote].filter((nodeid) => this.remoteServed.has(nodeid))
+      .map((nodeid) => this.lvByNode(nodeid).lvId))
+    await this.remote.close(stillRemote).catch((error: unknown) =>
+      this.options.log.error({ err: error }, 'closing the TypeScript handle of an LV failed'))
     const invalidations: Array<Promise<void>> = []
     for (const [nodeid, before] of previous) {
       const now = this.served.get(nodeid)
@@ -640,8 +674,8 @@ export class MountedVg implements VolumeHost {
    * fault of the PV.
    */
   async setFault(pvName: string, mode: FaultMode, target?: FaultTarget): Promise<FaultReport> {
-    const wanted = resolve(pvName)
-    const path = [...this.faulty.keys()].find((candidate) => resolve(candidate) === wanted) ??
+    const wanted = absoluteDevicePath(pvName)
+    const path = [...this.faulty.keys()].find((candidate) => absoluteDevicePath(candidate) === wanted) ??
       this.vg.descriptor.pvs.find((pv) => pv.pvId === pvName)?.lastPath ?? pvName
     const device = this.faulty.get(path)
     if (!device) {
@@ -693,7 +727,7 @@ export class MountedVg implements VolumeHost {
       throw new LvmfsError('ENGINE_NOT_FOUND', `--lv: no logical volume "${target.lv}" in "${this.vg.name}"`)
     }
     const pvIndex = this.vg.descriptor.pvs.findIndex((pv, index) =>
-      this.vg.device(index)?.path === path || resolve(pv.lastPath) === resolve(path))
+      this.vg.device(index)?.path === path || absoluteDevicePath(pv.lastPath) === absoluteDevicePath(path))
     const lps = target.lps ?? lv.lps.map((_copies, lp) => lp)
     const ranges: ByteRange[] = []
     for (const lp of lps) {
@@ -743,6 +777,7 @@ export class MountedVg implements VolumeHost {
     }
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
+    await this.remote.close().catch((error: unknown) => this.options.log.error({ err: error }, 'closing remote-PV LVs failed'))
     await this.thin.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'thin pool stop failed'))
     await this.blockDevices?.releaseAll('the unmount')
     this.gates.forgetAll()

@@ -1,6 +1,6 @@
 /**
  * One interface over everything a PV can live on: regular files, loop devices, real block
- * devices, RAM (tests) and the fault-injecting wrapper (tests).
+ * devices, NBD exports, RAM (tests) and the fault-injecting wrapper (tests).
  *
  * Contract:
  *  - `read` fills the whole buffer or throws (a short read past the end is an error, never a
@@ -13,12 +13,13 @@
 export interface BlockDevice {
   /** The path it was opened by (display and diagnostics). */
   readonly path: string
-  /** 'file' for regular files, 'block' for block devices (loop or real), 'memory' in tests. */
-  readonly kind: 'file' | 'block' | 'memory'
+  /** 'file' for regular files, 'block' for block devices (loop or real), 'remote' for NBD
+   * exports (nbd-device.ts), 'memory' in tests. */
+  readonly kind: 'file' | 'block' | 'remote' | 'memory'
   readonly sizeBytes: number
   /** Logical sector size: the unit in which torn writes can happen and O_DIRECT aligns. */
   readonly sectorBytes: number
-  /** The OS file descriptor, for the native data path; -1 when there is none (memory). */
+  /** The OS file descriptor, for the native data path; -1 when there is none (memory, remote). */
   readonly fd: number
   read(buffer: Uint8Array, offsetBytes: number): Promise<void>
   write(buffer: Uint8Array, offsetBytes: number): Promise<void>
@@ -40,4 +41,6 @@ export interface OpenOptions {
   readonly exclusive?: boolean
   /** O_DIRECT (buffers must then be sector aligned; use nativeAddon().alignedBuffer). */
   readonly direct?: boolean
+  /** Remote devices: how long one request may go unanswered before the device fails. */
+  readonly remoteTimeoutMs?: number
 }

@@ -2,11 +2,14 @@
  * Which devices commands look at: `--devices PATH[,PATH...]`, else the LVMFS_DEVICES variable
  * (comma or colon separated), else /etc/lvmfs/devices (one path or glob per line, `#`
  * comments). Globs support `*`, `?` and `[...]` in the last path component only, which covers
- * `/dev/loop*` and `/srv/pv/*.img`. Results keep the order given, without duplicates.
+ * `/dev/loop*` and `/srv/pv/*.img`. Results keep the order given, without duplicates. NBD URIs
+ * (`nbd://`, `nbd+unix://`) are taken as they are, never as globs; a LVMFS_DEVICES value holding
+ * one is split on commas only, since a URI holds colons.
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { LvmfsError } from '../errors/index.js'
+import { isRemoteDevicePath } from './nbd-device.js'
 
 export const DEVICES_FILE = '/etc/lvmfs/devices'
 
@@ -15,7 +18,8 @@ export function resolveDeviceList(option: string | undefined,
   let patterns: string[]
   if (option !== undefined) patterns = option.split(',')
   else if (env['LVMFS_DEVICES'] !== undefined && env['LVMFS_DEVICES'] !== '') {
-    patterns = env['LVMFS_DEVICES'].split(/[,:]/)
+    const value = env['LVMFS_DEVICES']
+    patterns = value.split(value.includes('://') ? ',' : /[,:]/)
   } else {
     let text: string
     try {
@@ -35,6 +39,7 @@ export function resolveDeviceList(option: string | undefined,
 }
 
 function expandGlob(pattern: string): string[] {
+  if (isRemoteDevicePath(pattern)) return [pattern]
   const name = basename(pattern)
   if (!/[*?[]/.test(name)) return [pattern]
   const dir = dirname(pattern)

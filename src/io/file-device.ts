@@ -12,12 +12,21 @@ import { nativeAddon, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../nativ
 import type { BlockDevice, OpenOptions } from './block-device.js'
 import { checkRange, closedError, ioError } from './device-error.js'
 import { claimFile, type DeviceClaim } from './device-lock.js'
+import { isRemoteDevicePath, parseNbdUri } from './nbd-device.js'
 
-export type DeviceEntryKind = 'file' | 'block' | 'absent' | 'other' | 'invalid'
+export type DeviceEntryKind = 'file' | 'block' | 'remote' | 'absent' | 'other' | 'invalid'
 
 /** Classifies a device name without opening it: the basis of LVM_NOTCHARDEV/LVM_INV_DEVENT. */
 export async function statDeviceEntry(path: string): Promise<{ kind: DeviceEntryKind; error?: unknown }> {
   if (path === '' || path.includes('\0')) return { kind: 'invalid' }
+  if (isRemoteDevicePath(path)) {
+    try {
+      parseNbdUri(path)
+      return { kind: 'remote' }
+    } catch (error) {
+      return { kind: 'invalid', error }
+    }
+  }
   let stats: Stats
   try {
     stats = await fsp.stat(path)
@@ -41,6 +50,9 @@ export async function openFileDevice(path: string, options: OpenOptions = {}): P
     throw new LvmfsError('LVM_INV_DEVENT', `cannot examine device "${path}"`, {
       context: { path }, cause: entry.error,
     })
+  }
+  if (entry.kind === 'remote') {
+    throw new LvmfsError('LVM_INV_DEVENT', `"${path}" is a remote device; open it with openDevice`, { context: { path } })
   }
   if (entry.kind === 'absent') {
     throw new LvmfsError('ENGINE_NOT_FOUND', `device "${path}" does not exist`, {

@@ -7,7 +7,7 @@
  * does not list it (vary-on reports it LVM_INVPVID; `pvcreate --force` reclaims it).
  */
 import { LvmfsError, isLvmfsError, usageError } from '../errors/index.js'
-import { openFileDevice, type BlockDevice } from '../io/index.js'
+import { openDevice, type BlockDevice } from '../io/index.js'
 import {
   NAME_PATTERN, NAME_RULE, ZERO_ID, computeLayout, crc32c, encodeDescriptorBody, encodeVgdaCopy, encodeVgsaCopy,
   vgdaFrameBytes, vgdaSlotOffset, vgsaRecordBytes, vgsaSlotOffset, decodeDescriptorBody,
@@ -23,7 +23,7 @@ import { placeKey, standardPlacement } from './placement.js'
 import { emptyStatus, statusToRecord } from './status.js'
 import { writeSlots, type SlotWrite } from './copy-writer.js'
 
-export const defaultOpener: DeviceOpener = (path, options) => openFileDevice(path, options)
+export const defaultOpener: DeviceOpener = (path, options) => openDevice(path, options)
 
 export interface PvCreateOptions {
   readonly force?: boolean

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
+import { absoluteDevicePath } from '../../io/index.js'
 import {
   receiveStartOptions, runDaemon, spawnDaemon, parseServedLvs, parseMetricsAddress, type DaemonStartOptions,
   type SharedMountOptions,
@@ -114,7 +115,7 @@ export function register(program: Command): void {
         throw new LvmfsError('ENGINE_USAGE', '--block-devices does not apply to shared mounts (--lvs)', {
           detail: 'A block device\'s writes bypass the DLM locks that keep the daemons of a shared VG consistent.' })
       }
-      const devices = deviceList(options).map((device) => resolve(device))
+      const devices = deviceList(options).map((device) => absoluteDevicePath(device))
       await requireVgExists(vgName, devices)
       const shared = sharedOptions(options)
       if (shared === undefined) await refuseSharedWithoutLvs(vgName, devices)

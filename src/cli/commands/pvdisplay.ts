@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { resolve } from 'node:path'
 import { LvmfsError } from '../../errors/index.js'
+import { absoluteDevicePath } from '../../io/index.js'
 import { addDeviceOptions, deviceListWith, type DeviceOptions } from '../lvm-cli.js'
 import type { DisplayItem } from '../report/display.js'
 import { PV_FIELDS, type PvRow } from '../report/fields-pv.js'
@@ -31,14 +31,14 @@ export function register(program: Command): void {
     .action(async (only: string[], options: DeviceOptions & { units?: string }) => {
       parseUnits(options.units, false) // refused before any device is read
       const sources = await gather({ ...options, devices: deviceListWith(options, only).join(',') })
-      const wanted = new Set(only.map((p) => resolve(p)))
-      const rows = pvRowsOf(sources).filter((r) => wanted.size === 0 || wanted.has(resolve(r.path)))
+      const wanted = new Set(only.map((p) => absoluteDevicePath(p)))
+      const rows = pvRowsOf(sources).filter((r) => wanted.size === 0 || wanted.has(absoluteDevicePath(r.path)))
       printDisplay({ title: 'Physical volume', keyWidth: 21, table: PV_FIELDS, items: ITEMS, jsonKey: 'pvs',
         key: (r) => r.path }, rows, options)
-      const found = new Set(rows.map((r) => resolve(r.path)))
-      const missing = only.find((p) => !found.has(resolve(p)))
+      const found = new Set(rows.map((r) => absoluteDevicePath(r.path)))
+      const missing = only.find((p) => !found.has(absoluteDevicePath(p)))
       if (missing !== undefined) {
-        const problem = sources.devices.find((d) => resolve(d.path) === resolve(missing))?.problem
+        const problem = sources.devices.find((d) => absoluteDevicePath(d.path) === absoluteDevicePath(missing))?.problem
         throw new LvmfsError('ENGINE_NOT_FOUND', `no physical volume on "${missing}"`, {
           ...(problem === undefined ? {} : { detail: problem }), context: { path: missing } })
       }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { LvmfsError, isLvmfsError } from '../../errors/index.js'
-import { openFileDevice } from '../../io/index.js'
+import { isRemoteDevicePath, openFileDevice } from '../../io/index.js'
 import { scanDevices } from '../../lvm/index.js'
 import { addDeviceOptions, deviceList, print, requireName, requireVgExists, type DeviceOptions } from '../lvm-cli.js'
 
@@ -20,7 +20,9 @@ export function register(program: Command): void {
       const { vgs } = await scanDevices(devices)
       const vg = vgs.find((v) => v.name === vgName)!
       for (const out of vg.result.vvgOut) {
-        if (out.name === null) continue
+        // A remote PV has no exclusive claim to probe: the claims of the local PVs, or the
+        // shared VG's lock, tell whether a daemon holds the VG.
+        if (out.name === null || isRemoteDevicePath(out.name)) continue
         try {
           const device = await openFileDevice(out.name, { exclusive: true, readOnly: true })
           await device.close()
