@@ -85,6 +85,12 @@ const char* ErrnoName(int err) {
     case ENOTSUP: return "ENOTSUP";
     case EHOSTUNREACH: return "EHOSTUNREACH";
     case ENOMEM: return "ENOMEM";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EACCES: return "EACCES";
+    case ECONNABORTED: return "ECONNABORTED";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EPROTO: return "EPROTO";
+    case ESHUTDOWN: return "ESHUTDOWN";
     default: return "EIO";
   }
 }

@@ -105,7 +105,10 @@ export async function openNbdDevice(path: string, options: OpenOptions = {}): Pr
     info = await connection.connect()
   } catch (cause) {
     await connection.close().catch(() => undefined)
-    throw ioError('connect', path, 0, 0, cause)
+    const error = ioError('connect', path, 0, 0, cause)
+    // libnbd's own words say which step failed (socket, handshake, export name).
+    throw new LvmfsError('ENGINE_IO', `cannot connect to "${path}": ${(cause as Error).message}`,
+      { context: error.context, cause })
   }
   const readOnly = options.readOnly === true
   const refuse = (why: string, errno: string): never => {
