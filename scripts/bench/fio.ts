@@ -39,12 +39,24 @@ export function runWorkload(file: string, sizeBytes: number, workload: Workload,
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     return (count * (1 << 20)) / seconds / 1e6
   }
-  const result = spawnSync('fio', ['--name=bench', `--filename=${file}`, `--size=${sizeBytes}`,
-    '--ioengine=libaio', '--direct=1', `--rw=${workload.rw}`, `--bs=${workload.bs}`,
+  return fioFigure([`--filename=${file}`, '--ioengine=libaio', '--direct=1'], file, sizeBytes, workload, runtimeSeconds)
+}
+
+/** The same workload through fio's own NBD engine (libnbd), straight at an export. */
+export function runNbdWorkload(uri: string, sizeBytes: number, workload: Workload, runtimeSeconds: number): number {
+  dropCaches()
+  return fioFigure(['--ioengine=nbd', `--uri=${uri}`], uri, sizeBytes, workload, runtimeSeconds)
+}
+
+function fioFigure(target: readonly string[], what: string, sizeBytes: number, workload: Workload,
+  runtimeSeconds: number): number {
+  const result = spawnSync('fio', ['--name=bench', ...target, `--size=${sizeBytes}`,
+    `--rw=${workload.rw}`, `--bs=${workload.bs}`,
     `--iodepth=${workload.iodepth}`, '--time_based', `--runtime=${runtimeSeconds}`, '--ramp_time=2',
     '--group_reporting', '--output-format=json'], { encoding: 'utf8', maxBuffer: 64 << 20 })
-  if (result.status !== 0) throw new Error(`fio failed on ${file}: ${result.stderr}`)
-  const job = (JSON.parse(result.stdout) as { jobs: FioJob[] }).jobs[0]!
+  if (result.status !== 0) throw new Error(`fio failed on ${what}: ${result.stderr}`)
+  // Some engines print a line before the JSON (nbd: "fio: connected to NBD server").
+  const job = (JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as { jobs: FioJob[] }).jobs[0]!
   const side = workload.rw === 'write' || workload.rw === 'randwrite' ? job.write : job.read
   return workload.unit === 'IOPS' ? side.iops : side.bw_bytes / 1e6
 }

@@ -31,24 +31,39 @@ function ip(args: string[]): void {
   if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr}`)
 }
 
-export function makeRemoteHost(t: Test): RemoteHost {
+/** Creates the namespace and its link; `remove()` deletes both (also when half made). */
+export function createRemoteHost(): RemoteHost & { remove(): void } {
   const index = (process.pid * 7 + counter++) % 16_000
   const namespace = `lvmfs-t${process.pid}-${counter}`
   const hostEnd = `lvh${index}`
   const peerEnd = `lvp${index}`
   // 169.254.0.0/16 split in /30s: .1 here, .2 in the namespace.
-  const base = 4 * (index % 16_000)
+  const base = 4 * index
   const octets = (offset: number): string => `169.254.${Math.floor((base + offset) / 256) % 256}.${(base + offset) % 256}`
-  t.teardown(() => { spawnSync('ip', ['netns', 'delete', namespace]) })
-  ip(['netns', 'add', namespace])
-  ip(['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', peerEnd])
-  ip(['link', 'set', peerEnd, 'netns', namespace])
-  ip(['addr', 'add', `${octets(1)}/30`, 'dev', hostEnd])
-  ip(['link', 'set', hostEnd, 'up'])
-  ip(['netns', 'exec', namespace, 'ip', 'addr', 'add', `${octets(2)}/30`, 'dev', peerEnd])
-  ip(['netns', 'exec', namespace, 'ip', 'link', 'set', peerEnd, 'up'])
-  ip(['netns', 'exec', namespace, 'ip', 'link', 'set', 'lo', 'up'])
-  return { namespace, address: octets(2) }
+  const remove = (): void => {
+    spawnSync('ip', ['netns', 'delete', namespace])
+    spawnSync('ip', ['link', 'delete', hostEnd])
+  }
+  try {
+    ip(['netns', 'add', namespace])
+    ip(['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', peerEnd])
+    ip(['link', 'set', peerEnd, 'netns', namespace])
+    ip(['addr', 'add', `${octets(1)}/30`, 'dev', hostEnd])
+    ip(['link', 'set', hostEnd, 'up'])
+    ip(['netns', 'exec', namespace, 'ip', 'addr', 'add', `${octets(2)}/30`, 'dev', peerEnd])
+    ip(['netns', 'exec', namespace, 'ip', 'link', 'set', peerEnd, 'up'])
+    ip(['netns', 'exec', namespace, 'ip', 'link', 'set', 'lo', 'up'])
+  } catch (error) {
+    remove()
+    throw error
+  }
+  return { namespace, address: octets(2), remove }
+}
+
+export function makeRemoteHost(t: Test): RemoteHost {
+  const host = createRemoteHost()
+  t.teardown(() => host.remove())
+  return host
 }
 
 export interface NbdServer {
@@ -59,30 +74,37 @@ export interface NbdServer {
 }
 
 /** Serves `file` (nbdkit's file plugin) from inside `host` on `port`, once it accepts connections. */
-export async function startNbdServer(t: Test, host: RemoteHost, file: string, port: number): Promise<NbdServer> {
+export async function spawnNbdServer(host: RemoteHost, file: string, port: number): Promise<NbdServer> {
   // `ip netns exec` execs nbdkit, so the child's pid is nbdkit's own.
   const child = spawn('ip', ['netns', 'exec', host.namespace, 'nbdkit', '--foreground', '--exit-with-parent',
     '-i', host.address, '-p', String(port), 'file', file], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  t.teardown(async () => {
-    child.kill('SIGKILL')
-    await exited
-  })
-  const deadline = Date.now() + 10_000
-  while (!(await accepts(host.address, port))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`nbdkit did not start: ${stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return {
+  const server: NbdServer = {
     uri: `nbd://${host.address}:${port}/`,
     process: child,
     async kill() {
+      child.kill('SIGCONT')
       child.kill('SIGKILL')
       await exited
     },
   }
+  const deadline = Date.now() + 10_000
+  while (!(await accepts(host.address, port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await server.kill()
+      throw new Error(`nbdkit did not start: ${stderr}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return server
+}
+
+export async function startNbdServer(t: Test, host: RemoteHost, file: string, port: number): Promise<NbdServer> {
+  const server = await spawnNbdServer(host, file, port)
+  t.teardown(() => server.kill())
+  return server
 }
 
 function accepts(address: string, port: number): Promise<boolean> {
