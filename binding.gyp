@@ -6,7 +6,7 @@
                   "native/volume-spec.cc", "native/volume-io.cc", "native/volume-io-binding.cc",
                   "native/faults.cc", "native/worker-pool.cc", "native/transfers.cc", "native/session.cc", "native/session-ring.cc",
                   "native/session-thin.cc",
-                  "native/range-copy.cc"],
+                  "native/range-copy.cc", "native/remote-target.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],

@@ -6,6 +6,9 @@
 // opening the device again).
 #include "nbd-client.h"
 
+#include "errors.h"
+#include "remote-target.h"
+
 #include <errno.h>
 #include <libnbd.h>
 #include <poll.h>
@@ -54,6 +57,7 @@ struct Op {
   ExportInfo info;
   std::unique_ptr<Napi::Promise::Deferred> deferred;
   Napi::Reference<Napi::Value> keepAlive;  // the buffer, while the I/O thread uses its bytes
+  RemoteWaiter* waiter = nullptr;          // set for the native data path's transfers
 };
 
 const char* SyscallOf(OpKind kind) {
@@ -126,15 +130,29 @@ void Settle(Napi::Env env, Op* op) {
 }
 
 // The state shared by the JS object and its I/O thread.
-class Connection {
+class Connection : public RemoteTarget {
  public:
   Connection(std::string uri, int timeoutMs)
       : uri_(std::move(uri)), timeout_(std::chrono::milliseconds(timeoutMs)) {
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   }
 
-  ~Connection() {
+  ~Connection() override {
     if (wake_ >= 0) close(wake_);
+  }
+
+  bool Start(RemoteOp kind, uint8_t* buffer, uint64_t length, uint64_t offset, RemoteWaiter* waiter) override {
+    if (!started()) return false;
+    auto* op = new Op();
+    op->kind = kind == RemoteOp::kRead ? OpKind::kRead : kind == RemoteOp::kWrite ? OpKind::kWrite
+             : kind == RemoteOp::kFlush ? OpKind::kFlush : OpKind::kZero;
+    op->data = buffer;
+    op->length = length;
+    op->offset = offset;
+    op->waiter = waiter;
+    if (Submit(op)) return true;
+    delete op;
+    return false;
   }
 
   // Queues `op`; false when the connection is closed (the caller settles it).
@@ -166,6 +184,11 @@ class Connection {
 
  private:
   void Post(Op* op) {
+    if (op->waiter != nullptr) {
+      op->waiter->Finish(-op->error);
+      delete op;
+      return;
+    }
     settle_.BlockingCall(op, [](Napi::Env env, Napi::Function, Op* posted) { Settle(env, posted); });
   }
 
@@ -381,6 +404,7 @@ class NbdConnection : public Napi::ObjectWrap<NbdConnection> {
       InstanceMethod("trim", &NbdConnection::Trim),
       InstanceMethod("zero", &NbdConnection::Zero),
       InstanceMethod("close", &NbdConnection::Close),
+      InstanceMethod("dataFd", &NbdConnection::DataFd),
     });
   }
 
@@ -392,10 +416,11 @@ class NbdConnection : public Napi::ObjectWrap<NbdConnection> {
     }
     int timeoutMs = info[1].As<Napi::Number>().Int32Value();
     if (timeoutMs <= 0) timeoutMs = 30000;
-    connection_ = std::make_unique<Connection>(info[0].As<Napi::String>().Utf8Value(), timeoutMs);
+    connection_ = std::make_shared<Connection>(info[0].As<Napi::String>().Utf8Value(), timeoutMs);
   }
 
   ~NbdConnection() override {
+    ReleaseDataFd();
     // The JS object is collected only after close() settled (the device keeps it until then);
     // a connection that was never closed is shut down here so its thread does not outlive it.
     if (connection_ && connection_->started()) {
@@ -479,6 +504,7 @@ class NbdConnection : public Napi::ObjectWrap<NbdConnection> {
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    ReleaseDataFd();
     Op* op = NewOp(env, OpKind::kClose);
     Napi::Promise promise = op->deferred->Promise();
     if (!connection_->started()) {
@@ -491,7 +517,25 @@ class NbdConnection : public Napi::ObjectWrap<NbdConnection> {
     return promise;
   }
 
-  std::unique_ptr<Connection> connection_;
+  // dataFd(): the token fd by which volume maps address this export (remote-target.h).
+  Napi::Value DataFd(const Napi::CallbackInfo& info) {
+    if (dataFd_ < 0) {
+      dataFd_ = eventfd(0, EFD_CLOEXEC);
+      if (dataFd_ < 0) return ThrowErrno(info.Env(), errno, "eventfd");
+      RegisterRemoteFd(dataFd_, connection_);
+    }
+    return Napi::Number::New(info.Env(), dataFd_);
+  }
+
+  void ReleaseDataFd() {
+    if (dataFd_ < 0) return;
+    UnregisterRemoteFd(dataFd_);
+    close(dataFd_);
+    dataFd_ = -1;
+  }
+
+  std::shared_ptr<Connection> connection_;
+  int dataFd_ = -1;
 };
 
 }  // namespace

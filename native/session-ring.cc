@@ -318,7 +318,8 @@ bool Session::StartRingRead(RingQueue& queue, uint32_t slotId, const std::shared
     copyIndex = index;
   }
   uint64_t at = copy ? copy->offsetBytes + within : 0;
-  if (copy == nullptr || HasFault(copy->fd, at, length)) return false;
+  // A remote copy's transfer waits on its connection: the blocking path runs it.
+  if (copy == nullptr || copy->remote || HasFault(copy->fd, at, length)) return false;
   uint8_t* buffer = slot.base + kPayloadOffset;
   RingIo& io = *slot.ringIo;
   io.volume = volume;
@@ -378,7 +379,7 @@ bool Session::StartRingWrite(RingQueue& queue, uint32_t slotId, const std::share
       const CopyTarget& copy = extent.copies[c];
       if (!Written(copy)) continue;
       uint64_t at = copy.offsetBytes + within;
-      if (count == kMaxRingTransfers || HasFault(copy.fd, at, segment)) return blocking();
+      if (count == kMaxRingTransfers || copy.remote || HasFault(copy.fd, at, segment)) return blocking();
       plan[count++] = {FdFor(copy, at, segment, data + done), at, data + done, static_cast<uint32_t>(segment)};
       written++;
       if (!copy.stale) fresh++;

@@ -22,6 +22,7 @@ bool Aligned(const CopyTarget& copy, uint64_t offset, uint64_t length, const voi
 
 int SyncFd(int fd, bool dataOnly) {
   if (int fault = InjectedSyncFault(fd)) return fault;
+  if (auto remote = LookupRemoteFd(fd)) return RemoteTransfer(*remote, RemoteOp::kFlush, nullptr, 0, 0);
   return (dataOnly ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
 }
 
@@ -37,6 +38,37 @@ void RunOne(Transfer& transfer) {
       transfer.result = SyncFd(transfer.fd, transfer.op == kTransferDataSync);
       return;
   }
+}
+
+// Starts the batch's transfers to remote targets, which run on their connections' threads while
+// the rest go through the ring; their results are set by FinishRemote.
+std::vector<std::unique_ptr<RemoteWaiter>> StartRemote(std::vector<Transfer>& batch) {
+  std::vector<std::unique_ptr<RemoteWaiter>> waiters(batch.size());
+  for (size_t i = 0; i < batch.size(); i++) {
+    Transfer& transfer = batch[i];
+    bool sync = transfer.op == kTransferSync || transfer.op == kTransferDataSync;
+    std::shared_ptr<RemoteTarget> remote = sync ? LookupRemoteFd(transfer.fd) : transfer.copy->remote;
+    if (!remote) continue;
+    int fault = sync ? InjectedSyncFault(transfer.fd)
+                     : InjectedFault(transfer.copy->fd, transfer.op == kTransferWrite, transfer.offset, transfer.length);
+    transfer.result = fault != 0 ? fault : -ENOTCONN;
+    if (fault != 0) continue;
+    auto waiter = std::make_unique<RemoteWaiter>();
+    RemoteOp op = sync ? RemoteOp::kFlush : transfer.op == kTransferWrite ? RemoteOp::kWrite : RemoteOp::kRead;
+    if (remote->Start(op, transfer.buffer, transfer.length, transfer.offset, waiter.get())) waiters[i] = std::move(waiter);
+  }
+  return waiters;
+}
+
+void FinishRemote(std::vector<Transfer>& batch, std::vector<std::unique_ptr<RemoteWaiter>>& waiters) {
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (waiters[i]) batch[i].result = waiters[i]->Wait();
+  }
+}
+
+bool IsRemote(const Transfer& transfer) {
+  bool sync = transfer.op == kTransferSync || transfer.op == kTransferDataSync;
+  return sync ? LookupRemoteFd(transfer.fd) != nullptr : transfer.copy->remote != nullptr;
 }
 
 #ifdef LVMFS_HAVE_URING
@@ -62,6 +94,10 @@ thread_local ThreadRing tRing;
 // Prepares one transfer, or settles it at once (an injected fault). False: no SQE left.
 bool Prepare(struct io_uring& ring, Transfer& transfer, bool* settled) {
   *settled = false;
+  if (IsRemote(transfer)) {
+    *settled = true;  // started by StartRemote, finished by FinishRemote
+    return true;
+  }
   if (transfer.op == kTransferSync || transfer.op == kTransferDataSync) {
     if (int fault = InjectedSyncFault(transfer.fd)) {
       transfer.result = fault;
@@ -120,6 +156,7 @@ void Complete(Transfer& transfer, int res) {
 int TransferFull(const CopyTarget& copy, bool write, uint8_t* buffer, uint64_t length,
                  uint64_t offset) {
   if (int fault = InjectedFault(copy.fd, write, offset, length)) return fault;
+  if (copy.remote) return RemoteTransfer(*copy.remote, write ? RemoteOp::kWrite : RemoteOp::kRead, buffer, length, offset);
   int fd = FdFor(copy, offset, length, buffer);
   uint64_t done = 0;
   while (done < length) {
@@ -159,6 +196,12 @@ bool RingAvailable() {
 void RunAtOnce(std::vector<Transfer>& batch) {
 #ifdef LVMFS_HAVE_URING
   if (batch.size() <= 1 || !tRing.Ensure()) return RunInOrder(batch);
+  std::vector<std::unique_ptr<RemoteWaiter>> remoteWaiters = StartRemote(batch);
+  struct RemoteFinisher {
+    std::vector<Transfer>& batch;
+    std::vector<std::unique_ptr<RemoteWaiter>>& waiters;
+    ~RemoteFinisher() { FinishRemote(batch, waiters); }
+  } finisher{batch, remoteWaiters};
   struct io_uring& ring = tRing.ring;
   size_t next = 0;
   unsigned inflight = 0;

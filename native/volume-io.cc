@@ -163,7 +163,11 @@ FallocateResult FallocateVolume(const VolumeMap& map, int backingMode, uint64_t 
       if (!Written(copy)) continue;
       attempted++;
       int error = InjectedFault(copy.fd, true, copy.offsetBytes + within, segment);
-      if (error == 0 && fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) {
+      if (error == 0 && copy.remote) {
+        // NBD WRITE_ZEROES (the server may punch): what both punch-hole and zero-range promise.
+        bool zeroes = (backingMode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0;
+        if (zeroes) error = RemoteTransfer(*copy.remote, RemoteOp::kZero, nullptr, segment, copy.offsetBytes + within);
+      } else if (error == 0 && fallocate(copy.fd, backingMode, copy.offsetBytes + within, segment) != 0) {
         error = -errno;
       }
       errors[c] = error;

@@ -78,6 +78,14 @@ void FinishMap(VolumeMap& map) {
     for (int i = 0; i < extent.count; i++) {
       CopyTarget& copy = extent.copies[i];
       if (copy.fd < 0) continue;  // a stale copy on an unreachable PV: never touched
+      copy.remote = LookupRemoteFd(copy.fd);
+      if (copy.remote) {
+        copy.bufferedFd = copy.fd;
+        if (std::find(map.distinctFds.begin(), map.distinctFds.end(), copy.fd) == map.distinctFds.end()) {
+          map.distinctFds.push_back(copy.fd);
+        }
+        continue;
+      }
       int flags = fcntl(copy.fd, F_GETFL);
       copy.direct = flags >= 0 && (flags & O_DIRECT) != 0;
       copy.bufferedFd = copy.fd;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "remote-target.h"
 #include "thin-table.h"
 
 namespace lvmfs {
@@ -27,6 +28,7 @@ struct CopyTarget {
   uint64_t offsetBytes = 0;
   bool stale = false;
   bool writeOnly = false;  // stale, but written through while a resync copies it
+  std::shared_ptr<RemoteTarget> remote;  // set when `fd` is a remote PV's token (FinishMap)
 };
 
 struct Extent {

@@ -5,6 +5,8 @@
  *   linear LV on a VG whose one PV is an NBD export, against fio's own NBD engine (libnbd) on
  *   the same export:   1 MiB sequential read qd8, 4 KiB random read qd32     target >= 0.8
  *                      (and the writes, for the record)
+ *   for context, the same workloads on a linear LV on a local PV file and on that raw file: what
+ *   FUSE itself costs on this machine, whatever the PV is
  *   2-copy mirror, one copy on a local file and one on an NBD export, 1 MiB sequential write qd8,
  *   against the slower leg alone (the local file through libaio, the export through fio's NBD
  *   engine)                                                                 target >= 0.8
@@ -88,6 +90,21 @@ try {
     const target = workload.rw === 'read' || workload.rw === 'randread' ? '>= 0.8' : '-'
     log(`| ${workload.name} | ${direct.toFixed(0)} ${workload.unit} | ${lv.toFixed(0)} ${workload.unit} | ` +
       `${ratio(lv, direct)} | ${target} |`)
+  }
+
+  const localLinearPv = filledFile('local-linear-pv.img', exportBytes)
+  const localMount = mountVg(`rf${process.pid}`, [localLinearPv], [{ name: 'linear', copies: 1 }])
+  mountpoints.push(localMount)
+  fillFile(join(localMount, 'linear'), sizeBytes)
+  log('\nfor context: the same on a local file, raw and as the one PV of a linear LV')
+  log('| workload | raw local file | lvmfs linear LV on it | ratio |')
+  log('|---|---|---|---|')
+  for (const workload of READS) {
+    const raw = runWorkload(localRaw, sizeBytes, workload, runtimeSeconds)
+    const lv = runWorkload(join(localMount, 'linear'), sizeBytes, workload, runtimeSeconds)
+    results[`local-raw-${workload.name}`] = raw
+    results[`local-linear-lv-${workload.name}`] = lv
+    log(`| ${workload.name} | ${raw.toFixed(0)} ${workload.unit} | ${lv.toFixed(0)} ${workload.unit} | ${ratio(lv, raw)} |`)
   }
 
   const mirrorMount = mountVg(`rm${process.pid}`, [localPv, mirrorExport.uri], [{ name: 'mirror', copies: 2 }])

@@ -26,12 +26,20 @@ const FAULT_MASK: Record<FaultMode, number> = {
 
 export class BackingFds {
   private readonly fds = new Map<string, number>()
+  /** Remote PVs' token fds by path (their connections are the devices' own; never closed here). */
+  private readonly remote = new Map<string, number>()
 
   constructor(private readonly direct: boolean) {}
 
-  /** The data fd of the PV at `path`; -1 for a remote PV, whose I/O stays in TypeScript. */
+  /** A remote PV's token fd (BlockDevice.dataToken), for fdFor and faults; a reconnected PV
+   * registers its new one. */
+  registerRemote(path: string, token: number): void {
+    this.remote.set(path, token)
+  }
+
+  /** The data fd of the PV at `path`: a remote PV's token, or -1 before it is registered. */
   fdFor(path: string): number {
-    if (isRemoteDevicePath(path)) return -1
+    if (isRemoteDevicePath(path)) return this.remote.get(path) ?? -1
     let fd = this.fds.get(path)
     if (fd !== undefined) return fd
     try {
@@ -52,7 +60,6 @@ export class BackingFds {
    */
   setFault(path: string, mode: FaultMode, ranges?: readonly ByteRange[]): void {
     const fd = this.fdFor(path)
-    // A remote PV's faults live in its FaultyDevice only, the one path its I/O takes.
     if (fd < 0) return
     const mask = FAULT_MASK[mode]
     if (mask === 0 || ranges === undefined) {
@@ -67,6 +74,8 @@ export class BackingFds {
   }
 
   closeAll(): void {
+    for (const token of this.remote.values()) setFdFault(token, 0)
+    this.remote.clear()
     for (const fd of this.fds.values()) {
       setFdFault(fd, 0)
       closeSync(fd)

@@ -17,7 +17,6 @@ import {
   FUSE_ROOT_ID, FuseSession, type FuseTransport, type Logger, type ReadErrorEvent, type ThinMiss, type TransportState,
   type VolumePolicy, type WriteErrorEvent,
 } from '../fuse/index.js'
-import { hasRemoteCopy, RemoteLvs } from './remote-lvs.js'
 import { absoluteDevicePath, FaultyDevice, openDevice, type BlockDevice, type OpenOptions } from '../io/index.js'
 import {
   OnlineVgRegistry, varyOnVg, FileDescriptorBackup, isThinLv, isThinPool, resolveBackupDir, thinOf, thinPoolOf,
@@ -110,9 +109,6 @@ export class MountedVg implements VolumeHost {
   private readonly served = new Map<number, Served>()
   /** Thin LVs with a native map, by nodeid: the pool LV and thin device their table follows. */
   private readonly thinServed = new Map<number, { poolLvId: number, thinId: number }>()
-  /** LVs with a copy on a remote PV, served in TypeScript (remote-lvs.ts), by nodeid. */
-  private readonly remoteServed = new Set<number>()
-  private readonly remote: RemoteLvs
   private session: FuseSession | undefined
 
   /** The transport serving the mount (undefined before it is mounted). */
@@ -134,7 +130,6 @@ export class MountedVg implements VolumeHost {
   private constructor(readonly vg: VolumeGroup, readonly engine: MirrorEngine,
     readonly varyOn: VaryOnResult, private readonly options: MountedVgOptions, registry: OnlineVgRegistry) {
     this.registry = registry
-    this.remote = new RemoteLvs(engine)
     this.thin = thinPoolsOf(engine, (error, pool) => options.log.error({ err: error, pool }, 'thin pool operation failed'),
       (event, pool, detail) => options.log.warn({ ...detail, pool }, `thin pool ${event}`))
     this.thin.setObserverFactory((poolLv) => this.thinObserver(poolLv))
@@ -171,14 +166,8 @@ export class MountedVg implements VolumeHost {
       refresh: () => this.refresh(),
     }) })
     this.gates = new GateKeeper({
-      // An LV served in TypeScript has no native map, hence no gates: its writes take the mirror
-      // engine's region locks, which are what closing a gate waits for on the native path.
-      setGate: (nodeid, region, open) => {
-        if (!this.remoteServed.has(nodeid)) this.session?.setGate(nodeid, region, open)
-      },
-      drainWrites: async (nodeid) => {
-        if (!this.remoteServed.has(nodeid)) await this.session?.drainWrites(nodeid)
-      },
+      setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
+      drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },
       pin: (nodeid, region) => this.beforeWriteRegion(nodeid, region),
       unpin: (nodeid, region) => {
         const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
@@ -309,7 +298,6 @@ export class MountedVg implements VolumeHost {
   }
 
   volumeIo(lv: LvDescriptor): VolumeIoHandler | undefined {
-    if (!this.forcedOff && this.remoteServed.has(nodeidOf(lv))) return this.remote.ioOf(lv)
     if (this.forcedOff || !isThinLv(lv)) return undefined
     const pools = this.thin
     return {
@@ -375,12 +363,13 @@ export class MountedVg implements VolumeHost {
   async fsync(lv: LvDescriptor, _dataOnly: boolean): Promise<void> {
     // A thin LV's fsync is its pool's commit: data, then the mappings that point at it.
     if (isThinLv(lv)) return (await this.thin.poolOfThin(lv)).pool.commit()
-    if (this.remoteServed.has(nodeidOf(lv))) return await this.remote.flush(lv)
     await this.syncAll()
   }
 
   private async syncAll(): Promise<void> {
-    await Promise.all(this.backing.allFds().map((fd) => syncFd(fd)))
+    const remote = this.vg.descriptor.pvs.map((_pv, index) => this.vg.device(index))
+      .filter((device) => device?.kind === 'remote')
+    await Promise.all([...this.backing.allFds().map((fd) => syncFd(fd)), ...remote.map((device) => device!.sync())])
   }
 
   /** The mirror engine's gate units are its LTGs; a map gated otherwise is replication's alone. */
@@ -431,6 +420,7 @@ export class MountedVg implements VolumeHost {
 
   private fdOf(pvIndex: number): number {
     const device = this.vg.device(pvIndex)
+    if (device?.dataToken !== undefined) this.backing.registerRemote(device.path, device.dataToken)
     return device === undefined ? -1 : this.backing.fdFor(device.path)
   }
 
@@ -442,21 +432,13 @@ export class MountedVg implements VolumeHost {
   private mapLv(lv: LvDescriptor): void {
     if (isThinPool(lv)) return
     if (isThinLv(lv)) return this.mapThinLv(lv)
-    if (hasRemoteCopy(this.vg, lv)) return this.serveInTypeScript(lv)
     const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
     // lvchange --permission r: native code answers writes to files already open with EROFS.
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
     this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: map.sizeBytes, gateBytes: map.gateBytes, mwc: lv.mwc,
-      readOnly: map.readOnly, plain: isPlainMap(map) })
-  }
-
-  /** Unmapped, the LV's requests reach volumeIo: the in-process mirror engine (remote-lvs.ts). */
-  private serveInTypeScript(lv: LvDescriptor): void {
-    this.session?.unmapVolume(nodeidOf(lv))
-    this.remoteServed.add(nodeidOf(lv))
-    this.served.set(nodeidOf(lv), { name: lv.name, sizeBytes: this.lvSizeBytes(lv), gateBytes: 0,
-      mwc: lv.mwc, readOnly: lv.readOnly === true, plain: false })
+      // A remote PV's token fd cannot back a loop device: no block device for LVs on one.
+      readOnly: map.readOnly, plain: isPlainMap(map) && !onRemotePv(this.vg, lv) })
   }
 
   /**
@@ -572,22 +554,9 @@ export class MountedVg implements VolumeHost {
       const lv = this.vg.descriptor.lvs.find((candidate) => nodeidOf(candidate) === nodeid)
       if (!lostPv && lv !== undefined && lv.mwc !== served.mwc) await this.gates.closeVolume(nodeid)
     }
-    // An LV moving to the TypeScript path (a remote PV came back) leaves the native one: its
-    // open gates hold MWC pins, released by closing them once its native writes drained.
-    for (const lv of this.lvs()) {
-      if (!this.remoteServed.has(nodeidOf(lv)) && this.served.has(nodeidOf(lv)) && hasRemoteCopy(this.vg, lv)) {
-        await this.gates.closeVolume(nodeidOf(lv))
-      }
-    }
     const previous = new Map(this.served)
-    const previousRemote = new Set(this.remoteServed)
     this.served.clear()
-    this.remoteServed.clear()
     this.mapAll()
-    const stillRemote = new Set([...previousRemote].filter((nodeid) => this.remoteServed.has(nodeid))
-      .map((nodeid) => this.lvByNode(nodeid).lvId))
-    await this.remote.close(stillRemote).catch((error: unknown) =>
-      this.options.log.error({ err: error }, 'closing the TypeScript handle of an LV failed'))
     const invalidations: Array<Promise<void>> = []
     for (const [nodeid, before] of previous) {
       const now = this.served.get(nodeid)
@@ -777,7 +746,6 @@ export class MountedVg implements VolumeHost {
     }
     await this.syncAll().catch(() => undefined)
     await this.session?.unmount({ lazy: options.force === true })
-    await this.remote.close().catch((error: unknown) => this.options.log.error({ err: error }, 'closing remote-PV LVs failed'))
     await this.thin.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'thin pool stop failed'))
     await this.blockDevices?.releaseAll('the unmount')
     this.gates.forgetAll()
@@ -787,4 +755,8 @@ export class MountedVg implements VolumeHost {
     setDirectCopyFds(this.vg, undefined)
     this.backing.closeAll()
   }
+}
+
+function onRemotePv(vg: VolumeGroup, lv: LvDescriptor): boolean {
+  return lv.lps.some((copies) => copies.some((copy) => vg.device(copy.pvIndex)?.kind === 'remote'))
 }

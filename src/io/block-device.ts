@@ -21,6 +21,9 @@ export interface BlockDevice {
   readonly sectorBytes: number
   /** The OS file descriptor, for the native data path; -1 when there is none (memory, remote). */
   readonly fd: number
+  /** A remote device's token fd: what volume maps give the native data path for its copies
+   * (native/remote-target.h). Not an fd for I/O: read and write fail on it with ESPIPE. */
+  readonly dataToken?: number
   read(buffer: Uint8Array, offsetBytes: number): Promise<void>
   write(buffer: Uint8Array, offsetBytes: number): Promise<void>
   /** Makes every completed write durable (fdatasync). */

@@ -54,6 +54,7 @@ export class FaultyDevice implements BlockDevice {
   get sizeBytes(): number { return this.inner.sizeBytes }
   get sectorBytes(): number { return this.inner.sectorBytes }
   get fd(): number { return this.inner.fd }
+  get dataToken(): number | undefined { return this.inner.dataToken }
 
   /** True when a read now reaches the inner device unchanged (no read fault, flip, latency,
    * disappearance or crash), so a caller may read the inner device's fd directly (the native

@@ -1,8 +1,8 @@
 /**
  * NbdDevice: a PV on an NBD export (`nbd://host[:port]/export`, `nbd+unix:///export?socket=PATH`),
  * through the native addon's libnbd connection (native/nbd-client.cc). It has no file descriptor
- * (fd -1), so the native data path never touches it: LVs with copies on it are served in
- * TypeScript (docs/remote-pvs.md).
+ * (fd -1); the native data path reaches the same connection through `dataToken`, so volume
+ * bytes on it never pass through JavaScript either (docs/remote-pvs.md).
  *
  * Durability: `sync()` is NBD_CMD_FLUSH and `writeDurable` a write with NBD_CMD_FLAG_FUA, so a
  * read-write open is refused on an export that can do neither. `discard` is NBD_CMD_WRITE_ZEROES
@@ -43,6 +43,7 @@ interface NbdConnection {
   flush(): Promise<void>
   zero(offsetBytes: number, lengthBytes: number): Promise<void>
   close(): Promise<void>
+  dataFd(): number
 }
 
 type NbdConnectionClass = new (uri: string, timeoutMs: number) => NbdConnection
@@ -125,6 +126,7 @@ export async function openNbdDevice(path: string, options: OpenOptions = {}): Pr
 class NbdDevice implements BlockDevice {
   readonly kind = 'remote' as const
   readonly fd = -1
+  readonly dataToken: number
   readonly sizeBytes: number
   readonly sectorBytes: number
   private readonly requestBytes: number
@@ -133,6 +135,7 @@ class NbdDevice implements BlockDevice {
   constructor(readonly path: string, private readonly connection: NbdConnection,
     private readonly info: ExportInfo, private readonly readOnly: boolean) {
     this.sizeBytes = info.sizeBytes
+    this.dataToken = connection.dataFd()
     this.sectorBytes = Math.max(512, info.minimumBlockBytes)
     this.requestBytes = info.maximumBlockBytes > 0 ? Math.min(MAX_REQUEST_BYTES, info.maximumBlockBytes)
       : MAX_REQUEST_BYTES

@@ -105,8 +105,8 @@ export class Replicator {
         (vg === pool.vg || onPv(source.lv, index)))
       if (remote >= 0) {
         throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${vg.name}" has the remote PV "${vg.device(remote)!.path}"`, {
-          detail: 'Replication runs in the native data path, which has no NBD client; LVs with copies on ' +
-            'remote PVs are served in TypeScript without replication (docs/remote-pvs.md).',
+          detail: 'Replication copies partitions with native range copies between file descriptors, and a ' +
+            'remote PV has none (docs/remote-pvs.md).',
           hint: 'Replicate an LV whose copies are all on local PVs, into a VG of local PVs.' })
       }
       if (vg.descriptor.shared === true) {
