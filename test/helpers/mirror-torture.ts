@@ -66,6 +66,8 @@ export interface TortureOptions {
   readonly log?: (line: string) => void
   /** Run the daemons from an esbuild bundle of the checkout (default true; false: through tsx). */
   readonly bundle?: boolean
+  /** The second copy's PV: this NBD URI (its export blank and large enough) instead of a file. */
+  readonly remotePv?: string
 }
 
 export interface TortureSummary {
@@ -206,7 +208,7 @@ export class MirrorTorture {
     this.log = options.log ?? ((line) => process.stdout.write(line + '\n'))
     this.vg = `k9t${process.pid}`
     this.mountpoint = join(options.dir, 'mnt')
-    this.pvs = [0, 1].map((i) => join(options.dir, `pv${i}.img`))
+    this.pvs = [join(options.dir, 'pv0.img'), options.remotePv ?? join(options.dir, 'pv1.img')]
     this.lvFile = join(this.mountpoint, 'mir')
     this.env = { ...process.env, LVMFS_RUN_DIR: join(options.dir, 'run'), LVMFS_LOG_DIR: join(options.dir, 'log'),
       LVMFS_LOCK_DIR: join(options.dir, 'locks'), UV_THREADPOOL_SIZE: '8' }
@@ -350,6 +352,7 @@ export class MirrorTorture {
     const dir = this.options.dir
     for (const sub of ['', 'mnt', 'run', 'log', 'locks']) mkdirSync(join(dir, sub), { recursive: true })
     for (const pv of this.pvs) {
+      if (pv === this.options.remotePv) continue
       writeFileSync(pv, '')
       truncateSync(pv, this.lvSizeBytes + (32 << 20))
     }
