@@ -60,6 +60,9 @@ export class EtcdDlmClient implements LockBackend {
   private nextRd = 1
   private nextKey = 1
   private closed = false
+  /** Set once the locks were given up (lease lost or not renewed in time): none is taken again. */
+  private fenced = false
+  private fenceTimer: NodeJS.Timeout | undefined
 
   private constructor(
     readonly etcd: Etcd3,
@@ -72,6 +75,7 @@ export class EtcdDlmClient implements LockBackend {
   static async connect(options: EtcdDlmClientOptions): Promise<EtcdDlmClient> {
     const etcd = new Etcd3({ hosts: options.hosts })
     const lease = etcd.lease(options.ttlSeconds ?? 5)
+    const grantStartedMs = Date.now()
     let leaseId: string
     try {
       leaseId = await lease.grant()
@@ -82,15 +86,45 @@ export class EtcdDlmClient implements LockBackend {
     const namespace = options.namespace ?? 'lvmfs'
     const client = new EtcdDlmClient(etcd, lease, leaseId, namespace, `${options.prefix ?? '/lvmfs-dlm/'}${enc(namespace)}/`)
     await client.watchQueues()
-    lease.on('lost', (cause) => {
-      // etcd says our lease is gone: every lock of this client may already be granted to others.
-      for (const lock of [...client.live]) {
-        client.live.delete(lock)
-        lock.fireLost(new LvmfsError('DLM_NOTGRANTED', `lock on "${lock.resource}" lost with the etcd lease`,
-          { cause }))
-      }
-    })
+    lease.on('lost', (cause) => client.loseAll('lost with the etcd lease', cause))
+    client.watchLease(grantStartedMs, (options.ttlSeconds ?? 5) * 1000)
     return client
+  }
+
+  /**
+   * Self-fencing. etcd3 reports a lease 'lost' only after two TTLs without a keepalive, long
+   * after etcd may have granted our locks to another host. The server's lease outlives every
+   * keepalive it answered by at least the TTL counted from when that keepalive was sent, so a
+   * client whose last answered keepalive was sent at T holds its locks until T + TTL, and no
+   * later: a margin before that, every lock is reported lost (DlmLock.onLost), and its holder
+   * must stop writing before anyone else can be granted the lock.
+   */
+  private watchLease(grantStartedMs: number, ttlMs: number): void {
+    const marginMs = Math.min(1000, ttlMs / 4)
+    let validUntilMs = grantStartedMs + ttlMs
+    const sent: number[] = []
+    this.lease.on('keepaliveFired', () => { sent.push(Date.now()) })
+    this.lease.on('keepaliveSucceeded', () => {
+      const at = sent.shift()
+      if (at !== undefined) validUntilMs = Math.max(validUntilMs, at + ttlMs)
+    })
+    this.lease.on('keepaliveFailed', () => { sent.shift() })
+    this.fenceTimer = setInterval(() => {
+      if (this.closed || Date.now() < validUntilMs - marginMs) return
+      this.loseAll(`not renewed with the etcd lease within its TTL (${ttlMs} ms): self-fenced`)
+      if (this.fenceTimer !== undefined) clearInterval(this.fenceTimer)
+    }, Math.max(50, Math.min(250, marginMs / 2)))
+    this.fenceTimer.unref()
+  }
+
+  /** Every lock of this client may already be granted to others: each is reported lost. */
+  private loseAll(why: string, cause?: unknown): void {
+    this.fenced = true
+    for (const lock of [...this.live]) {
+      this.live.delete(lock)
+      lock.fireLost(new LvmfsError('DLM_NOTGRANTED', `lock on "${lock.resource}" ${why}`,
+        cause === undefined ? {} : { cause }))
+    }
   }
 
   onRecoveryNeeded(handler: (rd: number, domain: string) => void): void {
@@ -120,6 +154,9 @@ export class EtcdDlmClient implements LockBackend {
   }
 
   async lock(resource: string, mode: LockMode, options: LockOptions = {}): Promise<DlmLock> {
+    if (this.fenced) {
+      throw new LvmfsError('DLM_NOTGRANTED', `no lock on "${resource}": this client's etcd lease lapsed (self-fenced)`)
+    }
     if (!isLockMode(mode)) throw new LvmfsError('DLM_BADPARAM', `unknown lock mode "${String(mode)}"`)
     const bytes = Buffer.byteLength(resource ?? '')
     if (bytes === 0 || bytes > 255) throw new LvmfsError('DLM_IVBUFLEN', 'resource name must be 1 to 255 bytes')
@@ -255,6 +292,7 @@ export class EtcdDlmClient implements LockBackend {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.fenceTimer !== undefined) clearInterval(this.fenceTimer)
     const bounded = (promise: Promise<unknown>): Promise<unknown> =>
       Promise.race([promise.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000).unref())])
     await bounded(Promise.all([...this.watchers].map((watcher) => watcher.cancel())))
@@ -265,6 +303,7 @@ export class EtcdDlmClient implements LockBackend {
   /** Test hook: stop keeping the lease alive and go silent, as a crashed process would. */
   async abandon(): Promise<void> {
     this.closed = true
+    if (this.fenceTimer !== undefined) clearInterval(this.fenceTimer)
     await Promise.all([...this.watchers].map((watcher) => watcher.cancel()))
     this.lease.release()
     this.etcd.close()

@@ -71,6 +71,8 @@ export interface SharedVgHooks {
   serves(lv: LvDescriptor): boolean
   /** Throws when `lv` may not be opened so (e.g. served read-only). */
   checkOpen(lv: LvDescriptor, writable: boolean): void
+  /** Registers what to do when an LV lock is lost (lease lapsed, broker lost it): stop writing. */
+  onFence(handler: (error: Error) => void): void
 }
 
 /** Where a fault applies: a PV byte range (`lengthBytes` default: to the end of the PV), or the
@@ -200,6 +202,7 @@ export class MountedVg implements VolumeHost {
       const engine = await MirrorEngine.start(vg, { logger: options.log,
         ...(options.alExtents === undefined ? {} : { mwcCacheLtgs: options.alExtents }) })
       const mounted = new MountedVg(vg, engine, result, options, registry)
+      options.shared?.onFence((error) => mounted.selfFence(error))
       for (const [path, device] of faulty) mounted.faulty.set(path, device)
       await mounted.mount()
       return mounted
@@ -627,8 +630,22 @@ export class MountedVg implements VolumeHost {
   }
 
   private onForceOff(error: Error): void {
+    this.stopServing(error, 'volume group forced off: quorum lost; all I/O now fails with EIO')
+  }
+
+  /**
+   * A lock this shared mount serves LVs under is lost: another host may be granted it from now
+   * on, so this process stops writing at once (self-fencing). The volumes are unmapped: new
+   * requests answer EIO, and native writes already under way end with their transfer.
+   */
+  selfFence(error: Error): void {
+    this.stopServing(error, 'self-fenced: a DLM lock of this shared mount is lost; all I/O now fails with EIO')
+  }
+
+  private stopServing(error: Error, message: string): void {
+    if (this.forcedOff) return
     this.forcedOff = true
-    this.options.log.error({ err: error }, 'volume group forced off: quorum lost; all I/O now fails with EIO')
+    this.options.log.error({ err: error }, message)
     for (const nodeid of this.served.keys()) this.session?.unmapVolume(nodeid)
     void this.blockDevices?.releaseAll('the force-off')
   }

@@ -9,6 +9,11 @@
  * a read-only one (several read-only servers may coexist; a writer excludes every other), taken
  * with noQueue: an LV already served elsewhere fails the mount with ENGINE_BUSY at once.
  *
+ * Fencing: an LV lock that is lost (etcd lease not renewed within its TTL, broker restarted
+ * without it) may be granted to another host from then on, so the mount stops serving at once
+ * (MountedVg.selfFence): every later request answers EIO. The etcd client reports the loss a
+ * margin before the lease can expire (etcd-client.ts, watchLease).
+ *
  * Not supported on a shared VG (refused at mount): LVs with more than one copy and an MWC
  * policy (the MWC log is one area per PV, written by whoever serves a mirrored LV; two
  * processes would overwrite each other's records), and the background auto-resync (it walks
@@ -40,6 +45,8 @@ export interface SharedMountReport {
   readonly vgLockMode: string
   readonly recoveries: number
   readonly reloads: number
+  /** True once an LV lock was lost and the mount stopped serving (self-fenced). */
+  readonly fenced: boolean
 }
 
 type Log = { info(object: object, message: string): void; warn(object: object, message: string): void }
@@ -67,6 +74,9 @@ const PAUSE_ENV = 'LVMFS_TEST_SHARED_PAUSE_AFTER_COMMIT'
 
 export class SharedMount {
   private readonly lvLocks = new Map<number, { lock: DlmLock; readOnly: boolean; name: string }>()
+  private readonly fenceHandlers: Array<(error: Error) => void> = []
+  /** The first lost lock's error, once one was lost. */
+  fencedBy: Error | undefined
 
   private constructor(private readonly options: SharedMountOptions, private readonly dlm: DlmSession,
     readonly vgLock: SharedVgLock, private readonly log: Log) {}
@@ -97,6 +107,7 @@ export class SharedMount {
     return {
       afterVaryOn: (vg) => this.afterVaryOn(vg),
       serves: (lv) => this.lvLocks.has(lv.lvId),
+      onFence: (handler) => { this.fenceHandlers.push(handler) },
       checkOpen: (lv, writable) => {
         if (writable && this.lvLocks.get(lv.lvId)?.readOnly === true) {
           throw new LvmfsError('ENGINE_BUSY', `"${lv.name}" is served read-only by this mount (--lvs ${lv.name}:ro)`)
@@ -118,6 +129,7 @@ export class SharedMount {
       try {
         const lock = await this.dlm.lock(`LV:${vg.vgId}:${lv.lvId}`, mode, { noQueue: true })
         this.lvLocks.set(lv.lvId, { lock, readOnly: served.readOnly, name: lv.name })
+        lock.onLost((error) => this.fence(error))
       } catch (error) {
         if (isLvmfsError(error) && error.code === 'DLM_NOTQUEUED') {
           throw new LvmfsError('ENGINE_BUSY', `logical volume "${lv.name}" is served by another process`, {
@@ -130,9 +142,16 @@ export class SharedMount {
     this.log.info({ lvs: this.options.lvs, backend: this.options.backend }, 'shared VG locks taken')
   }
 
+  private fence(error: Error): void {
+    if (this.fencedBy !== undefined) return
+    this.fencedBy = error
+    this.log.warn({ err: error }, 'an LV lock is lost: self-fencing')
+    for (const handler of this.fenceHandlers) handler(error)
+  }
+
   report(): SharedMountReport {
     return { backend: this.options.backend, vgLockMode: this.vgLock.mode, recoveries: this.vgLock.recoveries,
-      reloads: this.vgLock.reloads,
+      reloads: this.vgLock.reloads, fenced: this.fencedBy !== undefined,
       lvs: [...this.lvLocks].map(([lvId, held]) => ({ name: held.name, lvId, mode: held.lock.mode })) }
   }
 

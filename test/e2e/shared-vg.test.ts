@@ -214,7 +214,7 @@ t.test('shared VG through etcd: two daemons, extend while writing', { skip }, as
     return
   }
   const fixture = await sharedVg(t)
-  await twoServers(t, fixture, ['--lock-backend', 'etcd', '--etcd', url, '--lock-ttl', '2'])
+  await twoServers(t, fixture, ['--lock-backend', 'etcd', '--etcd', url, '--lock-ttl', '5'])
 })
 
 t.test('kill -9 of a daemon holding the VG lock EX: the other recovers', { skip }, async (t) => {

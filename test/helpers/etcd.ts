@@ -22,7 +22,10 @@ async function freePort(): Promise<number> {
   })
 }
 
-export async function startEtcd(t: { teardown(fn: () => unknown): void }): Promise<string | null> {
+/** `alsoListenOn`: one more address its client port listens on (another network namespace's
+ * way in); the URL returned is always the loopback one. */
+export async function startEtcd(t: { teardown(fn: () => unknown): void },
+  options: { alsoListenOn?: string } = {}): Promise<string | null> {
   if (!existsSync(ETCD_BINARY)) return null
   const dir = mkdtempSync(join(tmpdir(), 'lvmfs-etcd-'))
   const [clientPort, peerPort] = [await freePort(), await freePort()]
@@ -30,7 +33,8 @@ export async function startEtcd(t: { teardown(fn: () => unknown): void }): Promi
   const peerUrl = `http://127.0.0.1:${peerPort}`
   const child = spawn(ETCD_BINARY, [
     '--name', 'test', '--data-dir', join(dir, 'data'),
-    '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+    '--listen-client-urls', options.alsoListenOn === undefined ? clientUrl
+      : `${clientUrl},http://${options.alsoListenOn}:${clientPort}`, '--advertise-client-urls', clientUrl,
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
     '--initial-cluster', `test=${peerUrl}`, '--log-level', 'error',
   ], { stdio: 'ignore' })

@@ -13,6 +13,10 @@ export interface RemoteHost {
   readonly namespace: string
   /** The address of the namespace's end, where its servers listen. */
   readonly address: string
+  /** The address of this end: what processes in the namespace reach this host by. */
+  readonly hostAddress: string
+  /** The namespace's end of the link: `ip -n NAMESPACE link set DEVICE down` cuts it. */
+  readonly peerDevice: string
 }
 
 let counter = 0
@@ -57,7 +61,7 @@ export function createRemoteHost(): RemoteHost & { remove(): void } {
     remove()
     throw error
   }
-  return { namespace, address: octets(2), remove }
+  return { namespace, address: octets(2), hostAddress: octets(1), peerDevice: peerEnd, remove }
 }
 
 export function makeRemoteHost(t: Test): RemoteHost {
