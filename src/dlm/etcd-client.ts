@@ -108,7 +108,9 @@ export class EtcdDlmClient implements LockBackend {
       const at = sent.shift()
       if (at !== undefined) validUntilMs = Math.max(validUntilMs, at + ttlMs)
     })
-    this.lease.on('keepaliveFailed', () => { sent.shift() })
+    // A failed stream never answers what it carried; the next stream's answers pair with its
+    // own requests, in order.
+    this.lease.on('keepaliveFailed', () => { sent.length = 0 })
     this.fenceTimer = setInterval(() => {
       if (this.closed || Date.now() < validUntilMs - marginMs) return
       this.loseAll(`not renewed with the etcd lease within its TTL (${ttlMs} ms): self-fenced`)
