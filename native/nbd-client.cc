@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -174,13 +175,15 @@ class Connection : public RemoteTarget {
     settle_ = std::move(settle);
     connect->deadline = Clock::now() + timeout_;
     thread_ = std::thread([this, connect]() { Run(connect); });
+    started_.store(true, std::memory_order_release);
   }
 
   void Join() {
     if (thread_.joinable()) thread_.join();
   }
 
-  bool started() const { return thread_.joinable(); }
+  // Read by data-path threads while the JS thread may be joining: never the std::thread itself.
+  bool started() const { return started_.load(std::memory_order_acquire); }
 
  private:
   void Post(Op* op) {
@@ -383,6 +386,7 @@ class Connection : public RemoteTarget {
   Napi::ThreadSafeFunction settle_;
   int wake_ = -1;
   std::thread thread_;
+  std::atomic<bool> started_{false};
   std::mutex mutex_;
   std::deque<Op*> queue_;
   bool closed_ = false;
