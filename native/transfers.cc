@@ -42,8 +42,9 @@ void RunOne(Transfer& transfer) {
 
 // Starts the batch's transfers to remote targets, which run on their connections' threads while
 // the rest go through the ring; their results are set by FinishRemote.
+// Empty (no allocation) when the batch has no remote transfer: the common, all-local case.
 std::vector<std::unique_ptr<RemoteWaiter>> StartRemote(std::vector<Transfer>& batch) {
-  std::vector<std::unique_ptr<RemoteWaiter>> waiters(batch.size());
+  std::vector<std::unique_ptr<RemoteWaiter>> waiters;
   for (size_t i = 0; i < batch.size(); i++) {
     Transfer& transfer = batch[i];
     bool sync = transfer.op == kTransferSync || transfer.op == kTransferDataSync;
@@ -55,13 +56,15 @@ std::vector<std::unique_ptr<RemoteWaiter>> StartRemote(std::vector<Transfer>& ba
     if (fault != 0) continue;
     auto waiter = std::make_unique<RemoteWaiter>();
     RemoteOp op = sync ? RemoteOp::kFlush : transfer.op == kTransferWrite ? RemoteOp::kWrite : RemoteOp::kRead;
-    if (remote->Start(op, transfer.buffer, transfer.length, transfer.offset, waiter.get())) waiters[i] = std::move(waiter);
+    if (!remote->Start(op, transfer.buffer, transfer.length, transfer.offset, waiter.get())) continue;
+    if (waiters.empty()) waiters.resize(batch.size());
+    waiters[i] = std::move(waiter);
   }
   return waiters;
 }
 
 void FinishRemote(std::vector<Transfer>& batch, std::vector<std::unique_ptr<RemoteWaiter>>& waiters) {
-  for (size_t i = 0; i < batch.size(); i++) {
+  for (size_t i = 0; i < waiters.size(); i++) {
     if (waiters[i]) batch[i].result = waiters[i]->Wait();
   }
 }

@@ -79,14 +79,8 @@ void FinishMap(VolumeMap& map) {
       CopyTarget& copy = extent.copies[i];
       if (copy.fd < 0) continue;  // a stale copy on an unreachable PV: never touched
       copy.remote = LookupRemoteFd(copy.fd);
-      if (copy.remote) {
-        copy.bufferedFd = copy.fd;
-        if (std::find(map.distinctFds.begin(), map.distinctFds.end(), copy.fd) == map.distinctFds.end()) {
-          map.distinctFds.push_back(copy.fd);
-        }
-        continue;
-      }
-      int flags = fcntl(copy.fd, F_GETFL);
+      // A remote PV's token is no file: never O_DIRECT, so it has no buffered twin either.
+      int flags = copy.remote ? 0 : fcntl(copy.fd, F_GETFL);
       copy.direct = flags >= 0 && (flags & O_DIRECT) != 0;
       copy.bufferedFd = copy.fd;
       if (copy.direct) {

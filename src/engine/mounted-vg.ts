@@ -370,9 +370,10 @@ export class MountedVg implements VolumeHost {
   }
 
   private async syncAll(): Promise<void> {
+    // A remote PV has no fd among the backing fds: its sync is the device's (NBD FLUSH).
     const remote = this.vg.descriptor.pvs.map((_pv, index) => this.vg.device(index))
-      .filter((device) => device?.kind === 'remote')
-    await Promise.all([...this.backing.allFds().map((fd) => syncFd(fd)), ...remote.map((device) => device!.sync())])
+      .filter((device): device is BlockDevice => device?.kind === 'remote')
+    await Promise.all([...this.backing.allFds().map((fd) => syncFd(fd)), ...remote.map((device) => device.sync())])
   }
 
   /** The mirror engine's gate units are its LTGs; a map gated otherwise is replication's alone. */

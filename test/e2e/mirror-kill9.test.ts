@@ -7,30 +7,20 @@
 // back as the model says. Every 10th remount, and after the last, the whole LV is read back and
 // `scrub` must report 0 mismatches.
 // The seed is printed; MIRROR_KILL9_SEED=N replays its choices (not the kill timing).
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { fuseAvailable } from '../helpers/mount-child.js'
-import { MirrorTorture } from '../helpers/mirror-torture.js'
+import { tortureInTest } from '../helpers/mirror-torture.js'
 
 const seed = Number(process.env['MIRROR_KILL9_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
 
 t.test('kill -9 of the daemon during random writes, 100 points: every acknowledged write reads back, scrub finds 0 mismatches',
   { skip: fuseAvailable(), timeout: 300_000 }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'lvmfs-kill9-'))
-    const torture = new MirrorTorture({ dir, seed, points: 100, budgetMs: 60_000, lvSizeBytes: 64 << 20, ppSize: '512K',
-      scrubEvery: 10, fullReadEvery: 10, sampleSectors: 256, sectorsPerWrite: 8, killDelayMaxMs: 200,
-      log: (line) => { if (!/^point \d*[1-9]:/.test(line)) t.comment(line) } })
-    let passed = false
-    t.teardown(async () => {
-      await torture.close()
-      if (passed) rmSync(dir, { recursive: true, force: true })
-      else t.comment(`the PV files, daemon log and model.json are left in ${dir}`)
-    })
-    t.comment(`seed ${seed} (replay: MIRROR_KILL9_SEED=${seed})`)
-    const summary = await torture.run()
-    passed = true
+    const summary = await tortureInTest(t, { dir, seed, points: 100, budgetMs: 60_000, lvSizeBytes: 64 << 20,
+      ppSize: '512K', scrubEvery: 10, fullReadEvery: 10, sampleSectors: 256, sectorsPerWrite: 8, killDelayMaxMs: 200 })
     t.ok(summary.points > 0, `${summary.points} kill point(s) passed; per point ${summary.pointMs.mean} ms mean ` +
       `(${summary.points < 100 ? 'the time budget ended the run before 100' : 'all 100 fit'})`)
     t.ok(summary.acknowledged > 0 && summary.inFlightAtKill > 0,

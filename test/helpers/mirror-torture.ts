@@ -713,3 +713,24 @@ export class MirrorTorture {
     if (mountedAt(this.mountpoint) === 0) rmSync(this.options.dir, { recursive: true, force: true })
   }
 }
+
+/**
+ * Runs a torture inside a tap test: `options.dir` (a fresh directory) is removed when the run
+ * passes and left, named in a comment, when it fails; the seed is printed for a replay with
+ * MIRROR_KILL9_SEED; point lines are shown every 10th point.
+ */
+export async function tortureInTest(t: { comment(message: string): void, teardown(fn: () => unknown): void },
+  options: Omit<TortureOptions, 'seed' | 'log'> & { seed: number }): Promise<TortureSummary> {
+  const torture = new MirrorTorture({ ...options,
+    log: (line) => { if (!/^point \d*[1-9]:/.test(line)) t.comment(line) } })
+  let passed = false
+  t.teardown(async () => {
+    await torture.close()
+    if (passed) rmSync(options.dir, { recursive: true, force: true })
+    else t.comment(`the PV files, daemon log and model.json are left in ${options.dir}`)
+  })
+  t.comment(`seed ${options.seed} (replay: MIRROR_KILL9_SEED=${options.seed})`)
+  const summary = await torture.run()
+  passed = true
+  return summary
+}

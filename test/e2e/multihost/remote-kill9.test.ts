@@ -3,12 +3,12 @@
 // mirror-kill9.test.ts): after each remount every acknowledged write reads back as the model
 // says, writes unanswered at the kill read all-old or all-new, and scrub finds the local and
 // the remote copy identical. Fewer points than the local test: the remote leg is the new part.
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { fuseAvailable } from '../../helpers/mount-child.js'
-import { MirrorTorture } from '../../helpers/mirror-torture.js'
+import { tortureInTest } from '../../helpers/mirror-torture.js'
 import { makeRemoteHost, remoteHostUnavailable, startNbdServer } from '../../helpers/remote-host.js'
 
 const seed = Number(process.env['MIRROR_KILL9_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
@@ -22,18 +22,9 @@ t.test('kill -9 of the daemon with one copy on a remote PV: acknowledged writes 
     truncateSync(exportFile, lvSizeBytes + (32 << 20))
     const host = makeRemoteHost(t)
     const server = await startNbdServer(t, host, exportFile, 10809)
-    const torture = new MirrorTorture({ dir, seed, points: 20, budgetMs: 25_000, lvSizeBytes, ppSize: '512K',
+    const summary = await tortureInTest(t, { dir, seed, points: 20, budgetMs: 25_000, lvSizeBytes, ppSize: '512K',
       scrubEvery: 5, fullReadEvery: 5, sampleSectors: 256, sectorsPerWrite: 8, killDelayMaxMs: 200,
-      remotePv: server.uri, log: (line) => { if (!/^point \d*[1-9]:/.test(line)) t.comment(line) } })
-    let passed = false
-    t.teardown(async () => {
-      await torture.close()
-      if (passed) rmSync(dir, { recursive: true, force: true })
-      else t.comment(`the PV files, daemon log and model.json are left in ${dir}`)
-    })
-    t.comment(`seed ${seed} (replay: MIRROR_KILL9_SEED=${seed})`)
-    const summary = await torture.run()
-    passed = true
+      remotePv: server.uri })
     t.ok(summary.points > 0, `${summary.points} kill point(s) passed`)
     t.ok(summary.acknowledged > 0, `${summary.acknowledged} writes acknowledged, ${summary.inFlightAtKill} in flight at a kill`)
     t.ok(summary.scrubs >= 1, `${summary.scrubs} scrub(s), each with 0 mismatches between the local and remote copy`)
