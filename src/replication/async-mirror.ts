@@ -28,12 +28,17 @@ export class AsyncMirrors {
   async beforeWrite(vgName: string, source: Located, child: ChildLocated, chunks: readonly number[],
     count: number): Promise<void> {
     await this.#catchUp.beforeWrite(source, child, chunks)
-    await this.#markDirty(vgName, source, child, chunks, count)
+    await this.#markDirty(vgName, source, this.#ctx.asyncStates.of(child.engine.vg.name, child.lv), chunks, count)
   }
 
-  async #markDirty(vgName: string, source: Located, child: ChildLocated, chunks: readonly number[],
+  /** The same for a target whose VG is not online: counted and persisted dirty, not journaled. */
+  async beforeDetachedWrite(vgName: string, source: Located, key: string, chunks: readonly number[],
     count: number): Promise<void> {
-    const state = this.#ctx.asyncStates.of(child.engine.vg.name, child.lv)
+    await this.#markDirty(vgName, source, this.#ctx.asyncStates.ofDetached(key, this.#ctx.fresh(source)), chunks, count)
+  }
+
+  async #markDirty(vgName: string, source: Located, state: AsyncState, chunks: readonly number[],
+    count: number): Promise<void> {
     state.note(count, this.#ctx.now())
     const fresh: number[] = []
     for (const chunk of chunks) {
@@ -49,10 +54,12 @@ export class AsyncMirrors {
   async #persistDirty(vgName: string, source: Located): Promise<void> {
     const ctx = this.#ctx
     await ctx.sources.update(source, (ext) => {
+      const lv = ctx.fresh(source)
+      const keys = ctx.children(vgName, lv)
+        .filter((child) => child.replica.kind === 'mirror-async' && child.replica.state !== 'split')
+        .map((child) => keyOf(child.engine.vg.name, child.lv.name))
       const dirty: Record<string, number[]> = {}
-      for (const child of ctx.children(vgName, ctx.fresh(source))) {
-        if (child.replica.kind !== 'mirror-async' || child.replica.state === 'split') continue
-        const key = keyOf(child.engine.vg.name, child.lv.name)
+      for (const key of [...keys, ...ctx.detachedAsyncTargets(vgName, lv)]) {
         const state = ctx.asyncStates.get(key)
         dirty[key] = state === undefined ? [...(ext.dirty[key] ?? [])] : [...state.persistedDirty].sort((a, b) => a - b)
       }

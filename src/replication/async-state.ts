@@ -27,8 +27,12 @@ export interface StagingCycle {
   /** chunk -> target LP its frozen image is staged in. */
   readonly slots: ReadonlyMap<number, number>
   readonly staged: Set<number>
-  /** Set at the freeze instant: from then on a write into an unstaged chunk stages it first. */
+  /** Frozen images read from the source and not yet written to the target (bounded). */
+  readonly captured: Map<number, Buffer>
+  /** Set at the freeze instant: from then on a write into an unstaged chunk captures it first. */
   frozen: boolean
+  /** Set when captures would outgrow their bound: the attempt publishes nothing. */
+  aborted: boolean
 }
 
 export class AsyncState {
@@ -105,15 +109,26 @@ export class AsyncStates {
 
   /** The state of an async target, rebuilt from its source's persisted dirty set on first use. */
   of(targetVg: string, target: LvDescriptor): AsyncState {
-    const key = keyOf(targetVg, target.name)
+    const replica = replicaOf(target)!
+    const sourceLv = this.#ctx.engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
+    // A new mirror journals from its first write; after a restart the journal is gone.
+    return this.#stateOf(keyOf(targetVg, target.name), sourceLv, (dirty) => replica.state === 'in-progress' &&
+      dirty.length === 0)
+  }
+
+  /** The state of a target whose VG is not online (see ReplicationContext.detachedAsyncTargets):
+   * it journals nothing, the writes it misses are caught up by copies. */
+  ofDetached(key: string, sourceLv: LvDescriptor): AsyncState {
+    const state = this.#stateOf(key, sourceLv, () => false)
+    state.dropJournal(Infinity)
+    return state
+  }
+
+  #stateOf(key: string, sourceLv: LvDescriptor | undefined, journals: (dirty: readonly number[]) => boolean): AsyncState {
     let state = this.#states.get(key)
     if (state === undefined) {
-      const replica = replicaOf(target)!
-      const sourceLv = this.#ctx.engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
       const dirty = sourceLv === undefined ? [] : sourceOf(sourceLv)?.dirty[key] ?? []
-      // A new mirror journals from its first write; after a restart the journal is gone.
-      const fresh = replica.state === 'in-progress' && dirty.length === 0
-      state = new AsyncState(fresh ? 1 : Infinity)
+      state = new AsyncState(journals(dirty) ? 1 : Infinity)
       for (const chunk of dirty) {
         state.persistedDirty.add(chunk)
         state.lastCount.set(chunk, 0)

@@ -11,7 +11,7 @@ import { AsyncStates } from './async-state.js'
 import { CommitCounts } from './commit-counts.js'
 import { KeyedMutex } from '../util/index.js'
 import { lsm, vgUnreachable } from './lsm-error.js'
-import { replicaOf, type ReplicaExt } from './model.js'
+import { keyOf, replicaOf, sourceOf, type ReplicaExt } from './model.js'
 import { SourceExts } from './source-ext.js'
 import { Superblocks } from './superblocks.js'
 import type { ReplicationOptions } from './types.js'
@@ -104,6 +104,19 @@ export class ReplicationContext {
       }
     }
     return out
+  }
+
+  /**
+   * `vg/lv` keys of the attached async targets a source records whose VG is not online here
+   * (another site cut off, a VG forced off, one this process never varied on). Their changes are
+   * still counted and persisted dirty, so the first cycle after they return catches up.
+   */
+  detachedAsyncTargets(vgName: string, source: LvDescriptor): string[] {
+    const recorded = sourceOf(source)?.children ?? []
+    if (recorded.length === 0) return []
+    const online = new Set(this.children(vgName, source).map((c) => keyOf(c.engine.vg.name, c.lv.name)))
+    return recorded.filter((c) => c.kind === 'mirror-async' && c.split !== true && !online.has(keyOf(c.vg, c.lv)))
+      .map((c) => keyOf(c.vg, c.lv))
   }
 
   sourceOfReplica(replica: ReplicaExt): Located {

@@ -28,7 +28,8 @@ export class NativeMaps {
     const { lv } = this.#ctx.locate(vgName, lvName)
     const replica = replicaOf(lv)
     if (replica !== undefined) return replica.kind === 'clone' || replica.state === 'split'
-    return this.#ctx.children(vgName, lv).some((c) => c.replica.state !== 'split') || splitUnwritten(lv)
+    return this.#ctx.children(vgName, lv).some((c) => c.replica.state !== 'split') || splitUnwritten(lv) ||
+      this.#ctx.detachedAsyncTargets(vgName, lv).length > 0
   }
 
   /**
@@ -49,7 +50,9 @@ export class NativeMaps {
     const base = engine.mirror.buildVolumeMap(lv, (pvIndex) => fdOf(vgName, pvIndex))
     if (replica === undefined) {
       const children = this.#ctx.children(vgName, lv).filter((c) => c.replica.state !== 'split')
-      if (children.length === 0 && !splitUnwritten(lv)) return base
+      if (children.length === 0 && !splitUnwritten(lv) && this.#ctx.detachedAsyncTargets(vgName, lv).length === 0) {
+        return base
+      }
       const extents = base.extents.map((extent, lp) => {
         const extra = children.filter((c) => c.replica.kind === 'mirror-sync' && this.#sync.holds(c, lp))
           .flatMap((c) => this.#extentOf(c, lp + 1, fdOf).copies)

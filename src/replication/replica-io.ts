@@ -181,6 +181,13 @@ export class ReplicaIo {
           await this.#m.async.beforeWrite(vgName, source, child, chunks, count)
         }
       }
+      for (const key of ctx.detachedAsyncTargets(vgName, ctx.fresh(source))) {
+        if (count === undefined) {
+          count = await ctx.counts.next(vgName, source)
+          if (native) ctx.asyncStates.nativeSources.add(keyOf(vgName, source.lv.name))
+        }
+        await this.#m.async.beforeDetachedWrite(vgName, source, key, chunks, count)
+      }
       await this.#m.split.noteSourceWrite(source)
       // The native path journals nothing: its count is settled at once.
       if (native) settle(true)

@@ -100,15 +100,6 @@ export class Replicator {
         detail: 'lvmfs replicates plain logical volumes only (no clone of a clone, copy of a copy or mirror chains).' })
     }
     for (const vg of new Set([source.engine.vg, pool.vg])) {
-      // The target may be allocated on any PV of its VG; the source matters only where it lies.
-      const remote = vg.descriptor.pvs.findIndex((_pv, index) => vg.device(index)?.kind === 'remote' &&
-        (vg === pool.vg || onPv(source.lv, index)))
-      if (remote >= 0) {
-        throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${vg.name}" has the remote PV "${vg.device(remote)!.path}"`, {
-          detail: 'Replication copies partitions with native range copies between file descriptors, and a ' +
-            'remote PV has none (docs/remote-pvs.md).',
-          hint: 'Replicate an LV whose copies are all on local PVs, into a VG of local PVs.' })
-      }
       if (vg.descriptor.shared === true) {
         throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${vg.name}" is shared; lvmfs does not replicate in shared VGs`, {
           detail: 'Copy-on-write maps, dirty sets, commit counts and jobs are kept by the one daemon serving the ' +
@@ -183,8 +174,4 @@ async function createTarget(pool: MirrorEngine, name: string, lpCount: number, s
     }
     throw error
   }
-}
-
-function onPv(lv: LvDescriptor, pvIndex: number): boolean {
-  return lv.lps.some((copies) => copies.some((copy) => copy.pvIndex === pvIndex))
 }

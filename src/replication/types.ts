@@ -18,6 +18,11 @@ export interface ReplicationOptions {
   readonly now?: () => number
   /** Bound of the in-memory async journal per target (default 64 MiB). */
   readonly journalBytesMax?: number
+  /**
+   * Bound of the frozen chunk images an async catch-up holds in memory for source writes that
+   * came before the target took them (default 64 MiB); past it the staged attempt is abandoned.
+   */
+  readonly captureBytesMax?: number
   /** Copy jobs persist their progress every this many partitions (default: 256 MiB worth). */
   readonly checkpointLps?: number
   /** Async propagation interval when replicate gives none (default 1000 ms). */

@@ -3,8 +3,7 @@
  * byte for byte, durability requests, and every failure named: bad URIs, refused connections,
  * read-only exports, a server that stops answering (timeout) or dies.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -12,25 +11,12 @@ import {
   absoluteDevicePath, isRemoteDevicePath, openDevice, parseNbdUri, resolveDeviceList, statDeviceEntry,
 } from '../../../src/io/index.js'
 import { nbdTimeoutMs } from '../../../src/io/nbd-device.js'
-import { nativeAddon } from '../../../src/native/index.js'
+import { nbdkitUnavailable, serveNbdkit, type Nbdkit } from '../../helpers/nbdkit.js'
 
-const skip = spawnSync('nbdkit', ['--version']).status !== 0 ? 'nbdkit is not installed'
-  : nativeAddon()['NbdConnection'] === undefined ? 'the addon was built without libnbd' : false
+const skip = nbdkitUnavailable()
 
-async function serve(t: Test, args: string[]): Promise<{ uri: string, child: ChildProcess }> {
-  // A unix socket's path must fit in 108 bytes, which tap's fixture directories do not.
-  const dir = mkdtempSync(join(tmpdir(), 'lvmfs-nbd-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const socket = join(dir, 'nbd.sock')
-  const child = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-U', socket, ...args], { stdio: 'ignore' })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  t.teardown(async () => {
-    child.kill('SIGCONT')
-    child.kill('SIGKILL')
-    await exited
-  })
-  for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 25))
-  return { uri: `nbd+unix:///?socket=${socket}`, child }
+async function serve(t: Test, args: string[]): Promise<Nbdkit> {
+  return await serveNbdkit(t, args)
 }
 
 void t.test('device names: which are URIs, how they parse, and what is wrong with bad ones', async (t) => {
