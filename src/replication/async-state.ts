@@ -124,7 +124,8 @@ export class AsyncStates {
     return state
   }
 
-  #stateOf(key: string, sourceLv: LvDescriptor | undefined, journals: (dirty: readonly number[]) => boolean): AsyncState {
+  #stateOf(key: string, sourceLv: LvDescriptor | undefined,
+    journals: (dirty: readonly number[]) => boolean): AsyncState {
     let state = this.#states.get(key)
     if (state === undefined) {
       const dirty = sourceLv === undefined ? [] : sourceOf(sourceLv)?.dirty[key] ?? []
