@@ -43,6 +43,8 @@ export function forwardedCommandHandlers(mounted: MountedVg): Record<string, Con
         const exitCode = await runInContext({ stdout: stream('stdout'), stderr: stream('stderr'), online: {
           vg: mounted.vg, engine: mounted.engine, replication: mounted.replication, registry: mounted.registry,
           isLvOpen: (lvId) => mounted.openCounts.has(lvId),
+          ...(mounted.replicaVgs === undefined ? {} : {
+            openReplicaVg: (vgName: string, devices: readonly string[]) => mounted.replicaVgs!.open(vgName, devices) }),
           progress: (doneBytes, totalBytes, rate) => mounted.activities.set(id, { id, what: argv.join(' '), doneBytes,
             totalBytes, ...rate }),
         } }, () => runCli(argv))

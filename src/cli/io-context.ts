@@ -24,6 +24,9 @@ export interface OnlineVg {
   readonly replication?: ReplicationEngine
   /** The VGs the daemon has online (a forwarded varyonvg of its VG is a second vary-on). */
   readonly registry?: OnlineVgRegistry
+  /** Brings another VG online in the daemon for replication (a pool or another site's VG),
+   * scanning `devices` as well; throws why it cannot. */
+  openReplicaVg?(vgName: string, devices: readonly string[]): Promise<void>
   /** Whether the daemon has the LV's file open (lvchange --activate n refuses then). */
   isLvOpen?(lvId: number): boolean
   /** Progress of a long operation (resync, syncvg, scrub), shown by lvmfs status. */

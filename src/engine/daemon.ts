@@ -121,7 +121,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   }
   control
     .on('status', async () => ({ ...statusOf(mounted, [...mounted.activities.values()], mounted.openGates),
-      replicas: await mounted.replication.statuses(mounted.vg.name),
+      replicas: [...await mounted.replication.statuses(mounted.vg.name),
+        ...await mounted.replication.targetStatuses(mounted.vg.name)],
+      ...(mounted.replicaVgs === undefined || mounted.replicaVgs.related().length === 0 ? {}
+        : { replicaVgs: mounted.replicaVgs.states() }),
       thinPools: await mounted.thin.reports(),
       ...(mounted.transport === undefined ? {} : { transport: mounted.transport }),
       ...(mounted.blockDevices === undefined ? {} : { blockDevices: mounted.blockDevices.report(),

@@ -31,6 +31,7 @@ import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
+import { ReplicaVgs } from './replica-vgs.js'
 import { thinPoolsOf, type ThinPools } from './thin-pools.js'
 import { snapshotForReplication } from './thin-verbs.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost, type VolumeIoHandler } from './volume-fs.js'
@@ -62,6 +63,8 @@ export interface MountedVgOptions {
   readonly blockDevices?: boolean
   /** The FUSE transport asked for (default /dev/fuse; 'uring' falls back to it when refused). */
   readonly transport?: FuseTransport
+  /** How often a replica VG that is not online is varied on again (default 5 s). */
+  readonly replicaRetryMs?: number
 }
 
 export interface SharedVgHooks {
@@ -124,6 +127,8 @@ export class MountedVg implements VolumeHost {
   private refreshing: Promise<void> = Promise.resolve()
 
   readonly replication: ReplicationEngine
+  /** Other VGs held online for replication: pools of the replicas of this VG's sources. */
+  readonly replicaVgs: ReplicaVgs | undefined
   /** Thin pools of this VG; their thin LVs are served in TypeScript (volumeIo). */
   readonly thin: ThinPools
   /** The VGs this daemon has online: its own, so a forwarded varyonvg is a second vary-on. */
@@ -144,12 +149,13 @@ export class MountedVg implements VolumeHost {
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
     this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication, gates: gateControlFrom({
-      nodeidOf: (_vgName, lvName) => {
-        const lv = this.vg.lvByName(lvName)
+      // Only this VG's volumes are served: a replica VG's have no nodeid and no gates.
+      nodeidOf: (vgName, lvName) => {
+        const lv = vgName === this.vg.name ? this.vg.lvByName(lvName) : undefined
         return lv === undefined ? undefined : nodeidOf(lv)
       },
-      gateBytesOf: (_vgName, lvName) => {
-        const lv = this.vg.lvByName(lvName)
+      gateBytesOf: (vgName, lvName) => {
+        const lv = vgName === this.vg.name ? this.vg.lvByName(lvName) : undefined
         return lv === undefined ? 0 : this.served.get(nodeidOf(lv))?.gateBytes ?? 0
       },
       ppSizeBytesOf: () => this.vg.ppSizeBytes,
@@ -167,6 +173,9 @@ export class MountedVg implements VolumeHost {
       },
       refresh: () => this.refresh(),
     }) })
+    this.replicaVgs = options.shared !== undefined ? undefined : new ReplicaVgs({ vg, replication: this.replication,
+      devices: options.devices, log: options.log, onChange: () => { void this.refresh() },
+      ...(options.replicaRetryMs === undefined ? {} : { retryMs: options.replicaRetryMs }) })
     this.gates = new GateKeeper({
       setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
       drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },
@@ -256,6 +265,7 @@ export class MountedVg implements VolumeHost {
     })
     this.vg.onForceOff((error) => this.onForceOff(error))
     await this.replication.startBackground()
+    this.replicaVgs?.start()
     void this.engine.startBackground().then((report) => {
       this.options.log.info({ forced: report.forced.length, autoResync: report.autoResync !== undefined },
         'background resync finished')
@@ -423,7 +433,14 @@ export class MountedVg implements VolumeHost {
   }
 
   private fdOf(pvIndex: number): number {
-    const device = this.vg.device(pvIndex)
+    return this.fdOfVg(this.vg.name, pvIndex)
+  }
+
+  /** The backing fd of PV `pvIndex` of this VG or of a replica VG (a synchronous mirror target's
+   * copies in another VG are written natively beside the source's). */
+  private fdOfVg(vgName: string, pvIndex: number): number {
+    const vg = vgName === this.vg.name ? this.vg : this.replicaVgs?.vg(vgName)
+    const device = vg?.device(pvIndex)
     if (device?.dataToken !== undefined) this.backing.registerRemote(device.path, device.dataToken)
     return device === undefined ? -1 : this.backing.fdFor(device.path)
   }
@@ -436,7 +453,7 @@ export class MountedVg implements VolumeHost {
   private mapLv(lv: LvDescriptor): void {
     if (isThinPool(lv)) return
     if (isThinLv(lv)) return this.mapThinLv(lv)
-    const built = this.replication.volumeMapOf(this.vg.name, lv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    const built = this.replication.volumeMapOf(this.vg.name, lv.name, (vgName, pvIndex) => this.fdOfVg(vgName, pvIndex))
     // lvchange --permission r: native code answers writes to files already open with EROFS.
     const map = lv.readOnly === true ? { ...built, readOnly: true } : built
     this.session?.mapVolume(nodeidOf(lv), map)
@@ -455,7 +472,8 @@ export class MountedVg implements VolumeHost {
     const poolLv = this.vg.lvById(thin.poolLvId)
     const format = poolLv === undefined ? undefined : thinPoolOf(poolLv)
     if (poolLv === undefined || format === undefined) return
-    const poolMap = this.replication.volumeMapOf(this.vg.name, poolLv.name, (_vgName, pvIndex) => this.fdOf(pvIndex))
+    const poolMap = this.replication.volumeMapOf(this.vg.name, poolLv.name,
+      (vgName, pvIndex) => this.fdOfVg(vgName, pvIndex))
     const nativeWrites = poolLv.copies === 1 &&
       poolMap.extents.every((e) => e.copies.length === 1 && !e.copies[0]!.stale)
     const map = { ...poolMap, gateBytes: 0, readOnly: lv.readOnly === true || poolMap.readOnly,
@@ -768,6 +786,7 @@ export class MountedVg implements VolumeHost {
     await this.blockDevices?.releaseAll('the unmount')
     this.gates.forgetAll()
     await this.replication.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'replication stop failed'))
+    await this.replicaVgs?.stop()
     await this.engine.stop().catch((error: unknown) => this.options.log.error({ err: error }, 'mirror stop failed'))
     if (this.vg.state === 'online') await this.vg.varyOff()
     setDirectCopyFds(this.vg, undefined)

@@ -35,6 +35,8 @@ export interface VgStatusReport {
   readonly io: Record<string, number>
   /** Replicas of this VG: origin, type, sync state, job, mark and lag (added by the daemon). */
   readonly replicas?: readonly ReplicaStatus[]
+  /** Other VGs the daemon holds online for replication (replica-vgs.ts), and why one is away. */
+  readonly replicaVgs?: ReadonlyArray<{ vg: string; state: string; error?: string }>
   /** mount --block-devices only: the loop devices of linear LVs, who holds them, and why an LV
    * that qualifies has none (block-devices.ts). */
   readonly blockDevices?: readonly BlockDeviceReport[]

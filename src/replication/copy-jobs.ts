@@ -73,7 +73,9 @@ export class CopyJobs {
   }
 
   start(jobId: string): void {
-    if (this.#runs.has(jobId) || this.#ctx.stopping) return
+    // A run that failed without recording it (its VG went away mid-job) may run again.
+    const previous = this.#runs.get(jobId)
+    if ((previous !== undefined && previous.error === undefined) || this.#ctx.stopping) return
     const run: JobRun = { id: jobId, copied: new Uint8Array(), persisted: new Uint8Array(), done: Promise.resolve() }
     this.#runs.set(jobId, run)
     run.done = this.#run(run).catch(async (error: unknown) => {

@@ -27,7 +27,7 @@ import { replicaOf } from './model.js'
 import { NativeMaps } from './native-map.js'
 import { assertRemovable, childDependencies, removeVolume } from './removal.js'
 import { ReplicaIo } from './replica-io.js'
-import { replicaStatus } from './replica-status.js'
+import { replicaStatus, targetStatuses } from './replica-status.js'
 import { Replicator } from './replicate.js'
 import { SplitRejoin } from './split.js'
 import { SyncMirrors } from './sync-mirror.js'
@@ -198,6 +198,12 @@ export class ReplicationEngine {
       if (status !== undefined) out.push(status)
     }
     return out
+  }
+
+  /** Status of the replicas in other VGs of the sources in `vgName`, `disconnected` when their
+   * VG is not online here (see targetStatuses). */
+  targetStatuses(vgName: string): Promise<ReplicaStatus[]> {
+    return targetStatuses(this.#ctx, this.#jobs, this.#async, vgName)
   }
 
   // --- lifecycle ------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ export class Superblocks {
     return sb
   }
 
+  /** The superblock last read or written for `vg/lv`, if any (no I/O: the VG may be away). */
+  cached(key: string): ReplicaSuperblock | undefined {
+    return this.#cache.get(key)
+  }
+
   /** Records a superblock just written by its creator. */
   remember(vgName: string, lvName: string, sb: ReplicaSuperblock): void {
     this.#cache.set(keyOf(vgName, lvName), sb)

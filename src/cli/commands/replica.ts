@@ -6,8 +6,10 @@ import { withReplication } from './replication-common.js'
 
 export function renderReplicas(rows: readonly ReplicaStatus[]): string {
   if (rows.length === 0) return 'no replicas\n'
+  // Rows from several VGs (status shows targets on another site's VG too) name the VG.
+  const mixed = new Set(rows.map((r) => r.vg)).size > 1
   return table(['LV', 'Origin', 'Type', 'Sync', 'Job', 'Mark', 'Lag (commits)', 'Lag', 'Behind'], rows.map((r) => [
-    r.lv, r.origin, r.kind, r.syncState, r.jobId ?? '', r.lwm === undefined ? '' : String(r.lwm),
+    mixed ? `${r.vg}/${r.lv}` : r.lv, r.origin, r.kind, r.syncState, r.jobId ?? '', r.lwm === undefined ? '' : String(r.lwm),
     r.lag === undefined ? '' : String(r.lag.commits), r.lag === undefined ? '' : humanBytes(r.lag.bytes),
     r.lag === undefined ? '' : `${r.lag.seconds.toFixed(1)}s`]))
 }

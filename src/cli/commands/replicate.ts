@@ -10,6 +10,7 @@ import { percentProgress } from './job.js'
 interface ReplicateOptions extends DeviceOptions {
   readonly type?: string
   readonly pool?: string
+  readonly targetVg?: string
   readonly interval?: string
   readonly wait?: boolean
 }
@@ -35,17 +36,23 @@ export function register(program: Command): void {
     .argument('<name>', 'name of the new volume')
     .requiredOption('--type <type>', `one of ${REPLICATION_TYPES.join(', ')}`)
     .option('--pool <vg>', 'volume group of the new volume (default: the source VG)')
+    .option('--target-vg <vg>', 'the same as --pool: the VG of the new volume, possibly on another site\'s PVs')
     .option('--interval <seconds>', 'mirror-async: propagation interval (default 1)')
     .option('--wait', 'run a started job to completion before returning'))
     .action(async (source: string, name: string, options: ReplicateOptions) => {
       const { vgName, lvName } = parseVgLv(source)
       requireName('logical volume', name)
-      if (options.pool !== undefined) requireName('volume group', options.pool)
+      if (options.pool !== undefined && options.targetVg !== undefined && options.pool !== options.targetVg) {
+        throw new LvmfsError('LSM_ERR_INVALID_ARGUMENT', `--pool "${options.pool}" and --target-vg ` +
+          `"${options.targetVg}" name different VGs`, { detail: '--target-vg is another name for --pool.' })
+      }
+      const pool = options.pool ?? options.targetVg
+      if (pool !== undefined) requireName('volume group', pool)
       const interval = intervalMs(options.interval)
       const bar = options.wait === true ? progressBar({ ...options, vgName }) : undefined
-      const outcome = await withReplication([vgName, options.pool ?? vgName], options, async (repl) => {
+      const outcome = await withReplication([vgName, pool ?? vgName], options, async (repl) => {
         const result = await repl.replicate({ vg: vgName, lv: lvName, name, type: options.type ?? '',
-          ...(options.pool === undefined ? {} : { pool: options.pool }),
+          ...(pool === undefined ? {} : { pool }),
           ...(interval === undefined ? {} : { intervalMs: interval }) })
         if (result.status !== 'LSM_ERR_JOB_STARTED' || options.wait !== true) return { result, job: undefined }
         try {

@@ -34,10 +34,15 @@ function relatedVgs(engines: readonly MirrorEngine[]): string[] {
 export async function withReplication<T>(vgNames: readonly string[], options: DeviceOptions,
   fn: (repl: ReplicationEngine) => Promise<T>): Promise<T> {
   const unique = [...new Set(vgNames)]
-  const daemonEngine = unique
-    .map((name) => (onlineVg(name) as { replication?: ReplicationEngine } | undefined)?.replication)
-    .find((engine) => engine !== undefined)
-  if (daemonEngine !== undefined) return await fn(daemonEngine)
+  const daemon = unique.map((name) => onlineVg(name)).find((online) => online?.replication !== undefined)
+  if (daemon?.replication !== undefined) {
+    // The daemon serves one VG; the others named (a pool, another site) it holds online for
+    // replication. One it cannot reach is left to the engine, which names it in its error.
+    for (const name of unique) {
+      if (name !== daemon.vg.name) await daemon.openReplicaVg?.(name, deviceList(options)).catch(() => undefined)
+    }
+    return await fn(daemon.replication)
+  }
   const engines: MirrorEngine[] = []
   const unreachable = new Map<string, unknown>()
   const run = async (): Promise<T> => {

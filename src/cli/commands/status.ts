@@ -31,6 +31,8 @@ function render(status: VgStatusReport): string {
     `(${humanBytes(io['writeBytes'] ?? 0)}), ${io['fsyncOps'] ?? 0} fsyncs, ${io['copyErrors'] ?? 0} copy errors, ` +
     `${io['staleMarked'] ?? 0} partitions marked stale\n` +
     (status.replicas && status.replicas.length > 0 ? `\nreplicas:\n${renderReplicas(status.replicas)}` : '') +
+    (status.replicaVgs === undefined ? '' : `replica VGs: ${status.replicaVgs.map((r) =>
+      `${r.vg} (${r.state}${r.error === undefined ? '' : `: ${r.error}`})`).join(', ')}\n`) +
     renderThinPools(status) +
     renderBlockDevices(status)
 }
