@@ -10,12 +10,25 @@
  * not online, so the first cycle after it returns catches up from its mark. No vary-on attempt
  * ever holds the mount or a source write: attempts run in the background, one at a time.
  */
+import { LvmfsError } from '../errors/index.js'
 import type { VolumeGroup } from '../lvm/index.js'
 import { varyOnVg } from '../lvm/index.js'
 import { MirrorEngine } from '../mirror/index.js'
 import { sourceOf, type ReplicationEngine } from '../replication/index.js'
 
 export const DEFAULT_REPLICA_RETRY_MS = 5_000
+
+/** The retry period: LVMFS_REPLICA_RETRY_MS, else the default. */
+export function replicaRetryMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env['LVMFS_REPLICA_RETRY_MS']
+  if (text === undefined || text === '') return DEFAULT_REPLICA_RETRY_MS
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value < 10) {
+    throw new LvmfsError('ENGINE_USAGE', `LVMFS_REPLICA_RETRY_MS must be an integer of milliseconds >= 10, not "${text}"`,
+      { context: { field: 'LVMFS_REPLICA_RETRY_MS', value: text } })
+  }
+  return value
+}
 
 interface Logger {
   info(object: object, message: string): void
@@ -58,7 +71,7 @@ export class ReplicaVgs {
   /** First attempt now (in the background) and a retry every retryMs. */
   start(): void {
     this.#schedulePass()
-    this.#timer = setInterval(() => this.#schedulePass(), this.#options.retryMs ?? DEFAULT_REPLICA_RETRY_MS)
+    this.#timer = setInterval(() => this.#schedulePass(), this.#options.retryMs ?? replicaRetryMs())
     this.#timer.unref()
   }
 
@@ -129,7 +142,10 @@ export class ReplicaVgs {
       this.#lastFailure.delete(vgName)
       this.#options.replication.addEngine(online.engine)
       online.vg.onChange(() => this.#options.onChange())
-      online.vg.onForceOff(() => this.#options.onChange())
+      online.vg.onForceOff((error) => {
+        this.#options.log.warn({ vg: vgName, err: error }, 'replica VG forced off')
+        this.#options.onChange()
+      })
       this.#options.log.info({ vg: vgName }, 'replica VG online')
       this.#options.onChange()
       await this.#options.replication.startBackground()

@@ -86,7 +86,8 @@ export class AsyncMirrors {
     const state = this.#ctx.asyncStates.of(targetVg, target)
     if (state.timer !== undefined) return
     state.timer = setInterval(() => {
-      void this.propagate(targetVg, target.name).catch(() => undefined)
+      // A cycle that cannot start (its VG away) is retried at the next tick.
+      void Promise.resolve().then(() => this.propagate(targetVg, target.name)).catch(() => undefined)
     }, replica.intervalMs ?? 1000)
     state.timer.unref()
   }

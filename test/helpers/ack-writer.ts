@@ -1,7 +1,7 @@
 // Writes 4 KiB blocks at random offsets of a file, each stamped with (offset, sequence), makes
 // each durable with fdatasync, and only then appends "offset sequence" to a journal that is
-// itself fsynced: the journal lists exactly the acknowledged writes. Runs until killed or until
-// a write fails. Usage: ack-writer.ts FILE SIZE_BYTES JOURNAL [FIRST_SEQUENCE, default 1]
+// itself fsynced: the journal lists exactly the acknowledged writes, each with the wall clock (ms)
+// of its acknowledgement as a third column. Runs until killed or until a write fails. Usage: ack-writer.ts FILE SIZE_BYTES JOURNAL [FIRST_SEQUENCE, default 1]
 import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { stamp } from './stamps.js'
 
@@ -18,7 +18,7 @@ for (let sequence = Number(firstText ?? 1); ; sequence++) {
   } catch {
     break
   }
-  writeSync(journal, `${block * 4096} ${sequence}\n`)
+  writeSync(journal, `${block * 4096} ${sequence} ${Date.now()}\n`)
   fsyncSync(journal)
 }
 closeSync(journal)
