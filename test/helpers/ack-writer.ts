@@ -1,7 +1,8 @@
 // Writes 4 KiB blocks at random offsets of a file, each stamped with (offset, sequence), makes
 // each durable with fdatasync, and only then appends "offset sequence" to a journal that is
 // itself fsynced: the journal lists exactly the acknowledged writes, each with the wall clock (ms)
-// of its acknowledgement as a third column. Runs until killed or until a write fails. Usage: ack-writer.ts FILE SIZE_BYTES JOURNAL [FIRST_SEQUENCE, default 1]
+// of its acknowledgement as a third column. Runs until killed or until a write fails.
+// Usage: ack-writer.ts FILE SIZE_BYTES JOURNAL [FIRST_SEQUENCE, default 1]
 import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { stamp } from './stamps.js'
 
