@@ -2,8 +2,9 @@
 // NBD export served from another network namespace (`replicate --target-vg`). A writer keeps
 // writing the source (each write made durable with fdatasync) while the namespace's link is cut:
 // no write fails and writes keep being acknowledged; the daemon reports the target disconnected
-// with its last mark and a growing lag. When the link comes back the daemon varies the VG on
-// again and the target catches up from its mark: the mark only rose, the lag returns to 0, and the target equals the source.
+// with its last mark and a growing lag. When the link comes back the daemon varies the VG on again
+// and the target catches up from its mark: the mark only rose, the lag returns to 0, and the
+// target equals the source.
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
