@@ -150,7 +150,8 @@ export class ReplicaVgs {
       this.#options.onChange()
       await this.#options.replication.startBackground()
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
+      const detail = error instanceof LvmfsError ? error.detail : undefined
+      const message = (error instanceof Error ? error.message : String(error)) + (detail === undefined ? '' : ` ${detail}`)
       if (this.#lastFailure.get(vgName) !== message) {
         this.#options.log.warn({ vg: vgName, err: error }, 'replica VG unreachable; retrying')
       }

@@ -104,8 +104,8 @@ export async function varyOnVg(request: VaryOnRequest): Promise<VaryOnResult> {
   }
 }
 
-function invalid(message: string): RcError {
-  return new RcError(new LvmfsError('LVM_INVALID_PARAM', message))
+function invalid(message: string, detail?: string): RcError {
+  return new RcError(new LvmfsError('LVM_INVALID_PARAM', message, detail === undefined ? {} : { detail }))
 }
 
 function validateRequest(request: VaryOnRequest): void {
@@ -143,7 +143,13 @@ async function varyOnChecked(request: VaryOnRequest): Promise<VaryOnResult> {
   const scanned = request.vvgIn === undefined || request.vgId === undefined
     ? await scanLabels(candidates, opener) : undefined
   const vgId = request.vgId ?? await resolveVgId(request.vgName!, candidates, opener, scanned)
-  if (vgId === undefined) throw invalid(`no volume group named "${request.vgName}" on the given devices`)
+  if (vgId === undefined) {
+    // A VG on devices that cannot be reached (a remote PV whose host is away) names them.
+    const unreadable = (scanned ?? []).filter((d) => d.label === undefined && d.problem !== undefined &&
+      d.problem !== 'not an lvmfs PV')
+    throw invalid(`no volume group named "${request.vgName}" on the given devices`, unreadable.length === 0 ? undefined
+      : `Devices that could not be read: ${unreadable.map((d) => `${d.path} (${d.problem!})`).join('; ')}.`)
+  }
   const online = request.registry?.get(vgId)
   if (online !== undefined && !readOnly) {
     // Without vvg_in, only devices whose label names this VG are candidates to come back.

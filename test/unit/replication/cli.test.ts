@@ -52,6 +52,8 @@ t.test('replicate, job, replica list, chlwm, primrec and their errors', async (t
     [['replicate', 'vg0/s', 'x', '--type', 'snapshot'], 3, 'LSM_ERR_INVALID_ARGUMENT'],
     [['replicate', 'vg0/nope', 'x', '--type', 'clone'], 5, 'LSM_ERR_NOT_FOUND_VOLUME'],
     [['replicate', 'vg0/s', 'x', '--type', 'copy', '--pool', 'vgz'], 5, 'LSM_ERR_NOT_FOUND_POOL'],
+    [['replicate', 'vg0/s', 'x', '--type', 'copy', '--target-vg', 'vgz'], 5, 'LSM_ERR_NOT_FOUND_POOL'],
+    [['replicate', 'vg0/s', 'x', '--type', 'copy', '--pool', 'vg1', '--target-vg', 'vgz'], 3, 'LSM_ERR_INVALID_ARGUMENT'],
     [['replicate', 'vg0/c', 'x', '--type', 'clone'], 5, 'LSM_ERR_NO_SUPPORT'],
     [['replicate', 'vg0/s', 'x', '--type', 'clone', '--interval', '1'], 3, 'LSM_ERR_INVALID_ARGUMENT'],
     [['job', 'vg0.99'], 5, 'LSM_ERR_NOT_FOUND_JOB'],

@@ -135,6 +135,9 @@ void t.test('a target VG lost with its server: writes stay tracked, it catches u
     await nativeWrite(fx, 2 * PP, 1)
     const markBefore = await fx.repl.propagate('dr', 'm')
     await server.kill()
+    const away = await varyOnVg({ vgName: 'dr', devices: [server.uri], flags: {} })
+    t.match(away.error, { code: 'LVM_INVALID_PARAM', detail: /could not be read: nbd\+unix:.*ENGINE_IO/ },
+      'a vary-on while the server is gone names the device it could not reach')
     await nativeWrite(fx, 3 * PP + 7, 2)
     await t.rejects(fx.repl.propagate('dr', 'm'), 'a cycle against the dead server fails')
     t.not(remote.vg.state, 'online', `the target VG went ${remote.vg.state} with its only PV`)
