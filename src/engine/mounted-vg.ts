@@ -31,7 +31,7 @@ import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
 import { GateKeeper } from './gate-keeper.js'
 import { ActivityMap } from './events.js'
-import { ReplicaVgs } from './replica-vgs.js'
+import { ReplicaVgs, replicaRetryMs } from './replica-vgs.js'
 import { thinPoolsOf, type ThinPools } from './thin-pools.js'
 import { snapshotForReplication } from './thin-verbs.js'
 import { nodeidOf, VolumeFileSystem, type VolumeHost, type VolumeIoHandler } from './volume-fs.js'
@@ -63,7 +63,7 @@ export interface MountedVgOptions {
   readonly blockDevices?: boolean
   /** The FUSE transport asked for (default /dev/fuse; 'uring' falls back to it when refused). */
   readonly transport?: FuseTransport
-  /** How often a replica VG that is not online is varied on again (default 5 s). */
+  /** How often a replica VG that is not online is varied on again (default LVMFS_REPLICA_RETRY_MS, else 5 s). */
   readonly replicaRetryMs?: number
 }
 
@@ -175,7 +175,7 @@ export class MountedVg implements VolumeHost {
     }) })
     this.replicaVgs = options.shared !== undefined ? undefined : new ReplicaVgs({ vg, replication: this.replication,
       devices: options.devices, log: options.log, onChange: () => { void this.refresh() },
-      ...(options.replicaRetryMs === undefined ? {} : { retryMs: options.replicaRetryMs }) })
+      retryMs: options.replicaRetryMs ?? replicaRetryMs() })
     this.gates = new GateKeeper({
       setGate: (nodeid, region, open) => this.session?.setGate(nodeid, region, open),
       drainWrites: async (nodeid) => { await this.session?.drainWrites(nodeid) },

@@ -71,7 +71,7 @@ export class ReplicaVgs {
   /** First attempt now (in the background) and a retry every retryMs. */
   start(): void {
     this.#schedulePass()
-    this.#timer = setInterval(() => this.#schedulePass(), this.#options.retryMs ?? replicaRetryMs())
+    this.#timer = setInterval(() => this.#schedulePass(), this.#options.retryMs ?? DEFAULT_REPLICA_RETRY_MS)
     this.#timer.unref()
   }
 
