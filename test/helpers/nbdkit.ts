@@ -3,7 +3,7 @@
  * on the same socket (a server coming back), killed (and continued, if stopped) at teardown.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -20,6 +20,9 @@ export interface Nbdkit {
   readonly child: ChildProcess
   /** SIGKILL, waiting for the exit. */
   kill(): Promise<void>
+  /** SIGSTOP, resolving once every thread of the server is stopped (the signal is asynchronous:
+   * a request sent right after kill() could still be answered). */
+  stop(): Promise<void>
   /** A new server with the same arguments on the same socket (kill the old one first). */
   restart(): Promise<Nbdkit>
 }
@@ -37,7 +40,20 @@ export async function serveNbdkit(t: Test, args: readonly string[], dir?: string
     child.kill('SIGKILL')
     await exited
   }
+  const stop = async (): Promise<void> => {
+    child.kill('SIGSTOP')
+    for (let i = 0; i < 400 && !allStopped(child.pid!); i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  }
   t.teardown(kill)
   for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 25))
-  return { uri: `nbd+unix:///?socket=${socket}`, child, kill, restart: () => serveNbdkit(t, args, socketDir) }
+  return { uri: `nbd+unix:///?socket=${socket}`, child, kill, stop, restart: () => serveNbdkit(t, args, socketDir) }
+}
+
+function allStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) =>
+      /^\d+ \(.*\) [Tt] /.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')))
+  } catch {
+    return true
+  }
 }

@@ -93,7 +93,7 @@ void t.test('a server that stops answering fails requests with ETIMEDOUT; one th
     const stopped = await serve(t, ['memory', '8M'])
     const device = await openDevice(stopped.uri, { remoteTimeoutMs: 500 })
     await device.read(Buffer.alloc(4096), 0)
-    stopped.child.kill('SIGSTOP')
+    await stopped.stop()
     await t.rejects(device.write(Buffer.alloc(4096, 1), 0), { code: 'ENGINE_IO', context: { errno: 'ETIMEDOUT' } })
     await t.rejects(device.read(Buffer.alloc(4096), 0), { code: 'ENGINE_IO', context: { errno: 'ETIMEDOUT' } },
       'the connection stays failed: the server\'s view of the timed-out request is unknown')

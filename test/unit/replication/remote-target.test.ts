@@ -105,10 +105,11 @@ void t.test('a server that stops answering mid catch-up never holds a source wri
   let server: Nbdkit | undefined
   let frozen!: () => void
   const atFreeze = new Promise<void>((resolve) => { frozen = resolve })
-  const setup = await setUp(t, { timeoutMs: '60000', onStep: (event) => {
+  const setup = await setUp(t, { timeoutMs: '60000', onStep: async (event) => {
     if (event.kind !== 'chunk' || server === undefined) return
-    server.child.kill('SIGSTOP')
+    const stopping = server
     server = undefined
+    await stopping.stop()
     frozen()
   } })
   const { fx } = setup
