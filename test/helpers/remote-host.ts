@@ -5,7 +5,9 @@
  * namespace removes both ends of the veth pair.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { truncateSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { nativeAddon } from '../../src/native/index.js'
 
@@ -117,4 +119,14 @@ function accepts(address: string, port: number): Promise<boolean> {
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => resolve(false))
   })
+}
+
+/** A new namespace serving a fresh sparse file of `bytes` (created in `dir`) on port 10809. */
+export async function remoteExport(t: Test, dir: string, bytes: number): Promise<{ host: RemoteHost, file: string,
+  server: NbdServer }> {
+  const host = makeRemoteHost(t)
+  const file = join(dir, 'remote.img')
+  writeFileSync(file, '')
+  truncateSync(file, bytes)
+  return { host, file, server: await startNbdServer(t, host, file, 10809) }
 }

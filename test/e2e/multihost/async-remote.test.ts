@@ -6,14 +6,14 @@
 // and the target catches up from its mark: the mark only rose, the lag returns to 0, and the
 // target equals the source.
 import { spawn } from 'node:child_process'
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { varyOnVg, type VolumeGroup } from '../../../src/lvm/index.js'
 import { MirrorEngine } from '../../../src/mirror/index.js'
 import { ReplicationEngine, type ReplicaStatus } from '../../../src/replication/index.js'
 import { skip } from '../../helpers/e2e.js'
-import { makeRemoteHost, remoteHostUnavailable, startNbdServer } from '../../helpers/remote-host.js'
+import { remoteExport, remoteHostUnavailable } from '../../helpers/remote-host.js'
 import { repoRoot } from '../../helpers/mount-child.js'
 import { createAndMount, daemonLog, makeVg, type VgFixture } from '../../helpers/vg-mount.js'
 
@@ -67,11 +67,7 @@ async function readBoth(fixture: VgFixture, drVg: string, uri: string): Promise<
 t.test('async mirror to another site: a site that stops answering never blocks the source; it catches up from the mark',
   { skip: unavailable }, async (t: Test) => {
     const fixture = makeVg(t, { pvCount: 1, pvBytes: 128 << 20 })
-    const host = makeRemoteHost(t)
-    const remoteFile = join(fixture.dir, 'remote.img')
-    writeFileSync(remoteFile, '')
-    truncateSync(remoteFile, 128 << 20)
-    const server = await startNbdServer(t, host, remoteFile, 10809)
+    const { server } = await remoteExport(t, fixture.dir, 128 << 20)
     // A request unanswered for 2 s fails the remote PV; the daemon tries the VG again every 0.5 s.
     fixture.env['LVMFS_NBD_TIMEOUT_MS'] = '2000'
     fixture.env['LVMFS_REPLICA_RETRY_MS'] = '500'

@@ -3,11 +3,10 @@
 // writes and verifies: fio sees no error, the remote PV goes MISSING and its copies stale; the
 // server comes back, varyonvg re-adds the PV, syncvg resyncs it, and the copies are identical.
 import { spawn } from 'node:child_process'
-import { truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { pvState, scrubMismatches, skip, stalePps } from '../../helpers/e2e.js'
-import { makeRemoteHost, remoteHostUnavailable, startNbdServer } from '../../helpers/remote-host.js'
+import { remoteExport, remoteHostUnavailable, startNbdServer } from '../../helpers/remote-host.js'
 import { createAndMount, makeVg } from '../../helpers/vg-mount.js'
 
 const unavailable = skip || remoteHostUnavailable()
@@ -23,11 +22,9 @@ async function until(what: string, check: () => boolean, timeoutMs = 20_000): Pr
 t.test('a local+remote mirror survives the remote server stopping and dying under fio verify',
   { skip: unavailable }, async (t: Test) => {
     const fixture = makeVg(t, { pvCount: 1, pvBytes: 256 << 20 })
-    const host = makeRemoteHost(t)
-    const remoteFile = join(fixture.dir, 'remote.img')
-    writeFileSync(remoteFile, '')
-    truncateSync(remoteFile, 256 << 20)
-    let server = await startNbdServer(t, host, remoteFile, 10809)
+    const remote = await remoteExport(t, fixture.dir, 256 << 20)
+    const { host, file: remoteFile } = remote
+    let server = remote.server
     fixture.pvs.push(server.uri)
     // A remote PV that does not answer for 2 s is failed (the default is 30 s).
     fixture.env['LVMFS_NBD_TIMEOUT_MS'] = '2000'
