@@ -549,8 +549,11 @@ export class LockManager {
     domain.attachments.delete(attachment.rdId)
     this.attachments.delete(attachment.rdId)
     this.clients.get(attachment.clientId)?.attachments.delete(attachment.rdId)
+    // A domain whose last member left is forgotten only if none of its resources must be kept
+    // (dropIfIdle): a value block a dead member left not valid is what the next member collects.
     if (domain.attachments.size === 0 && domain.collection === null &&
-        [...domain.resources].every((resource) => resource.isIdle())) {
+        [...domain.resources].every((resource) => resource.isIdle() && resource.valueBlockValid &&
+          resource.valueBlockSeq === 0)) {
       for (const resource of domain.resources) this.resources.delete(resource.key)
       this.domains.delete(domain.key)
     }

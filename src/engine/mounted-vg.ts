@@ -76,6 +76,12 @@ export interface SharedVgHooks {
   checkOpen(lv: LvDescriptor, writable: boolean): void
   /** Registers what to do when an LV lock is lost (lease lapsed, broker lost it): stop writing. */
   onFence(handler: (error: Error) => void): void
+  /** Whether this process serves `lv` read-write: it then runs the replication of `lv`. */
+  servesWritable(lv: LvDescriptor): boolean
+  /** replicate made `lv` for a source served here: take its LV lock (it is then served here). */
+  claimCreated(vg: VolumeGroup, lv: LvDescriptor): Promise<void>
+  /** Where the value block of a replica lock comes from at release: its last superblock. */
+  setMarkSource(markOf: (lv: LvDescriptor) => { seq: number, lwm: number } | undefined): void
 }
 
 /** Where a fault applies: a PV byte range (`lengthBytes` default: to the end of the PV), or the
@@ -148,7 +154,17 @@ export class MountedVg implements VolumeHost {
     }
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
-    this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication, gates: gateControlFrom({
+    const shared = options.shared
+    this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication,
+      ...(shared === undefined ? {} : {
+        servesSource: (vgName: string, source: LvDescriptor) => vgName === vg.name && shared.servesWritable(source),
+        afterCreate: async (vgName: string, target: LvDescriptor) => {
+          if (vgName !== vg.name) return
+          await shared.claimCreated(vg, target)
+          await this.refresh()
+        },
+      }),
+      gates: gateControlFrom({
       // Only this VG's volumes are served: a replica VG's have no nodeid and no gates.
       nodeidOf: (vgName, lvName) => {
         const lv = vgName === this.vg.name ? this.vg.lvByName(lvName) : undefined
@@ -173,6 +189,7 @@ export class MountedVg implements VolumeHost {
       },
       refresh: () => this.refresh(),
     }) })
+    shared?.setMarkSource((lv) => this.replication.lastSuperblock(vg.name, lv.name))
     this.replicaVgs = options.shared !== undefined ? undefined : new ReplicaVgs({ vg, replication: this.replication,
       devices: options.devices, log: options.log, onChange: () => { void this.refresh() },
       retryMs: options.replicaRetryMs ?? replicaRetryMs() })

@@ -23,7 +23,9 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { connectDlm, type DlmLock, type DlmSession } from '../dlm/index.js'
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import { OnlineVg, SharedVgLock, scanDevices, type LvDescriptor, type VolumeGroup } from '../lvm/index.js'
+import { isLinkedReplica, replicaOf } from '../replication/index.js'
 import type { SharedVgHooks } from './mounted-vg.js'
+import { SharedReplicaLocks, type ReplicaMark } from './shared-replicas.js'
 
 export interface ServedLv {
   readonly name: string
@@ -45,6 +47,9 @@ export interface SharedMountReport {
   readonly vgLockMode: string
   readonly recoveries: number
   readonly reloads: number
+  /** Replica lock takeovers (collect, superblocks, validate) and the replicas that failed them. */
+  readonly replicaRecoveries: number
+  readonly replicaProblems: readonly string[]
   /** True once an LV lock was lost and the mount stopped serving (self-fenced). */
   readonly fenced: boolean
 }
@@ -73,13 +78,19 @@ export function parseServedLvs(list: string): ServedLv[] {
 const PAUSE_ENV = 'LVMFS_TEST_SHARED_PAUSE_AFTER_COMMIT'
 
 export class SharedMount {
-  private readonly lvLocks = new Map<number, { lock: DlmLock; readOnly: boolean; name: string }>()
+  private readonly lvLocks = new Map<number, { lock: DlmLock; readOnly: boolean; name: string; replica: boolean }>()
   private readonly fenceHandlers: Array<(error: Error) => void> = []
+  private readonly replicaLocks: SharedReplicaLocks
+  /** The replication engine's last superblock of a replica (the value block at release). */
+  private markOf: (lv: LvDescriptor) => ReplicaMark | undefined = () => undefined
+  private vg: VolumeGroup | undefined
   /** The first lost lock's error, once one was lost. */
   fencedBy: Error | undefined
 
   private constructor(private readonly options: SharedMountOptions, private readonly dlm: DlmSession,
-    readonly vgLock: SharedVgLock, private readonly log: Log) {}
+    readonly vgLock: SharedVgLock, vgId: string, private readonly log: Log) {
+    this.replicaLocks = new SharedReplicaLocks(dlm, vgId, log)
+  }
 
   /** Before vary-on: finds the VG id, connects to the DLM and takes the VG lock EX. */
   static async prepare(options: SharedMountOptions, vgName: string, devices: readonly string[], log: Log):
@@ -96,7 +107,7 @@ export class SharedMount {
       const vgLock = await SharedVgLock.acquire({ dlm, vgId: found.vgId, log,
         ...(pauseFile ? { afterCommit: () => pauseForever(pauseFile) } : {}) })
       if (vgLock.needsRecovery) log.warn({ vg: vgName }, 'VG lock value block not valid: recovering from disk')
-      return new SharedMount(options, dlm, vgLock, log)
+      return new SharedMount(options, dlm, vgLock, found.vgId, log)
     } catch (error) {
       await dlm.close().catch(() => undefined)
       throw error
@@ -107,6 +118,9 @@ export class SharedMount {
     return {
       afterVaryOn: (vg) => this.afterVaryOn(vg),
       serves: (lv) => this.lvLocks.has(lv.lvId),
+      servesWritable: (lv) => this.lvLocks.get(lv.lvId)?.readOnly === false,
+      claimCreated: (vg, lv) => this.claimCreated(vg, lv),
+      setMarkSource: (markOf) => { this.markOf = markOf },
       onFence: (handler) => { this.fenceHandlers.push(handler) },
       checkOpen: (lv, writable) => {
         if (writable && this.lvLocks.get(lv.lvId)?.readOnly === true) {
@@ -118,17 +132,25 @@ export class SharedMount {
 
   private async afterVaryOn(vg: VolumeGroup): Promise<void> {
     if (!(vg instanceof OnlineVg)) throw new LvmfsError('ENGINE_NOT_SUPPORTED', 'a shared mount needs an OnlineVg')
+    this.vg = vg
     await this.vgLock.attach(vg)
+    const listed = new Map<string, LvDescriptor>()
     for (const served of this.options.lvs) {
       const lv = vg.lvByName(served.name)
       if (lv === undefined) {
         throw new LvmfsError('ENGINE_NOT_FOUND', `logical volume "${served.name}" not found in "${vg.name}"`)
       }
       refuseUnsharable(lv)
+      listed.set(served.name, lv)
+    }
+    for (const lv of listed.values()) this.refuseReplicaWithoutSource(vg, lv, listed)
+    for (const served of this.options.lvs) {
+      const lv = listed.get(served.name)!
+      if (isLinkedReplica(lv)) continue
       const mode = served.readOnly ? 'PR' : 'EX'
       try {
         const lock = await this.dlm.lock(`LV:${vg.vgId}:${lv.lvId}`, mode, { noQueue: true })
-        this.lvLocks.set(lv.lvId, { lock, readOnly: served.readOnly, name: lv.name })
+        this.lvLocks.set(lv.lvId, { lock, readOnly: served.readOnly, name: lv.name, replica: false })
         lock.onLost((error) => this.fence(error))
       } catch (error) {
         if (isLvmfsError(error) && error.code === 'DLM_NOTQUEUED') {
@@ -139,7 +161,51 @@ export class SharedMount {
         throw error
       }
     }
-    this.log.info({ lvs: this.options.lvs, backend: this.options.backend }, 'shared VG locks taken')
+    for (const source of [...this.lvLocks.values()].filter((held) => !held.readOnly)) {
+      const sourceLv = vg.lvByName(source.name)!
+      await this.claimReplicas(vg, sourceLv, linkedReplicasOf(vg, sourceLv))
+    }
+    vg.onChange(() => { void this.releaseRemoved(vg) })
+    this.log.info({ lvs: this.report().lvs, backend: this.options.backend }, 'shared VG locks taken')
+  }
+
+  /** A linked replica is served by the daemon serving its source read-write (shared-replicas.ts). */
+  private refuseReplicaWithoutSource(vg: VolumeGroup, lv: LvDescriptor, listed: Map<string, LvDescriptor>): void {
+    const replica = replicaOf(lv)
+    if (replica === undefined || !isLinkedReplica(lv)) return
+    const source = replica.source.vg === vg.name ? vg.lvById(replica.source.lvId) : undefined
+    const servedRw = source !== undefined && listed.has(source.name) &&
+      this.options.lvs.some((served) => served.name === source.name && !served.readOnly)
+    if (servedRw) return
+    throw new LvmfsError('ENGINE_NOT_SUPPORTED', `"${lv.name}" is a ${replica.kind} replica of "${replica.source.lv}": ` +
+      'it is served with its source', {
+      detail: 'The daemon serving a source read-write runs its replication and serves its replicas under their LV ' +
+        'locks, so nothing writes a replica behind the source\'s copy-on-write, job or propagator.',
+      hint: `Mount --lvs ${replica.source.lv} (its replicas come with it).`, context: { vg: vg.name, lv: lv.name } })
+  }
+
+  private async claimReplicas(vg: VolumeGroup, source: LvDescriptor, replicas: readonly LvDescriptor[]): Promise<void> {
+    const readOnly = new Set(this.options.lvs.filter((served) => served.readOnly).map((served) => served.name))
+    await this.replicaLocks.claim(vg, source, replicas.filter((lv) => !this.lvLocks.has(lv.lvId)), (lv, lock) => {
+      this.lvLocks.set(lv.lvId, { lock, readOnly: readOnly.has(lv.name), name: lv.name, replica: true })
+      lock.onLost((error) => this.fence(error))
+    })
+  }
+
+  /** replicate made `lv` for a source served here: take its lock before it is answered. */
+  private async claimCreated(vg: VolumeGroup, lv: LvDescriptor): Promise<void> {
+    const replica = replicaOf(lv)
+    const source = replica === undefined ? undefined : vg.lvById(replica.source.lvId)
+    await this.claimReplicas(vg, source ?? lv, [lv])
+  }
+
+  /** Replica locks of LVs that no longer exist (lvremove) go. */
+  private async releaseRemoved(vg: VolumeGroup): Promise<void> {
+    for (const [lvId, held] of this.lvLocks) {
+      if (!held.replica || vg.lvById(lvId) !== undefined) continue
+      this.lvLocks.delete(lvId)
+      await this.replicaLocks.release(held.lock, undefined)
+    }
   }
 
   private fence(error: Error): void {
@@ -152,16 +218,30 @@ export class SharedMount {
   report(): SharedMountReport {
     return { backend: this.options.backend, vgLockMode: this.vgLock.mode, recoveries: this.vgLock.recoveries,
       reloads: this.vgLock.reloads, fenced: this.fencedBy !== undefined,
+      replicaRecoveries: this.replicaLocks.recoveries, replicaProblems: [...this.replicaLocks.problems],
       lvs: [...this.lvLocks].map(([lvId, held]) => ({ name: held.name, lvId, mode: held.lock.mode })) }
   }
 
   /** After the daemon varied off: LV locks, VG lock, DLM session. */
   async close(): Promise<void> {
-    await Promise.all([...this.lvLocks.values()].map((held) => held.lock.unlock().catch(() => undefined)))
+    await Promise.all([...this.lvLocks.entries()].map(async ([lvId, held]) => {
+      const lv = held.replica ? this.vg?.lvById(lvId) : undefined
+      if (held.replica) await this.replicaLocks.release(held.lock, lv === undefined ? undefined : this.markOf(lv))
+      else await held.lock.unlock().catch(() => undefined)
+    }))
     this.lvLocks.clear()
+    await this.replicaLocks.close()
     await this.vgLock.release()
     await this.dlm.close().catch(() => undefined)
   }
+}
+
+/** The replicas in `vg` still bound to `source` (served with it). */
+function linkedReplicasOf(vg: VolumeGroup, source: LvDescriptor): LvDescriptor[] {
+  return vg.descriptor.lvs.filter((lv) => {
+    const replica = replicaOf(lv)
+    return replica?.source.vg === vg.name && replica.source.lvId === source.lvId && isLinkedReplica(lv)
+  })
 }
 
 function refuseUnsharable(lv: LvDescriptor): void {

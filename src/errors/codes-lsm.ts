@@ -38,7 +38,7 @@ export const LSM_CODES = {
     meaning: 'The replication is not supported for this source: a clone of a clone or of a ' +
       'mirror target, any replica of a volume being copied, or a synchronous mirror whose ' +
       'source and target copies would exceed the 3 copies a native volume map carries, or a ' +
-      'source or pool in a shared VG.' },
+      'replica in another VG than its source when either VG is shared.' },
   LSM_ERR_HAS_CHILD_DEPENDENCY: { domain: 'lsm', ref: 161, exit: 5, errno: 'EBUSY',
     meaning: 'The volume is the source of a clone, of an unfinished copy or of a mirror; it ' +
       'cannot be removed until those replicas are removed or split (their names are listed).' },
@@ -48,5 +48,7 @@ export const LSM_CODES = {
       'read and write of it fails. Remove it.' },
   LSM_ERR_REPLICA_BUSY: { domain: 'lsm', exit: 5, errno: 'EBUSY',
     meaning: 'lvmfs: the replica refuses the access: a copy target before its job completed, ' +
-      'or a write to a mirror target while it is mirrored (read-only).' },
+      'or a write to a mirror target while it is mirrored (read-only); or, in a shared VG, the ' +
+      'source (or the replica\'s source) is served read-write by another process, which runs its ' +
+      'replication (send the command to that daemon).' },
 } as const satisfies Record<string, ErrorSpec>

@@ -119,6 +119,46 @@ export class ReplicationContext {
       .map((c) => keyOf(c.vg, c.lv))
   }
 
+  /** Whether the replication of `source` runs in this process (ReplicationOptions.servesSource). */
+  runsHere(vgName: string, source: LvDescriptor): boolean {
+    return this.options.servesSource?.(vgName, source) ?? true
+  }
+
+  /** Whether the replication `replica` belongs to runs here (its source's; a source not at hand
+   * runs nowhere, so not here). */
+  runsReplicaHere(replica: ReplicaExt): boolean {
+    if (this.options.servesSource === undefined) return true
+    const source = this.engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
+    return source !== undefined && this.runsHere(replica.source.vg, source)
+  }
+
+  /**
+   * Throws LSM_ERR_REPLICA_BUSY when `source` (a source, or a volume about to become one) is
+   * served by another process of its shared VG: its replication runs there.
+   */
+  assertServesSource(vgName: string, source: LvDescriptor): void {
+    if (this.runsHere(vgName, source)) return
+    throw lsm('LSM_ERR_REPLICA_BUSY', `"${vgName}/${source.name}" is not served read-write by this process`, {
+      detail: 'In a shared VG the daemon serving a source read-write runs its replication: its copy jobs, mirrors ' +
+        'and copy-on-write, and the verbs that change its replicas.',
+      hint: `Mount it with --lvs ${source.name}; commands naming it are then sent to that daemon.`,
+      context: { vg: vgName, lv: source.name } })
+  }
+
+  /** assertServesSource for whatever replication `vg/lv` is part of: its source's if it is a
+   * replica, its own if it has replicas; nothing for a volume outside replication. */
+  assertRunsHere(vgName: string, lvName: string): void {
+    if (this.options.servesSource === undefined) return
+    const { lv } = this.locate(vgName, lvName)
+    const replica = replicaOf(lv)
+    if (replica !== undefined) {
+      const source = this.engines.get(replica.source.vg)?.vg.lvById(replica.source.lvId)
+      if (source !== undefined) this.assertServesSource(replica.source.vg, source)
+    } else if ((sourceOf(lv)?.children.length ?? 0) > 0 || this.children(vgName, lv).length > 0) {
+      this.assertServesSource(vgName, lv)
+    }
+  }
+
   sourceOfReplica(replica: ReplicaExt): Located {
     const engine = this.engines.get(replica.source.vg)
     if (engine === undefined || engine.vg.state !== 'online') {

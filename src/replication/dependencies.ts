@@ -8,7 +8,9 @@ import { LvmfsError } from '../errors/index.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import { keyOf, replicaOf, sourceOf } from './model.js'
 
-function blocks(lv: LvDescriptor): boolean {
+/** Whether `lv` is a replica still bound to its source (a clone, an unfinished copy, an attached
+ * mirror target): its source cannot be removed, and in a shared VG it is served with its source. */
+export function isLinkedReplica(lv: LvDescriptor): boolean {
   const replica = replicaOf(lv)
   if (replica === undefined || replica.state === 'split') return false
   return replica.kind !== 'copy' || replica.state !== 'complete'
@@ -23,13 +25,13 @@ export function childDependenciesIn(vgs: readonly VolumeGroup[], vgName: string,
     for (const lv of vg.descriptor.lvs) {
       const replica = replicaOf(lv)
       const child = replica?.source.vg === vgName && replica.source.lvId === source.lvId
-      if (child && blocks(lv)) names.add(keyOf(vg.name, lv.name))
+      if (child && isLinkedReplica(lv)) names.add(keyOf(vg.name, lv.name))
     }
   }
   for (const child of sourceOf(source)?.children ?? []) {
     const vg = vgs.find((candidate) => candidate.name === child.vg)
     const lv = vg?.lvByName(child.lv)
-    if (vg === undefined ? child.split !== true : lv !== undefined && blocks(lv)) names.add(keyOf(child.vg, child.lv))
+    if (vg === undefined ? child.split !== true : lv !== undefined && isLinkedReplica(lv)) names.add(keyOf(child.vg, child.lv))
   }
   return [...names].sort()
 }

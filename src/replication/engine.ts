@@ -23,7 +23,7 @@ import { CloneChunks } from './clone.js'
 import { ReplicationContext } from './context.js'
 import { CopyJobs } from './copy-jobs.js'
 import { LowWaterMarks, type PrimrecReport } from './lwm.js'
-import { replicaOf } from './model.js'
+import { keyOf, replicaOf } from './model.js'
 import { NativeMaps } from './native-map.js'
 import { assertRemovable, childDependencies, removeVolume } from './removal.js'
 import { ReplicaIo } from './replica-io.js'
@@ -136,15 +136,18 @@ export class ReplicationEngine {
   }
 
   /** Runs (or resumes) the job in this process and resolves when it is no longer in progress. */
-  waitJob(jobId: string, onProgress?: (status: JobStatus) => void): Promise<JobStatus> {
-    return this.#jobs.wait(jobId, onProgress)
+  async waitJob(jobId: string, onProgress?: (status: JobStatus) => void): Promise<JobStatus> {
+    const target = this.#jobs.target(jobId)
+    this.#ctx.assertRunsHere(target.engine.vg.name, target.lv.name)
+    return await this.#jobs.wait(jobId, onProgress)
   }
 
   // --- asynchronous mirrors, low-water marks, split -------------------------------------------
 
   /** One propagation cycle of an async mirror target; resolves with the new mark. */
-  propagate(targetVg: string, targetName: string): Promise<number> {
-    return this.#async.propagate(targetVg, targetName)
+  async propagate(targetVg: string, targetName: string): Promise<number> {
+    this.#ctx.assertRunsHere(targetVg, targetName)
+    return await this.#async.propagate(targetVg, targetName)
   }
 
   /** Lag of an async mirror target: commit counts, bytes and seconds behind its source. */
@@ -153,18 +156,21 @@ export class ReplicationEngine {
   }
 
   /** chlwm(gfs, site, lwm): the previous mark of the local site, or another site's mark. */
-  chlwm(vgName: string, lvName: string, site: number, lwm: number): Promise<number> {
-    return this.#lwm.chlwm(vgName, lvName, site, lwm)
+  async chlwm(vgName: string, lvName: string, site: number, lwm: number): Promise<number> {
+    this.#ctx.assertRunsHere(vgName, lvName)
+    return await this.#lwm.chlwm(vgName, lvName, site, lwm)
   }
 
   /** primrec: reconcile an async target outside the propagator (reattaching a split one). */
-  primrec(vgName: string, lvName: string, options: { full?: boolean } = {}): Promise<PrimrecReport> {
-    return this.#lwm.primrec(vgName, lvName, options)
+  async primrec(vgName: string, lvName: string, options: { full?: boolean } = {}): Promise<PrimrecReport> {
+    this.#ctx.assertRunsHere(vgName, lvName)
+    return await this.#lwm.primrec(vgName, lvName, options)
   }
 
   /** replica split: a mirror target (or a complete copy) becomes an independent volume. */
-  split(vgName: string, lvName: string): Promise<void> {
-    return this.#split.split(vgName, lvName)
+  async split(vgName: string, lvName: string): Promise<void> {
+    this.#ctx.assertRunsHere(vgName, lvName)
+    await this.#split.split(vgName, lvName)
   }
 
   // --- dependencies, removal, status ----------------------------------------------------------
@@ -180,8 +186,9 @@ export class ReplicationEngine {
   }
 
   /** lsm_volume_delete: removes a volume after the dependency check, unlinking it from its source. */
-  removeVolume(vgName: string, lvName: string): Promise<void> {
-    return removeVolume(this.#ctx, this.#jobs, vgName, lvName)
+  async removeVolume(vgName: string, lvName: string): Promise<void> {
+    this.#ctx.assertRunsHere(vgName, lvName)
+    await removeVolume(this.#ctx, this.#jobs, vgName, lvName)
   }
 
   /** Origin, type, sync state, mark and lag of a replica (for lvs and status). */
@@ -206,14 +213,20 @@ export class ReplicationEngine {
     return targetStatuses(this.#ctx, this.#jobs, this.#async, vgName)
   }
 
+  /** The superblock of `vg/lv` last read or written here, if any (no I/O). */
+  lastSuperblock(vgName: string, lvName: string): { readonly seq: number, readonly lwm: number } | undefined {
+    return this.#ctx.superblocks.cached(keyOf(vgName, lvName))
+  }
+
   // --- lifecycle ------------------------------------------------------------------------------
 
-  /** Resumes unfinished jobs and starts the propagators of attached async mirrors. */
+  /** Resumes unfinished jobs and starts the propagators of attached async mirrors (of the
+   * sources this process serves, in a shared VG). */
   async startBackground(): Promise<void> {
     for (const engine of this.#ctx.onlineEngines()) {
       for (const lv of engine.vg.descriptor.lvs) {
         const replica = replicaOf(lv)
-        if (replica === undefined) continue
+        if (replica === undefined || !this.#ctx.runsReplicaHere(replica)) continue
         if (replica.kind !== 'clone') await this.#ctx.superblocks.of({ engine, lv }).catch(() => undefined)
         if (replica.state === 'in-progress' && replica.jobId !== undefined) this.#jobs.start(replica.jobId)
         else if (replica.kind === 'mirror-async' && replica.state === 'complete') this.#async.startPropagator(engine.vg.name, lv)

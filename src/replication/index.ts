@@ -27,6 +27,6 @@ export {
   REPLICATION_TYPES, LSM_REPLICATION_TYPE, replicaOf, sourceOf, parseJobId, type ReplicationType, type ReplicaExt,
   type SourceExt, type ChildRef,
 } from './model.js'
-export { readSuperblock } from './superblock-io.js'
-export { assertNoChildDependency, childDependenciesIn } from './dependencies.js'
+export { readSuperblock, writeSuperblock } from './superblock-io.js'
+export { assertNoChildDependency, childDependenciesIn, isLinkedReplica } from './dependencies.js'
 export { gateControlFrom, type GateControl, type GatePrimitives } from './gate-control.js'

@@ -34,13 +34,18 @@ export class Replicator {
     const ctx = this.#ctx
     const type = validateRequest(request)
     const source = ctx.locate(request.vg, request.lv)
+    ctx.assertServesSource(request.vg, source.lv)
     const poolName = request.pool ?? request.vg
     const pool = ctx.engineOf(poolName)
     if (pool.vg.lvByName(request.name) !== undefined) {
       throw lsm('LSM_ERR_INVALID_ARGUMENT', `"${request.name}" already exists in "${poolName}"`, {
         context: { vg: poolName, lv: request.name } })
     }
-    if (isThinLv(source.lv) && type === 'clone') return await this.#thinClone(request, source, pool)
+    if (isThinLv(source.lv) && type === 'clone') {
+      const result = await this.#thinClone(request, source, pool)
+      await this.#afterCreate(poolName, request.name)
+      return result
+    }
     this.#checkSupport(source, type, pool)
     await ctx.gates?.closeVolumeGates(request.vg, request.lv)
     const dataLps = source.lv.lps.length
@@ -59,6 +64,7 @@ export class Replicator {
     await ctx.sources.addChild(source, { vg: poolName, lv: request.name, kind: type, base: generation.current,
       ...(replica.site === undefined ? {} : { site: replica.site }) })
     const volume = { vg: poolName, lv: request.name }
+    await this.#afterCreate(poolName, request.name)
     if (jobId === undefined) return { status: 'LSM_ERR_OK', volume }
     if (type === 'mirror-async') ctx.asyncStates.of(poolName, ctx.fresh({ engine: pool, lv: target }))
     this.#jobs.start(jobId)
@@ -88,6 +94,11 @@ export class Replicator {
     return { status: 'LSM_ERR_OK', volume: { vg: request.vg, lv: request.name } }
   }
 
+  async #afterCreate(vgName: string, lvName: string): Promise<void> {
+    const created = this.#ctx.engineOf(vgName).vg.lvByName(lvName)
+    if (created !== undefined) await this.#ctx.options.afterCreate?.(vgName, created)
+  }
+
   #checkSupport(source: Located, type: ReplicationType, pool: MirrorEngine): void {
     if (isThinLv(source.lv) || isThinPool(source.lv)) {
       throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is a thin ${isThinLv(source.lv) ? 'LV' : 'pool'}`, {
@@ -99,13 +110,12 @@ export class Replicator {
       throw lsm('LSM_ERR_NO_SUPPORT', `"${source.lv.name}" is itself a ${replica.kind} replica`, {
         detail: 'lvmfs replicates plain logical volumes only (no clone of a clone, copy of a copy or mirror chains).' })
     }
-    for (const vg of new Set([source.engine.vg, pool.vg])) {
-      if (vg.descriptor.shared === true) {
-        throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${vg.name}" is shared; lvmfs does not replicate in shared VGs`, {
-          detail: 'Copy-on-write maps, dirty sets, commit counts and jobs are kept by the one daemon serving the ' +
-            'source; another host serving the same VG would write around them.',
-          hint: 'Replicate into or out of a VG that is not shared.' })
-      }
+    const shared = [source.engine.vg, pool.vg].find((vg) => vg.descriptor.shared === true)
+    if (shared !== undefined && pool.vg !== source.engine.vg) {
+      throw lsm('LSM_ERR_NO_SUPPORT', `volume group "${shared.name}" is shared: its replicas stay in the VG of their source`, {
+        detail: 'In a shared VG the daemon serving a source takes the LV locks of its replicas, so no other process ' +
+          'writes them; a replica in another VG would be outside those locks.',
+        hint: `Replicate within "${source.engine.vg.name}" (no --pool / --target-vg), or between VGs that are not shared.` })
     }
     if (pool.vg.ppSizeBytes !== source.engine.vg.ppSizeBytes) {
       throw lsm('LSM_ERR_NO_SUPPORT', `pool "${pool.vg.name}" has another partition size`, {

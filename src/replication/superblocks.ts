@@ -8,7 +8,7 @@ import { assert } from '../util/index.js'
 import type { Located, ReplicationContext } from './context.js'
 import { KeyedMutex } from '../util/index.js'
 import { lsm } from './lsm-error.js'
-import { keyOf } from './model.js'
+import { keyOf, replicaOf } from './model.js'
 import { readSuperblock, writeSuperblock } from './superblock-io.js'
 
 export class Superblocks {
@@ -24,8 +24,11 @@ export class Superblocks {
     const key = keyOf(target.engine.vg.name, target.lv.name)
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
-    const sb = await readSuperblock(target.engine.vg, this.#ctx.fresh(target))
-    this.#cache.set(key, sb)
+    const lv = this.#ctx.fresh(target)
+    const sb = await readSuperblock(target.engine.vg, lv)
+    // Another process (shared VG) writes the superblock of a replica whose source it serves.
+    const replica = replicaOf(lv)
+    if (replica === undefined || this.#ctx.runsReplicaHere(replica)) this.#cache.set(key, sb)
     return sb
   }
 

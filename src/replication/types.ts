@@ -34,6 +34,19 @@ export interface ReplicationOptions {
    * snapshotThinLv). Absent: replicating a thin LV is LSM_ERR_NO_SUPPORT.
    */
   readonly thinClone?: (engine: MirrorEngine, name: string, origin: LvDescriptor) => Promise<LvDescriptor>
+  /**
+   * Shared VG: whether this process serves `source` read-write (holds its LV lock EX). The
+   * replication of a source (its jobs, propagators, copy-on-write, and the verbs that change its
+   * replicas) runs only in the process serving it; elsewhere they are refused with
+   * LSM_ERR_REPLICA_BUSY and superblocks are read from disk, never cached. Absent: every source
+   * runs here.
+   */
+  readonly servesSource?: (vgName: string, source: LvDescriptor) => boolean
+  /**
+   * Awaited after replicate created a target (or a thin clone), before it answers: a shared mount
+   * takes the new replica's LV lock and serves it.
+   */
+  readonly afterCreate?: (vgName: string, target: LvDescriptor) => Promise<void>
 }
 
 export interface ReplicateRequest {

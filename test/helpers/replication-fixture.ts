@@ -41,7 +41,8 @@ export interface ReplFixture {
 }
 
 /** Creates VG `name` on `pvCount` files of `pvBytes` each, in `dir`. */
-export async function createVg(dir: string, name: string, pvCount = 1, pvBytes = 8 * 1024 * 1024): Promise<void> {
+export async function createVg(dir: string, name: string, pvCount = 1, pvBytes = 8 * 1024 * 1024,
+  shared = false): Promise<void> {
   const paths: string[] = []
   for (let index = 0; index < pvCount; index++) {
     const path = join(dir, `${name}-pv${index}.img`)
@@ -51,21 +52,23 @@ export async function createVg(dir: string, name: string, pvCount = 1, pvBytes =
     await pvCreate(path, { layout: SMALL_LAYOUT })
     paths.push(path)
   }
-  await vgCreate({ name, paths, ppSizeBytes: PP, layout: SMALL_LAYOUT })
+  await vgCreate({ name, paths, ppSizeBytes: PP, layout: SMALL_LAYOUT, shared })
 }
 
 export function devicesIn(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.endsWith('.img')).map((name) => join(dir, name))
 }
 
+/** `shared`: vary on as one process of a shared VG does (no exclusive claim of the PVs), so
+ * two fixtures can stand for two processes. */
 export async function openRepl(dir: string, vgNames: readonly string[],
-  options: ReplicationOptions = {}): Promise<ReplFixture> {
+  options: ReplicationOptions = {}, shared = false): Promise<ReplFixture> {
   const devices = devicesIn(dir)
   const vgs = new Map<string, VolumeGroup>()
   const engines: MirrorEngine[] = []
   for (const vgName of vgNames) {
     const result = await varyOnVg({ vgName, devices: devices.filter((d) => d.includes(`/${vgName}-pv`)),
-      flags: { misspvVon: true, missnameVon: true }, opener: countingOpener })
+      flags: { misspvVon: true, missnameVon: true }, opener: countingOpener, ...(shared ? { shared: true } : {}) })
     if (result.vg === undefined) throw result.error ?? new Error(`vary-on of ${vgName} failed: ${result.rc}`)
     vgs.set(vgName, result.vg)
     engines.push(await MirrorEngine.start(result.vg))

@@ -227,3 +227,17 @@ void t.test('idle domain resources: forgotten unless their value block was writt
   const again = h.lock(a, 'VG:1', 'NL', { rdId: ra })
   t.same(again.granted && again.valueBlock, bytes(4), 'the written value block stayed')
 })
+
+void t.test('the last member of a domain dies holding EX: the next member still collects its resource', async (t) => {
+  const h = harness()
+  const [a, b] = [h.client(1), h.client(2)]
+  const ra = h.manager.rdAttach(a, { namespace: 'ns', name: 'rd:vg1:repl:3' })
+  h.lock(a, 'LV:1:7', 'EX', { rdId: ra })
+  h.manager.clientGone(a)
+  const rb = h.manager.rdAttach(b, { namespace: 'ns', name: 'rd:vg1:repl:3' })
+  const grant = h.lock(b, 'LV:1:7', 'EX', { rdId: rb, noQueue: true })
+  t.match(grant, { granted: true, valueBlockValid: false }, 'the dead holder\'s value block is still not valid')
+  const collection = h.manager.rdCollect(b, rb)
+  t.same(collection.resources, ['LV:1:7'])
+  t.match(h.manager.rdValidate(b, rb, collection.handle), { status: 'DLM_SUCCESS', validated: ['LV:1:7'] })
+})
