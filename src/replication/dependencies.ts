@@ -31,7 +31,8 @@ export function childDependenciesIn(vgs: readonly VolumeGroup[], vgName: string,
   for (const child of sourceOf(source)?.children ?? []) {
     const vg = vgs.find((candidate) => candidate.name === child.vg)
     const lv = vg?.lvByName(child.lv)
-    if (vg === undefined ? child.split !== true : lv !== undefined && isLinkedReplica(lv)) names.add(keyOf(child.vg, child.lv))
+    const linked = vg === undefined ? child.split !== true : lv !== undefined && isLinkedReplica(lv)
+    if (linked) names.add(keyOf(child.vg, child.lv))
   }
   return [...names].sort()
 }

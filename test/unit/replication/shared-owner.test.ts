@@ -39,7 +39,8 @@ t.test('the owner runs the copy job; another process of the VG leaves it alone a
   t.equal(started.status, 'LSM_ERR_JOB_STARTED', 'copy in a shared VG starts a job (was LSM_ERR_NO_SUPPORT)')
   t.same(created, ['cp'], 'afterCreate ran before replicate answered (the shared mount takes the lock there)')
   const jobId = started.status === 'LSM_ERR_JOB_STARTED' ? started.jobId : ''
-  for (let i = 0; i < 200 && (await owner.repl.job(jobId)).percent < 25; i++) await new Promise((r) => setTimeout(r, 10))
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+  for (let i = 0; i < 200 && (await owner.repl.job(jobId)).percent < 25; i++) await sleep(10)
 
   const other = await openRepl(dir, ['sv'], { servesSource: servesOnly('plain') }, true)
   t.teardown(() => other.close())
