@@ -558,6 +558,10 @@ export class EtcdDlmClient implements LockBackend {
       notified = value.mode
       lock.fireBlocking(value.mode)
     }
-    return Promise.resolve()
+    // A request that arrived while this grant was on its way was judged against the old mode
+    // (an NL holder converting up to PR let an EX request pass unnoticed, and the EX waited
+    // until the holder's next commit): judge the queue again against the new one.
+    const queued = await this.etcd.getAll().prefix(`${this.k('q', lock.resource)}/`).exec()
+    for (const kv of queued.kvs) held.onRequest(kv.key.toString('utf8'), parse<QueueValue>(kv, { mode: 'NL' }))
   }
 }
