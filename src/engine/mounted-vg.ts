@@ -25,7 +25,7 @@ import {
 } from '../lvm/index.js'
 import { MirrorEngine, setDirectCopyFds } from '../mirror/index.js'
 import { THIN_ENTRY_UNMAPPED, thinEntry } from '../native/index.js'
-import { gateControlFrom, ReplicationEngine } from '../replication/index.js'
+import { gateControlFrom, ReplicationEngine, type StepEvent } from '../replication/index.js'
 import { dataStartBytes, type ThinPoolObserver } from '../thin/index.js'
 import { BackingFds, type ByteRange, type FaultMode } from './backing-fds.js'
 import { BlockDevices, isPlainMap, removeDeadLinks } from './block-devices.js'
@@ -155,7 +155,7 @@ export class MountedVg implements VolumeHost {
     // Replication drives the mount through the same two mechanisms as mirroring: the maps it
     // builds (clones point shared partitions at their origin) and the write gates it closes.
     const shared = options.shared
-    this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication,
+    this.replication = new ReplicationEngine([engine], { thinClone: snapshotForReplication, ...testStepDelay(),
       ...(shared === undefined ? {} : {
         servesSource: (vgName: string, source: LvDescriptor) => vgName === vg.name && shared.servesWritable(source),
         afterCreate: async (vgName: string, target: LvDescriptor) => {
@@ -809,6 +809,16 @@ export class MountedVg implements VolumeHost {
     setDirectCopyFds(this.vg, undefined)
     this.backing.closeAll()
   }
+}
+
+/** Test hook (kill -9 mid-job tests): `LVMFS_TEST_REPLICATION_STEP_MS=N` makes every copied
+ * partition of a job take N ms more, so a job of a few partitions outlasts the test's kill. */
+function testStepDelay(): { onStep?: (event: StepEvent) => Promise<void> } {
+  const ms = Number(process.env['LVMFS_TEST_REPLICATION_STEP_MS'] ?? 0)
+  if (!(ms > 0)) return {}
+  return { onStep: async (event) => {
+    if (event.kind === 'copied') await new Promise((resolve) => setTimeout(resolve, ms))
+  } }
 }
 
 function onRemotePv(vg: VolumeGroup, lv: LvDescriptor): boolean {

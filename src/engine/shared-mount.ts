@@ -146,7 +146,13 @@ export class SharedMount {
     for (const lv of listed.values()) this.refuseReplicaWithoutSource(vg, lv, listed)
     for (const served of this.options.lvs) {
       const lv = listed.get(served.name)!
-      if (isLinkedReplica(lv)) continue
+      // A replica's lock lives in its source's recovery domain (claimReplicas).
+      const replica = replicaOf(lv)
+      if (replica !== undefined) {
+        const mode = served.readOnly ? 'PR' : 'EX'
+        if (!isLinkedReplica(lv)) await this.claimReplicas(vg, replica.source.lvId, [lv], mode)
+        continue
+      }
       const mode = served.readOnly ? 'PR' : 'EX'
       try {
         const lock = await this.dlm.lock(`LV:${vg.vgId}:${lv.lvId}`, mode, { noQueue: true })
@@ -161,9 +167,9 @@ export class SharedMount {
         throw error
       }
     }
-    for (const source of [...this.lvLocks.values()].filter((held) => !held.readOnly)) {
+    for (const source of [...this.lvLocks.values()].filter((held) => !held.readOnly && !held.replica)) {
       const sourceLv = vg.lvByName(source.name)!
-      await this.claimReplicas(vg, sourceLv, linkedReplicasOf(vg, sourceLv))
+      await this.claimReplicas(vg, sourceLv.lvId, linkedReplicasOf(vg, sourceLv))
     }
     vg.onChange(() => { void this.releaseRemoved(vg) })
     this.log.info({ lvs: this.report().lvs, backend: this.options.backend }, 'shared VG locks taken')
@@ -184,19 +190,18 @@ export class SharedMount {
       hint: `Mount --lvs ${replica.source.lv} (its replicas come with it).`, context: { vg: vg.name, lv: lv.name } })
   }
 
-  private async claimReplicas(vg: VolumeGroup, source: LvDescriptor, replicas: readonly LvDescriptor[]): Promise<void> {
+  private async claimReplicas(vg: VolumeGroup, sourceLvId: number, replicas: readonly LvDescriptor[],
+    mode: 'EX' | 'PR' = 'EX'): Promise<void> {
     const readOnly = new Set(this.options.lvs.filter((served) => served.readOnly).map((served) => served.name))
-    await this.replicaLocks.claim(vg, source, replicas.filter((lv) => !this.lvLocks.has(lv.lvId)), (lv, lock) => {
+    await this.replicaLocks.claim(vg, sourceLvId, replicas.filter((lv) => !this.lvLocks.has(lv.lvId)), (lv, lock) => {
       this.lvLocks.set(lv.lvId, { lock, readOnly: readOnly.has(lv.name), name: lv.name, replica: true })
       lock.onLost((error) => this.fence(error))
-    })
+    }, mode)
   }
 
   /** replicate made `lv` for a source served here: take its lock before it is answered. */
   private async claimCreated(vg: VolumeGroup, lv: LvDescriptor): Promise<void> {
-    const replica = replicaOf(lv)
-    const source = replica === undefined ? undefined : vg.lvById(replica.source.lvId)
-    await this.claimReplicas(vg, source ?? lv, [lv])
+    await this.claimReplicas(vg, replicaOf(lv)?.source.lvId ?? lv.lvId, [lv])
   }
 
   /** Replica locks of LVs that no longer exist (lvremove) go. */

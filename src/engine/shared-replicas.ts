@@ -4,8 +4,10 @@
  * mirror target), EX with noQueue, so no other process writes a replica behind the copy-on-write,
  * the job or the propagator running here. The locks of one source's replicas sit in its
  * recovery domain `rd:<vgId>:repl:<sourceLvId>` (a takeover of one source never collects
- * another's); each value block is the replica superblock's (seq, low-water mark) written
- * when the lock is released, 16 bytes, big-endian u64s.
+ * another's), also once a replica is independent (a complete copy, a split mirror: served when
+ * listed in --lvs, its lock stays in the domain its first lock chose). Each value block is the
+ * replica superblock's (seq, low-water mark) written when the lock is released, 16 bytes,
+ * big-endian u64s.
  *
  * Takeover: a daemon killed while holding a replica lock leaves its value block not valid. The
  * next daemon to serve the source takes the lock, runs dlm_rd_collect, re-reads each collected
@@ -62,22 +64,23 @@ export class SharedReplicaLocks {
   constructor(private readonly dlm: DlmSession, private readonly vgId: string, private readonly log: Log) {}
 
   /**
-   * Takes the EX locks of `replicas` (noQueue: one held elsewhere is ENGINE_BUSY) and, if any
-   * comes back with its value block not valid, recovers before returning.
+   * Takes the locks of `replicas` (EX, or PR for an independent one served read-only; noQueue:
+   * one held elsewhere is ENGINE_BUSY) and, if any comes back with its value block not valid,
+   * recovers before returning.
    */
-  async claim(vg: VolumeGroup, source: LvDescriptor, replicas: readonly LvDescriptor[],
-    onLocked: (lv: LvDescriptor, lock: DlmLock) => void): Promise<void> {
+  async claim(vg: VolumeGroup, sourceLvId: number, replicas: readonly LvDescriptor[],
+    onLocked: (lv: LvDescriptor, lock: DlmLock) => void, mode: 'EX' | 'PR' = 'EX'): Promise<void> {
     if (replicas.length === 0) return
-    let rd = this.domains.get(source.lvId)
+    let rd = this.domains.get(sourceLvId)
     if (rd === undefined) {
-      rd = await this.dlm.attach(`rd:${this.vgId}:repl:${source.lvId}`)
-      this.domains.set(source.lvId, rd)
+      rd = await this.dlm.attach(`rd:${this.vgId}:repl:${sourceLvId}`)
+      this.domains.set(sourceLvId, rd)
     }
     let invalid = false
     for (const lv of replicas) {
       let lock: DlmLock
       try {
-        lock = await this.dlm.lock(replicaLockName(this.vgId, lv.lvId), 'EX', { noQueue: true, rd })
+        lock = await this.dlm.lock(replicaLockName(this.vgId, lv.lvId), mode, { noQueue: true, rd })
       } catch (error) {
         if (isLvmfsError(error, 'DLM_NOTQUEUED')) {
           throw new LvmfsError('ENGINE_BUSY', `replica "${lv.name}" is served by another process`, {
