@@ -201,7 +201,9 @@ export class SharedMount {
 
   /** replicate made `lv` for a source served here: take its lock before it is answered. */
   private async claimCreated(vg: VolumeGroup, lv: LvDescriptor): Promise<void> {
-    await this.claimReplicas(vg, replicaOf(lv)?.source.lvId ?? lv.lvId, [lv])
+    // A thin clone is a thin snapshot, an LV of its own: served where it is listed, as lvcreate's.
+    const replica = replicaOf(lv)
+    if (replica !== undefined) await this.claimReplicas(vg, replica.source.lvId, [lv])
   }
 
   /** Replica locks of LVs that no longer exist (lvremove) go. */
