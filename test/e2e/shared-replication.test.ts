@@ -1,12 +1,15 @@
-// End to end: replication in a shared VG. Daemon A serves `src` and runs a full copy of it;
-// daemon B serves another LV. A is killed (-9) mid-job: B neither resumes the job nor accepts
-// `job --wait` for it (its source is not served there). A new daemon serving `src` takes the
-// replica lock over — the dead holder left its value block not valid, so it runs
-// dlm_rd_collect, rewrites the copy's superblock, dlm_rd_validate — and finishes the job; the
-// copy is the source image at creation, byte for byte. A clone unmounted cleanly leaves a valid
-// value block (its superblock's seq and mark): the next server has nothing to recover, and one
-// whose superblock was destroyed meanwhile is reported.
+// End to end: replication in a shared VG (docs/shared-vg.md, "Replication"). Daemon A serves `src`
+// and runs a full copy of it; daemon B serves another LV. A is killed (-9) mid-job: B neither
+// resumes the job nor accepts `job --wait` for it (its source is not served there). A new daemon
+// serving `src` takes the replica lock over — the dead holder left its value block not valid, so
+// it runs dlm_rd_collect, rewrites the copy's superblock, dlm_rd_validate — and finishes the job;
+// the copy is the source image at creation, byte for byte. A clone unmounted cleanly leaves a
+// valid value block (its superblock's seq and mark): the next server has nothing to recover, and
+// one whose superblock was destroyed meanwhile is reported. Then an async mirror: A killed under
+// acknowledged writes, C catches the target up from the dirty chunks persisted in the VG.
 import { randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { VgStatusReport } from '../../src/engine/status.js'
@@ -108,3 +111,57 @@ async function damageSuperblock(vgName: string, pvs: string[], lvName: string): 
     await vg!.varyOff()
   }
 }
+
+t.test('kill -9 under acknowledged writes to an async-mirrored source: the next server catches the target up',
+  { skip }, async (t: Test) => {
+    const fixture = await sharedVg(t, { pvBytes: 128 * MiB,
+      lvs: [{ name: 'src', lpCount: 8 }, { name: 'other', lpCount: 1 }] })
+    const devices = ['--devices', fixture.pvs.join(',')]
+    const size = 32 * MiB
+    const mntA = fixture.mountpoint('mnt-a')
+    const mntB = fixture.mountpoint('mnt-b')
+    fixture.ok(['mount', fixture.vg, mntA, '--lvs', 'src', ...devices])
+    fixture.ok(['mount', fixture.vg, mntB, '--lvs', 'other', ...devices])
+    fixture.ok(['replicate', `${fixture.vg}/src`, 'm', '--type', 'mirror-async', '--interval', '0.2', '--wait', ...devices])
+    t.same(readdirSync(mntA).sort(), ['m', 'src'], 'A serves the source and its async target')
+
+    // Acknowledged (fdatasync'd) 64 KiB writes until A is killed under them.
+    const acked = new Map<number, Buffer>()
+    const file = await open(join(mntA, 'src'), 'r+')
+    let writing = true
+    const writer = (async () => {
+      while (writing) {
+        const offset = Math.floor(Math.random() * (size / (64 << 10))) * (64 << 10)
+        const data = randomBytes(64 << 10)
+        try {
+          await file.write(data, 0, data.length, offset)
+          await file.datasync()
+        } catch {
+          return
+        }
+        acked.set(offset, data)
+      }
+    })()
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    process.kill((await fixture.status(mntA)).pid, 'SIGKILL')
+    writing = false
+    await writer
+    await file.close().catch(() => undefined)
+    cleanupMountpoint(mntA, { force: true })
+    t.ok(acked.size > 10, `${acked.size} distinct blocks acknowledged before the kill`)
+
+    const mntC = fixture.mountpoint('mnt-c')
+    fixture.ok(['mount', fixture.vg, mntC, '--lvs', 'src', ...devices])
+    const takeover = await fixture.status(mntC)
+    t.equal(takeover.shared?.replicaRecoveries, 1, 'C recovered the target\'s lock (collect, validate)')
+    const source = readAt(join(mntC, 'src'), 0, size)
+    const lost = [...acked].filter(([offset, data]) => !source.subarray(offset, offset + data.length).equals(data))
+    t.equal(lost.length, 0, 'every acknowledged write is in the source')
+    t.ok(await eventually(async () => {
+      const lag = (await fixture.status(mntC)).replicas?.find((replica) => replica.lv === 'm')?.lag
+      return lag !== undefined && lag.commits === 0 && lag.bytes === 0
+    }, 300), 'C\'s propagator caught the target up (lag 0)')
+    t.equal(sha256(readAt(join(mntC, 'm'), 0, size)), sha256(source), 'the target equals the source byte for byte')
+    fixture.ok(['umount', mntC])
+    fixture.ok(['umount', mntB])
+  })
