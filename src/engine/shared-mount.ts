@@ -14,6 +14,10 @@
  * (MountedVg.selfFence): every later request answers EIO. The etcd client reports the loss a
  * margin before the lease can expire (etcd-client.ts, watchLease).
  *
+ * Replication (shared-replicas.ts): the mount serving a source read-write also takes the locks of
+ * its linked replicas (clones, unfinished copies, mirror targets) and serves them; a linked
+ * replica is never served without its source.
+ *
  * Not supported on a shared VG (refused at mount): LVs with more than one copy and an MWC
  * policy (the MWC log is one area per PV, written by whoever serves a mirrored LV; two
  * processes would overwrite each other's records), and the background auto-resync (it walks
@@ -146,14 +150,14 @@ export class SharedMount {
     for (const lv of listed.values()) this.refuseReplicaWithoutSource(vg, lv, listed)
     for (const served of this.options.lvs) {
       const lv = listed.get(served.name)!
-      // A replica's lock lives in its source's recovery domain (claimReplicas).
+      const mode = served.readOnly ? 'PR' : 'EX'
+      // A replica's lock lives in its source's recovery domain (claimReplicas); a linked one is
+      // taken with its source's, below.
       const replica = replicaOf(lv)
       if (replica !== undefined) {
-        const mode = served.readOnly ? 'PR' : 'EX'
         if (!isLinkedReplica(lv)) await this.claimReplicas(vg, replica.source.lvId, [lv], mode)
         continue
       }
-      const mode = served.readOnly ? 'PR' : 'EX'
       try {
         const lock = await this.dlm.lock(`LV:${vg.vgId}:${lv.lvId}`, mode, { noQueue: true })
         this.lvLocks.set(lv.lvId, { lock, readOnly: served.readOnly, name: lv.name, replica: false })
