@@ -24,6 +24,12 @@ export interface BlockDevice {
   /** A remote device's token fd: what volume maps give the native data path for its copies
    * (native/remote-target.h). Not an fd for I/O: read and write fail on it with ESPIPE. */
   readonly dataToken?: number
+  /**
+   * True once the device stopped answering as a whole (a remote PV whose connection timed out or
+   * was reset), as opposed to failing one request: its PV is gone, not a bad block, so the mirror
+   * layer marks it MISSING at once, also when it held the last fresh copy.
+   */
+  readonly unreachable?: boolean
   read(buffer: Uint8Array, offsetBytes: number): Promise<void>
   write(buffer: Uint8Array, offsetBytes: number): Promise<void>
   /** Makes every completed write durable (fdatasync). */

@@ -43,6 +43,7 @@ export class FaultyDevice implements BlockDevice {
   readonly readFlips = new Map<number, number>()
   private writesBeforeFailure = Number.POSITIVE_INFINITY
   private gone = false
+  private unanswered = false
   private tearNext: number | undefined
   /** Every write that reached the inner device: offset and length (a tiny write log). */
   readonly writeLog: Array<{ offsetBytes: number; lengthBytes: number }> = []
@@ -51,6 +52,7 @@ export class FaultyDevice implements BlockDevice {
 
   get path(): string { return this.inner.path }
   get kind(): BlockDevice['kind'] { return this.inner.kind }
+  get unreachable(): boolean { return this.unanswered || this.inner.unreachable === true }
   get sizeBytes(): number { return this.inner.sizeBytes }
   get sectorBytes(): number { return this.inner.sectorBytes }
   get fd(): number { return this.inner.fd }
@@ -75,7 +77,15 @@ export class FaultyDevice implements BlockDevice {
 
   failWritesAfter(count: number): void { this.writesBeforeFailure = count }
   disappear(): void { this.gone = true }
-  reappear(): void { this.gone = false }
+  /** As disappear, and the device says it stopped answering (a remote PV whose connection died). */
+  stopAnswering(): void {
+    this.gone = true
+    this.unanswered = true
+  }
+  reappear(): void {
+    this.gone = false
+    this.unanswered = false
+  }
   /** The next write lands only on its first `sectors` sectors, then fails with EIO. */
   tearNextWrite(sectors: number): void { this.tearNext = sectors }
 

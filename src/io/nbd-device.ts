@@ -19,6 +19,10 @@ import { nativeAddon } from '../native/index.js'
 import type { BlockDevice, OpenOptions } from './block-device.js'
 import { checkRange, closedError, ioError } from './device-error.js'
 
+/** Request failures that mean the connection is gone (native/nbd-client.cc fails every later
+ * request of a dead connection with the same code), not a failed block. */
+const CONNECTION_LOST = new Set(['ETIMEDOUT', 'ECONNRESET', 'ENOTCONN', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED'])
+
 /** Default per-request timeout; LVMFS_NBD_TIMEOUT_MS or OpenOptions.remoteTimeoutMs override. */
 export const DEFAULT_NBD_TIMEOUT_MS = 30_000
 /** Largest single request sent: below every common server's limit (nbdkit, nbd-server, qemu-nbd
@@ -131,6 +135,8 @@ class NbdDevice implements BlockDevice {
   readonly sectorBytes: number
   private readonly requestBytes: number
   private closed = false
+  /** Set once the connection is lost (see BlockDevice.unreachable): it is never used again. */
+  unreachable = false
 
   constructor(readonly path: string, private readonly connection: NbdConnection,
     private readonly info: ExportInfo, private readonly readOnly: boolean) {
@@ -169,7 +175,7 @@ class NbdDevice implements BlockDevice {
     try {
       await this.connection.flush()
     } catch (cause) {
-      throw ioError('flush', this.path, 0, 0, cause)
+      throw this.failure('flush', 0, 0, cause)
     }
   }
 
@@ -191,7 +197,7 @@ class NbdDevice implements BlockDevice {
     }
     const failed = (await Promise.allSettled(parts)).find((outcome): outcome is PromiseRejectedResult =>
       outcome.status === 'rejected')
-    if (failed !== undefined) throw ioError('zero', this.path, offsetBytes, lengthBytes, failed.reason)
+    if (failed !== undefined) throw this.failure('zero', offsetBytes, lengthBytes, failed.reason)
   }
 
   async close(): Promise<void> {
@@ -212,6 +218,13 @@ class NbdDevice implements BlockDevice {
     }
   }
 
+  /** The error of a failed request; a connection-level cause marks the device unreachable. */
+  private failure(op: string, offsetBytes: number, lengthBytes: number, cause: unknown): Error {
+    const code = (cause as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && CONNECTION_LOST.has(code)) this.unreachable = true
+    return ioError(op, this.path, offsetBytes, lengthBytes, cause)
+  }
+
   private async split(op: 'read' | 'write', buffer: Uint8Array, offsetBytes: number,
     transfer: (part: Uint8Array, atBytes: number) => Promise<void>): Promise<void> {
     const parts: Array<Promise<void>> = []
@@ -222,7 +235,7 @@ class NbdDevice implements BlockDevice {
     // using the caller's buffer.
     const outcomes = await Promise.allSettled(parts)
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
-    if (failed !== undefined) throw ioError(op, this.path, offsetBytes, buffer.length, failed.reason)
+    if (failed !== undefined) throw this.failure(op, offsetBytes, buffer.length, failed.reason)
   }
 }
 

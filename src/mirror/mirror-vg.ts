@@ -334,6 +334,12 @@ export class MirrorVg {
       if (isWrite && this.writeThroughOf(lv.lvId, lp).has(copyIndex)) this.#throughFailures.add(`${lv.lvId}:${lp}:${copyIndex}`)
       const others = freshCopies(this.vg, lv, lp).filter((index) => index !== copyIndex)
       const wasFresh = isCopyFresh(this.vg, copy)
+      // A PV that stopped answering is gone whatever it held: MISSING now (a VG without it then
+      // loses its quorum or runs degraded). Left active, a last copy on it would fail every
+      // request forever and the VG would never be varied on again when it comes back.
+      if (this.vg.device(copy.pvIndex)?.unreachable === true) {
+        await this.#pvFailed(copy.pvIndex, errno, 'I/O on a device that stopped answering')
+      }
       if (others.length === 0 && wasFresh) return 'fail'
       // Not only a fresh copy: once its PV went MISSING (an earlier copy of the same request), the
       // copy counts as absent but its stale bit is still clear, and a PV that comes back would

@@ -93,8 +93,10 @@ void t.test('a server that stops answering fails requests with ETIMEDOUT; one th
     const stopped = await serve(t, ['memory', '8M'])
     const device = await openDevice(stopped.uri, { remoteTimeoutMs: 500 })
     await device.read(Buffer.alloc(4096), 0)
+    t.equal(device.unreachable, false, 'answering: reachable')
     await stopped.stop()
     await t.rejects(device.write(Buffer.alloc(4096, 1), 0), { code: 'ENGINE_IO', context: { errno: 'ETIMEDOUT' } })
+    t.equal(device.unreachable, true, 'a timed-out connection makes the device unreachable (its PV goes MISSING)')
     await t.rejects(device.read(Buffer.alloc(4096), 0), { code: 'ENGINE_IO', context: { errno: 'ETIMEDOUT' } },
       'the connection stays failed: the server\'s view of the timed-out request is unknown')
     await device.close()
@@ -106,5 +108,6 @@ void t.test('a server that stops answering fails requests with ETIMEDOUT; one th
     dying.child.kill('SIGKILL')
     await new Promise((resolve) => dying.child.once('exit', resolve))
     await t.rejects(second.read(Buffer.alloc(4096), 0), { code: 'ENGINE_IO' }, 'a dead server fails the request')
+    t.equal(second.unreachable, true, 'and makes the device unreachable')
     await second.close()
   })

@@ -105,3 +105,23 @@ void t.test('real VG: with a PV MISSING, a write into a new activity-log extent 
   await lv.close()
   await engine.stop()
 })
+
+void t.test('a PV that stops answering goes MISSING at its first error, also under a last copy', async (t) => {
+  const pool = new Pool(3)
+  await makeVg(pool, 'vg0')
+  const vg = (await varyOn(pool, 'vg0')).vg!
+  t.teardown(() => vg.varyOff().catch(() => undefined))
+  const lvd = await vg.lvCreate({ name: 'one', lpCount: 2, copies: 1 })
+  const engine = await MirrorEngine.start(vg)
+  t.teardown(() => engine.stop())
+  const lv = engine.open('one')
+  const pvIndex = lvd.lps[0]![0]!.pvIndex
+  const device = pool.opened.filter((d) => d.path === pool.paths[pvIndex]).at(-1)!
+  device.failWritesAfter(0)
+  await t.rejects(lv.write(Buffer.alloc(4096, 1), 0), { code: 'MIRROR_NO_FRESH_COPY' }, 'a failed block: EIO')
+  t.equal(vg.pvState(pvIndex), 'active', 'one failed write on the last copy leaves the PV active (a bad block)')
+  device.stopAnswering()
+  await t.rejects(lv.write(Buffer.alloc(4096, 2), 0))
+  t.equal(vg.pvState(pvIndex), 'missing', 'a device that stopped answering is MISSING at once (the VG keeps quorum)')
+  t.equal(vg.state, 'online')
+})
