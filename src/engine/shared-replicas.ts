@@ -19,10 +19,9 @@
  */
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
 import type { DlmLock, DlmSession } from '../dlm/index.js'
+import { decodeU64PairBe, encodeU64PairBe } from '../format/index.js'
 import type { LvDescriptor, VolumeGroup } from '../lvm/index.js'
 import { readSuperblock, writeSuperblock } from '../replication/index.js'
-
-export const REPLICA_VALUE_BLOCK_BYTES = 16
 
 export interface ReplicaMark {
   readonly seq: number
@@ -30,18 +29,13 @@ export interface ReplicaMark {
 }
 
 export function encodeReplicaMark(mark: ReplicaMark): Uint8Array {
-  const bytes = new Uint8Array(REPLICA_VALUE_BLOCK_BYTES)
-  const view = new DataView(bytes.buffer)
-  view.setBigUint64(0, BigInt(mark.seq))
-  view.setBigUint64(8, BigInt(mark.lwm))
-  return bytes
+  return encodeU64PairBe(mark.seq, mark.lwm)
 }
 
 /** undefined for anything but a written pair (empty, zero-filled by validate). */
 export function decodeReplicaMark(bytes: Uint8Array | undefined): ReplicaMark | undefined {
-  if (bytes?.length !== REPLICA_VALUE_BLOCK_BYTES || bytes.every((b) => b === 0)) return undefined
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  return { seq: Number(view.getBigUint64(0)), lwm: Number(view.getBigUint64(8)) }
+  const pair = decodeU64PairBe(bytes)
+  return pair === undefined ? undefined : { seq: pair[0], lwm: pair[1] }
 }
 
 type Log = { info(object: object, message: string): void; warn(object: object, message: string): void }

@@ -68,3 +68,19 @@ export function badVersion(what: string, got: number, supported: number): LvmfsE
 export function alignUp(value: number, alignment: number): number {
   return Math.ceil(value / alignment) * alignment
 }
+
+/** Two u64s, big-endian: the lock value blocks of shared VGs (docs/shared-vg.md). */
+export function encodeU64PairBe(first: number, second: number): Uint8Array {
+  const bytes = new Uint8Array(16)
+  const view = viewOf(bytes)
+  view.setBigUint64(0, BigInt(first))
+  view.setBigUint64(8, BigInt(second))
+  return bytes
+}
+
+/** The pair encodeU64PairBe wrote; undefined for anything else (empty, zero-filled, foreign). */
+export function decodeU64PairBe(bytes: Uint8Array | undefined): [number, number] | undefined {
+  if (bytes?.length !== 16 || bytes.every((b) => b === 0)) return undefined
+  const view = viewOf(bytes)
+  return [Number(view.getBigUint64(0)), Number(view.getBigUint64(8))]
+}

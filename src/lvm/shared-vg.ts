@@ -25,6 +25,7 @@
  * convert PR → EX (the classic conversion deadlock).
  */
 import { LvmfsError, isLvmfsError } from '../errors/index.js'
+import { decodeU64PairBe, encodeU64PairBe } from '../format/index.js'
 import type { DlmLock, DlmSession } from '../dlm/index.js'
 import { descriptorProblems } from './descriptor.js'
 import type { OnlineVg } from './online-vg.js'
@@ -41,18 +42,13 @@ export interface SharedSeqs {
 export const VALUE_BLOCK_BYTES = 16
 
 export function encodeSeqs(seqs: SharedSeqs): Uint8Array {
-  const bytes = new Uint8Array(VALUE_BLOCK_BYTES)
-  const view = new DataView(bytes.buffer)
-  view.setBigUint64(0, BigInt(seqs.descriptorSeq))
-  view.setBigUint64(8, BigInt(seqs.statusSeq))
-  return bytes
+  return encodeU64PairBe(seqs.descriptorSeq, seqs.statusSeq)
 }
 
 /** undefined for anything that is not a written pair (empty, zero-filled by validate, foreign). */
 export function decodeSeqs(bytes: Uint8Array): SharedSeqs | undefined {
-  if (bytes.length !== VALUE_BLOCK_BYTES || bytes.every((b) => b === 0)) return undefined
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  return { descriptorSeq: Number(view.getBigUint64(0)), statusSeq: Number(view.getBigUint64(8)) }
+  const pair = decodeU64PairBe(bytes)
+  return pair === undefined ? undefined : { descriptorSeq: pair[0], statusSeq: pair[1] }
 }
 
 export function seqsOf(vg: OnlineVg): SharedSeqs {
